@@ -1,0 +1,181 @@
+// Package config loads medallion.yaml and config/domains/*.yaml.
+//
+// Loading is: defaults, then the file (strict: unknown or duplicate keys are
+// errors, ${ENV} is interpolated), then MEDALLION_<PATH> environment
+// overrides, then the domain files, then validation. Every error names the
+// file, line and key, e.g. `medallion.yaml:12: storage.url: unsupported
+// scheme "ftp"`.
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of one Medallion deployment.
+type Config struct {
+	Storage  Storage  `yaml:"storage"`
+	Meta     Meta     `yaml:"meta"`
+	Kafka    Kafka    `yaml:"kafka"`
+	Sink     Sink     `yaml:"sink"`
+	Pipeline Pipeline `yaml:"pipeline"`
+	DuckDB   DuckDB   `yaml:"duckdb"`
+	// DomainsDir holds one <domain>.yaml per domain. Relative to the
+	// config file's folder.
+	DomainsDir string `yaml:"domains_dir"`
+
+	// Domains are the domain files found in DomainsDir, sorted by name.
+	Domains []Domain `yaml:"-"`
+	// File is the config file this was loaded from; "" means the embedded
+	// defaults.
+	File string `yaml:"-"`
+}
+
+// Storage is where bronze files and the Iceberg warehouse live.
+type Storage struct {
+	// URL is a local folder (a path or file:///abs/path) or s3://bucket/prefix.
+	URL string `yaml:"url"`
+	S3  S3     `yaml:"s3"`
+}
+
+// S3 holds the S3 client settings used when Storage.URL is s3://.
+type S3 struct {
+	// Endpoint overrides the AWS endpoint, for S3-compatible servers.
+	Endpoint string `yaml:"endpoint"`
+	Region   string `yaml:"region"`
+	// PathStyle addresses buckets as endpoint/bucket instead of
+	// bucket.endpoint; most self-hosted servers need it.
+	PathStyle bool `yaml:"path_style"`
+	// AccessKeyID and SecretAccessKey are static credentials. Leave both
+	// empty to use the default AWS chain (env, profile, IRSA, instance role).
+	AccessKeyID     string `yaml:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key"`
+	SessionToken    string `yaml:"session_token"`
+	// MultipartThreshold is the size above which uploads go multipart; it is
+	// also the part size. S3 requires at least 5MiB.
+	MultipartThreshold ByteSize `yaml:"multipart_threshold"`
+}
+
+// Meta is the partition state store, which also holds the Iceberg catalog.
+type Meta struct {
+	// URL is sqlite://path/to/file.db (embedded default) or
+	// postgres://user:pass@host:port/db?search_path=schema.
+	URL string `yaml:"url"`
+}
+
+// Kafka is the cluster the sink consumes from.
+type Kafka struct {
+	Brokers  []string `yaml:"brokers"`
+	GroupID  string   `yaml:"group_id"`
+	ClientID string   `yaml:"client_id"`
+	TLS      TLS      `yaml:"tls"`
+	SASL     SASL     `yaml:"sasl"`
+}
+
+// TLS configures TLS to the brokers.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASL configures broker authentication. Put the password in an environment
+// variable: password: ${KAFKA_PASSWORD}.
+type SASL struct {
+	// Mechanism is "", "plain", "scram-sha-256" or "scram-sha-512".
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+// Sink tunes the Kafka-to-bronze consumer.
+type Sink struct {
+	// A buffer (one per Kafka partition and partition date) flushes at
+	// FlushMessages, FlushBytes or FlushInterval, whichever comes first.
+	FlushMessages int           `yaml:"flush_messages"`
+	FlushBytes    ByteSize      `yaml:"flush_bytes"`
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// MemoryBudget and MaxOpenBuffers bound memory: reaching either forces
+	// the largest buffers to flush early.
+	MemoryBudget   ByteSize `yaml:"memory_budget"`
+	MaxOpenBuffers int      `yaml:"max_open_buffers"`
+	// HTTPAddr serves /metrics and /healthz; "" disables it.
+	HTTPAddr string `yaml:"http_addr"`
+	// ShutdownTimeout bounds the flush and commit after SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Pipeline tunes `medallion run` and `medallion backfill`.
+type Pipeline struct {
+	Workers int `yaml:"workers"`
+	// LeaseTTL is how long a worker holds a partition before the lease is
+	// considered abandoned (a crashed worker) and the partition is retried.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// MaxRetries is how many times a failed partition is retried before it
+	// goes DEAD. A domain file may override it.
+	MaxRetries int `yaml:"max_retries"`
+}
+
+// DuckDB tunes the embedded DuckDB used by silver, gold and query.
+type DuckDB struct {
+	// MemoryLimit is passed to DuckDB's memory_limit, e.g. "4GB"; "" keeps
+	// DuckDB's default (80% of RAM).
+	MemoryLimit string `yaml:"memory_limit"`
+	// Threads is DuckDB's thread count; 0 uses every core.
+	Threads int `yaml:"threads"`
+	// SpillDir is where DuckDB spills when a partition exceeds MemoryLimit.
+	SpillDir string `yaml:"spill_dir"`
+}
+
+// ByteSize is a size in bytes, written in YAML as 64MiB, 1GB or 1048576.
+type ByteSize int64
+
+// UnmarshalYAML parses human sizes.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := humanize.ParseBytes(strings.TrimSpace(n.Value))
+	if err != nil {
+		return fmt.Errorf("invalid size %q", n.Value)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// MarshalYAML writes sizes the way they are read.
+func (b ByteSize) MarshalYAML() (any, error) { return humanize.IBytes(uint64(b)), nil }
+
+func (b ByteSize) String() string { return humanize.IBytes(uint64(b)) }
+
+// Defaults is the embedded configuration: local storage under ./lake and an
+// SQLite meta store, which is what `medallion demo` runs on.
+func Defaults() Config {
+	return Config{
+		Storage: Storage{
+			URL: "./lake",
+			S3:  S3{Region: "us-east-1", MultipartThreshold: 16 << 20},
+		},
+		Meta: Meta{URL: "sqlite://./medallion.db"},
+		Kafka: Kafka{
+			Brokers:  []string{"localhost:9092"},
+			GroupID:  "medallion-sink",
+			ClientID: "medallion",
+		},
+		Sink: Sink{
+			FlushMessages:   1000,
+			FlushBytes:      32 << 20,
+			FlushInterval:   60 * time.Second,
+			MemoryBudget:    128 << 20,
+			MaxOpenBuffers:  256,
+			HTTPAddr:        ":9464",
+			ShutdownTimeout: 30 * time.Second,
+		},
+		Pipeline: Pipeline{Workers: 2, LeaseTTL: 10 * time.Minute, MaxRetries: 3},
+		DuckDB:   DuckDB{Threads: 0},
+		DomainsDir: "config/domains",
+	}
+}

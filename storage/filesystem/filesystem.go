@@ -1,0 +1,326 @@
+// Package filesystem is the local-disk storage provider. Objects are plain
+// files under a root folder; user metadata lives in a hidden sidecar file
+// next to each object. Writes go to a temporary file that is synced and then
+// renamed, so a reader never sees half a file.
+//
+// Unlike S3, a key cannot be both an object and a folder ("a/b" and "a/b/c"),
+// and key segments may not start with a dot (those names are the provider's
+// own files). Medallion's layouts never need either.
+package filesystem
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"iter"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/medallionlake/medallion/storage"
+)
+
+// Config configures a filesystem bucket.
+type Config struct {
+	// Root is the folder that holds the objects. It is created if missing.
+	Root string
+}
+
+func (c Config) validate() error {
+	if c.Root == "" {
+		return errors.New("filesystem storage: root folder is empty")
+	}
+	return nil
+}
+
+// Bucket is a storage.Bucket on the local filesystem.
+type Bucket struct{ root string }
+
+var _ storage.Bucket = (*Bucket)(nil)
+
+// New opens (creating if needed) a bucket rooted at cfg.Root.
+func New(cfg Config) (*Bucket, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("filesystem storage: create %s: %w", root, err)
+	}
+	return &Bucket{root: root}, nil
+}
+
+// Hidden files are ours (temporaries and metadata sidecars), never objects.
+const (
+	tmpMarker  = ".tmp-"
+	metaSuffix = ".meta.json"
+)
+
+func hidden(name string) bool { return strings.HasPrefix(name, ".") }
+
+func (b *Bucket) String() string { return "file://" + b.root }
+
+func (b *Bucket) path(key string) (string, error) {
+	if err := storage.ValidateKey(key); err != nil {
+		return "", err
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if hidden(seg) {
+			return "", fmt.Errorf("invalid object key %q: segments may not start with '.' on the filesystem provider", key)
+		}
+	}
+	return filepath.Join(b.root, filepath.FromSlash(key)), nil
+}
+
+func sidecar(p string) string {
+	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+metaSuffix)
+}
+
+// Put writes to a temporary file in the target folder, syncs it, then
+// renames it over the key; the metadata sidecar is written the same way
+// first, so the data rename is the commit point.
+func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, metadata map[string]string) error {
+	p, err := b.path(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if len(metadata) > 0 {
+		js, _ := json.Marshal(lowerKeys(metadata))
+		if err := writeAtomic(ctx, sidecar(p), strings.NewReader(string(js))); err != nil {
+			return fmt.Errorf("put %s metadata: %w", key, err)
+		}
+	} else if err := os.Remove(sidecar(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := writeAtomic(ctx, p, r); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return syncDir(dir)
+}
+
+func writeAtomic(ctx context.Context, dst string, r io.Reader) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+tmpMarker+"*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = io.Copy(f, ctxReader{ctx, r}); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), dst)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ctxReader stops a copy promptly when the context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func (b *Bucket) open(ctx context.Context, key string) (*os.File, error) {
+	p, err := b.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotFound)
+	}
+	return f, nil
+}
+
+// Get opens the object.
+func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return b.open(ctx, key)
+}
+
+// GetRange opens length bytes from offset (to the end if length < 0).
+func (b *Bucket) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if offset < 0 {
+		return nil, fmt.Errorf("get %s: negative offset %d", key, offset)
+	}
+	f, err := b.open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	if length < 0 {
+		return f, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(f, length), f}, nil
+}
+
+// List walks the folder that contains prefix and yields matching objects in
+// key order. The walk's own order differs from key order ("a/b" sorts after
+// "a.b" as a key but is walked first), so keys are sorted before yielding.
+func (b *Bucket) List(ctx context.Context, prefix string) iter.Seq2[storage.Object, error] {
+	return func(yield func(storage.Object, error) bool) {
+		objs, err := b.list(ctx, prefix)
+		if err != nil {
+			yield(storage.Object{}, err)
+			return
+		}
+		for _, o := range objs {
+			if !yield(o, nil) {
+				return
+			}
+		}
+	}
+}
+
+func (b *Bucket) list(ctx context.Context, prefix string) ([]storage.Object, error) {
+	start := b.root
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		start = filepath.Join(b.root, filepath.FromSlash(prefix[:i]))
+	}
+	var out []storage.Object
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fs.SkipDir
+			}
+			return err
+		}
+		if hidden(d.Name()) && p != start {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(b.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted while listing
+		}
+		if err != nil {
+			return err
+		}
+		out = append(out, storage.Object{Key: key, Size: info.Size(), ModTime: info.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", path.Join(b.String(), prefix), err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Stat returns size, modification time and metadata.
+func (b *Bucket) Stat(ctx context.Context, key string) (storage.Object, error) {
+	p, err := b.path(key)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return storage.Object{}, fmt.Errorf("stat %s: %w", key, err)
+	}
+	info, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && info.IsDir()) {
+		return storage.Object{}, fmt.Errorf("stat %s: %w", key, storage.ErrNotFound)
+	}
+	if err != nil {
+		return storage.Object{}, fmt.Errorf("stat %s: %w", key, err)
+	}
+	o := storage.Object{Key: key, Size: info.Size(), ModTime: info.ModTime()}
+	if js, err := os.ReadFile(sidecar(p)); err == nil {
+		if err := json.Unmarshal(js, &o.Metadata); err != nil {
+			return storage.Object{}, fmt.Errorf("stat %s: corrupt metadata: %w", key, err)
+		}
+	}
+	return o, nil
+}
+
+// Delete removes the object and its metadata; a missing key is not an error.
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	p, err := b.path(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	for _, f := range []string{p, sidecar(p)} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+func lowerKeys(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
+}

@@ -1,0 +1,115 @@
+// Package storage is Medallion's object storage: one small interface with a
+// local filesystem provider (storage/filesystem) and an S3 provider
+// (storage/s3). Callers open a bucket from configuration with
+// storage/client.Open. Wrappers (prefixing, fault injection) implement the
+// same interface around a provider rather than living inside one.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) by Get, GetRange and Stat when the key
+// does not exist. Callers check it with errors.Is and treat the object as
+// absent; it is not a transient failure and retrying will not help.
+var ErrNotFound = errors.New("object not found")
+
+// Object describes a stored object.
+type Object struct {
+	Key     string
+	Size    int64
+	ETag    string    // content hash from the provider; "" on the local filesystem
+	ModTime time.Time // last write
+	// Metadata is the user metadata given to Put, with lower-case keys. It is
+	// filled by Stat, not by List (S3 listings do not carry it).
+	Metadata map[string]string
+}
+
+// Version identifies this write of the object: the ETag where the provider
+// has one, else the modification time. Together with key and size it is what
+// late-data detection hashes, so an object rewritten under the same key is
+// noticed.
+func (o Object) Version() string {
+	if o.ETag != "" {
+		return o.ETag
+	}
+	return strconv.FormatInt(o.ModTime.UnixNano(), 10)
+}
+
+// Bucket is an object store. Keys are slash-separated relative paths.
+//
+// Every method takes ctx first and returns promptly with ctx.Err() (wrapped)
+// once it is cancelled.
+type Bucket interface {
+	// Put stores the whole of r under key with the given user metadata
+	// (keys lower-case). It is atomic: a reader sees the old object or the
+	// new one, never part of one. It is idempotent: putting the same bytes
+	// again leaves the same object.
+	Put(ctx context.Context, key string, r io.Reader, metadata map[string]string) error
+	// Get opens the object for reading. The caller closes it.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// GetRange opens length bytes from offset; length < 0 reads to the end.
+	GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	// List yields the objects whose keys start with prefix, sorted by key
+	// (byte order), fetching them page by page. Stop early by breaking out
+	// of the loop. An error is yielded once, as the last element.
+	List(ctx context.Context, prefix string) iter.Seq2[Object, error]
+	// Stat returns the object's size, ETag or modification time, and
+	// metadata.
+	Stat(ctx context.Context, key string) (Object, error)
+	// Delete removes the object. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// String names the bucket for logs, e.g. s3://bucket/prefix.
+	String() string
+}
+
+// ValidateKey rejects keys that could escape the bucket or alias another
+// key: empty, absolute, with empty, "." or ".." segments, or with a
+// backslash.
+func ValidateKey(key string) error {
+	if key == "" {
+		return errors.New("empty object key")
+	}
+	if strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
+		return fmt.Errorf("invalid object key %q", key)
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("invalid object key %q", key)
+		}
+	}
+	return nil
+}
+
+// ReadAll reads a whole object into memory, for small objects only.
+func ReadAll(ctx context.Context, b Bucket, key string) ([]byte, error) {
+	rc, err := b.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return data, nil
+}
+
+// ListAll collects List into a slice.
+func ListAll(ctx context.Context, b Bucket, prefix string) ([]Object, error) {
+	var out []Object
+	for o, err := range b.List(ctx, prefix) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
