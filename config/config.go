@@ -174,8 +174,8 @@ func Defaults() Config {
 			HTTPAddr:        ":9464",
 			ShutdownTimeout: 30 * time.Second,
 		},
-		Pipeline: Pipeline{Workers: 2, LeaseTTL: 10 * time.Minute, MaxRetries: 3},
-		DuckDB:   DuckDB{Threads: 0},
+		Pipeline:   Pipeline{Workers: 2, LeaseTTL: 10 * time.Minute, MaxRetries: 3},
+		DuckDB:     DuckDB{Threads: 0},
 		DomainsDir: "config/domains",
 	}
 }

@@ -1,0 +1,525 @@
+// Package metatest is the conformance suite every meta.Store passes.
+package metatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/meta"
+)
+
+// Opener opens a new handle on one database; two handles behave like two
+// processes sharing the store.
+type Opener func(t *testing.T) meta.Store
+
+// Run runs the suite. fresh creates an empty database and returns its opener.
+func Run(t *testing.T, fresh func(t *testing.T) Opener) {
+	setup := func(t *testing.T) (meta.Store, Opener) {
+		open := fresh(t)
+		return open(t), open
+	}
+	ctx := context.Background()
+	t0 := time.Date(2024, 1, 20, 6, 0, 0, 0, time.UTC)
+
+	t.Run("EmptyStore", func(t *testing.T) {
+		s, _ := setup(t)
+		sum, err := s.Summary(ctx)
+		must(t, err)
+		parts, err := s.List(ctx, meta.Filter{})
+		must(t, err)
+		runs, err := s.Runs(ctx, 10)
+		must(t, err)
+		if len(sum) != 0 || len(parts) != 0 || len(runs) != 0 {
+			t.Fatalf("empty store has summary %v, partitions %v, runs %v", sum, parts, runs)
+		}
+		_, err = s.Get(ctx, key("orders", "2024-01-15"))
+		if !errors.Is(err, meta.ErrNotFound) {
+			t.Fatalf("get of an undiscovered partition: %v", err)
+		}
+	})
+
+	t.Run("ReopenKeepsData", func(t *testing.T) {
+		s, open := setup(t)
+		_, err := s.Transition(ctx, key("orders", "2024-01-15"), medtype.StatePending, meta.Update{})
+		must(t, err)
+		must(t, s.Close())
+		s2 := open(t)
+		p, err := s2.Get(ctx, key("orders", "2024-01-15"))
+		must(t, err)
+		if p.Status != medtype.StatePending {
+			t.Fatalf("after reopen status = %s", p.Status)
+		}
+	})
+
+	// Every (from, to) pair: exactly the pairs of the table succeed, and a
+	// refused transition changes nothing.
+	t.Run("TransitionWalk", func(t *testing.T) {
+		s, _ := setup(t)
+		states := medtype.PartitionStates()
+		day := 0
+		for _, from := range states {
+			for _, to := range states {
+				day++
+				k := medtype.PartitionKey{Domain: "walk", Date: medtype.MustDate("2020-01-01").AddDays(day)}
+				driveTo(t, s, k, from)
+				_, err := s.Transition(ctx, k, to, meta.Update{Worker: "driver", Error: "boom"})
+				allowed := meta.CanTransition(from, to)
+				if allowed && err != nil {
+					t.Errorf("%s -> %s: allowed by the table but failed: %v", from, to, err)
+					continue
+				}
+				if !allowed {
+					if !errors.Is(err, meta.ErrNotAllowed) {
+						t.Errorf("%s -> %s: not in the table, err = %v, want ErrNotAllowed", from, to, err)
+					}
+					if got := stateOf(t, s, k); got != from {
+						t.Errorf("%s -> %s: refused, but state is now %s", from, to, got)
+					}
+					continue
+				}
+				if got := stateOf(t, s, k); got != to {
+					t.Errorf("%s -> %s: state is %s", from, to, got)
+				}
+				h, err := s.History(ctx, k, 1)
+				must(t, err)
+				if len(h) != 1 || h[0].From != from || h[0].To != to {
+					t.Errorf("%s -> %s: last history event = %+v", from, to, h)
+				}
+			}
+		}
+	})
+
+	t.Run("ColumnsRoundTrip", func(t *testing.T) {
+		s, _ := setup(t)
+		k := key("orders", "2024-01-15")
+		hash := "abc123"
+		n, sil, gold, dur := int64(1000), int64(990), int64(12), int64(1534)
+		files := []string{"bronze/orders/order_date=2024-01-15/raw-orders+0+00000000000000000000.parquet"}
+		_, err := s.Transition(ctx, k, medtype.StatePending, meta.Update{RunID: "run-1", SourceFiles: files, FileHash: &hash, Now: t0})
+		must(t, err)
+		p, err := s.Transition(ctx, k, medtype.StateInFlight, meta.Update{RunID: "run-1", Worker: "host-1", LeaseTTL: time.Minute, Now: t0})
+		must(t, err)
+		if p.LeasedBy != "host-1" || !p.LeaseExpiresAt.Equal(t0.Add(time.Minute)) || p.Attempts != 1 {
+			t.Fatalf("in flight: leased_by %q expires %v attempts %d", p.LeasedBy, p.LeaseExpiresAt, p.Attempts)
+		}
+		silverPath, goldPath := "warehouse/silver/orders", "warehouse/gold/orders_daily"
+		p, err = s.Transition(ctx, k, medtype.StateDone, meta.Update{
+			RunID: "run-1", Worker: "host-1", Attempt: 1, RecordCount: &n, SilverRecords: &sil, GoldRecords: &gold,
+			SilverPath: &silverPath, GoldPath: &goldPath, DurationMS: &dur,
+			Snapshots: map[string]int64{"silver.orders": 42, "gold.orders_daily": 7}, Now: t0.Add(2 * time.Second),
+		})
+		must(t, err)
+		want := meta.Partition{
+			Key: k, Status: medtype.StateDone, RunID: "run-1", RecordCount: n, SilverRecords: sil, GoldRecords: gold,
+			SourceFiles: files, FileHash: hash, Attempts: 1, SilverPath: silverPath, GoldPath: goldPath,
+			Snapshots: map[string]int64{"silver.orders": 42, "gold.orders_daily": 7}, DurationMS: dur,
+			CreatedAt: t0, UpdatedAt: t0.Add(2 * time.Second), ProcessedAt: t0.Add(2 * time.Second),
+		}
+		if fmt.Sprintf("%+v", p) != fmt.Sprintf("%+v", want) {
+			t.Fatalf("done partition\n got %+v\nwant %+v", p, want)
+		}
+		// A reset returns to PENDING and clears retries and the error.
+		_, err = s.Transition(ctx, k, medtype.StatePending, meta.Update{Now: t0.Add(time.Hour)})
+		must(t, err)
+		_, err = s.Transition(ctx, k, medtype.StateInFlight, meta.Update{Worker: "w", Now: t0.Add(time.Hour)})
+		must(t, err)
+		p, err = s.Transition(ctx, k, medtype.StateFailed, meta.Update{Worker: "w", Error: "gold: division by zero"})
+		must(t, err)
+		if p.ErrorMessage != "gold: division by zero" || p.LeasedBy != "" || !p.LeaseExpiresAt.IsZero() || p.Attempts != 2 {
+			t.Fatalf("failed partition: %+v", p)
+		}
+		p, err = s.Transition(ctx, k, medtype.StateRetrying, meta.Update{})
+		must(t, err)
+		if p.RetryCount != 1 || p.ErrorMessage != "gold: division by zero" {
+			t.Fatalf("retrying: retry_count %d error %q", p.RetryCount, p.ErrorMessage)
+		}
+		p, err = s.Transition(ctx, k, medtype.StatePending, meta.Update{})
+		must(t, err)
+		if p.RetryCount != 0 || p.ErrorMessage != "" {
+			t.Fatalf("reset: retry_count %d error %q", p.RetryCount, p.ErrorMessage)
+		}
+	})
+
+	t.Run("DiscoverAndLateData", func(t *testing.T) {
+		s, _ := setup(t)
+		k := key("events", "2024-01-15")
+		d, err := s.Discover(ctx, k, []string{"b", "a"}, "h1", "run-1", t0)
+		must(t, err)
+		if d.From != medtype.StateUndiscovered || d.To != medtype.StatePending || !slices.Equal(d.Added, []string{"a", "b"}) {
+			t.Fatalf("first discovery: %+v", d)
+		}
+		p, _ := s.Get(ctx, k)
+		if !slices.Equal(p.SourceFiles, []string{"a", "b"}) || p.FileHash != "h1" {
+			t.Fatalf("stored files %v hash %q", p.SourceFiles, p.FileHash)
+		}
+		d, err = s.Discover(ctx, k, []string{"a", "b"}, "h1", "run-2", t0)
+		must(t, err)
+		if d.HashChanged || d.To != medtype.StatePending {
+			t.Fatalf("rediscovery with the same hash: %+v", d)
+		}
+		// Pending with a new file: the list is updated, the state is not.
+		d, err = s.Discover(ctx, k, []string{"a", "b", "c"}, "h2", "run-2", t0)
+		must(t, err)
+		if !d.HashChanged || d.To != medtype.StatePending || stateOf(t, s, k) != medtype.StatePending {
+			t.Fatalf("pending with new files: %+v", d)
+		}
+		driveTo(t, s, k, medtype.StateDone)
+		d, err = s.Discover(ctx, k, []string{"a", "b", "c"}, "h2", "run-3", t0)
+		must(t, err)
+		if d.HashChanged || d.To != medtype.StateDone {
+			t.Fatalf("done with unchanged files: %+v", d)
+		}
+		d, err = s.Discover(ctx, k, []string{"a", "c", "d"}, "h3", "run-3", t0)
+		must(t, err)
+		if d.From != medtype.StateDone || d.To != medtype.StateLate || !slices.Equal(d.Added, []string{"d"}) || !slices.Equal(d.Removed, []string{"b"}) {
+			t.Fatalf("late data: %+v", d)
+		}
+		p, _ = s.Get(ctx, k)
+		if p.Status != medtype.StateLate || p.FileHash != "h3" || !slices.Equal(p.SourceFiles, []string{"a", "c", "d"}) {
+			t.Fatalf("late partition: %+v", p)
+		}
+		// An IN_FLIGHT partition belongs to its worker: discovery leaves it.
+		k2 := key("events", "2024-01-16")
+		driveTo(t, s, k2, medtype.StateInFlight)
+		before, _ := s.Get(ctx, k2)
+		d, err = s.Discover(ctx, k2, []string{"z"}, "hz", "run-3", t0)
+		must(t, err)
+		after, _ := s.Get(ctx, k2)
+		if d.To != medtype.StateInFlight || after.FileHash != before.FileHash || after.Status != medtype.StateInFlight {
+			t.Fatalf("discovery touched an in-flight partition: %+v -> %+v", before, after)
+		}
+	})
+
+	t.Run("RequeueRetriesThenDead", func(t *testing.T) {
+		s, _ := setup(t)
+		k := key("orders", "2024-01-15")
+		late := key("orders", "2024-01-16")
+		other := key("users", "2024-01-15")
+		driveTo(t, s, late, medtype.StateLate)
+		driveTo(t, s, other, medtype.StateFailed)
+		driveTo(t, s, k, medtype.StateFailed)
+		const maxRetries = 2
+		for retry := 1; retry <= maxRetries; retry++ {
+			res, err := s.Requeue(ctx, "orders", maxRetries, "run", t0)
+			must(t, err)
+			if !slices.Equal(res.Retrying, []medtype.PartitionKey{k}) || len(res.Dead) != 0 {
+				t.Fatalf("requeue %d: %+v", retry, res)
+			}
+			if retry == 1 && !slices.Equal(res.Reprocessing, []medtype.PartitionKey{late}) {
+				t.Fatalf("late partition not requeued: %+v", res)
+			}
+			p, _ := s.Get(ctx, k)
+			if p.RetryCount != retry || p.Status != medtype.StateRetrying {
+				t.Fatalf("after requeue %d: %s retry_count %d", retry, p.Status, p.RetryCount)
+			}
+			driveTo(t, s, k, medtype.StateFailed)
+		}
+		res, err := s.Requeue(ctx, "orders", maxRetries, "run", t0)
+		must(t, err)
+		if !slices.Equal(res.Dead, []medtype.PartitionKey{k}) || stateOf(t, s, k) != medtype.StateDead {
+			t.Fatalf("after %d retries: %+v, state %s", maxRetries, res, stateOf(t, s, k))
+		}
+		if stateOf(t, s, other) != medtype.StateFailed || stateOf(t, s, late) != medtype.StateReprocessing {
+			t.Fatal("requeue of one domain touched another")
+		}
+	})
+
+	t.Run("ClaimOrderAndFilters", func(t *testing.T) {
+		s, _ := setup(t)
+		for _, k := range []medtype.PartitionKey{
+			key("orders", "2024-01-17"), key("orders", "2024-01-15"), key("users", "2024-01-15"), key("orders", "2024-01-16"),
+		} {
+			driveTo(t, s, k, medtype.StatePending)
+		}
+		driveTo(t, s, key("orders", "2024-01-10"), medtype.StateDone) // not queued
+		driveTo(t, s, key("orders", "2024-01-11"), medtype.StateRetrying)
+		driveTo(t, s, key("orders", "2024-01-12"), medtype.StateReprocessing)
+		got, err := s.Claim(ctx, meta.ClaimParams{Worker: "w1", Limit: 3, LeaseTTL: time.Minute, Filter: meta.Filter{Domains: []string{"orders"}}, Now: t0})
+		must(t, err)
+		if ks := keysOf(got); !slices.Equal(ks, []string{"orders/2024-01-11", "orders/2024-01-12", "orders/2024-01-15"}) {
+			t.Fatalf("first claim = %v", ks)
+		}
+		for _, p := range got {
+			if p.Status != medtype.StateInFlight || p.LeasedBy != "w1" || !p.LeaseExpiresAt.Equal(t0.Add(time.Minute)) {
+				t.Fatalf("claimed partition: %+v", p)
+			}
+		}
+		got, err = s.Claim(ctx, meta.ClaimParams{Worker: "w2", Limit: 10, Filter: meta.Filter{From: medtype.MustDate("2024-01-16"), To: medtype.MustDate("2024-01-16")}})
+		must(t, err)
+		if ks := keysOf(got); !slices.Equal(ks, []string{"orders/2024-01-16"}) {
+			t.Fatalf("date-filtered claim = %v", ks)
+		}
+		got, err = s.Claim(ctx, meta.ClaimParams{Worker: "w3", Limit: 10})
+		must(t, err)
+		if ks := keysOf(got); !slices.Equal(ks, []string{"users/2024-01-15", "orders/2024-01-17"}) {
+			t.Fatalf("remaining claim = %v", ks)
+		}
+		got, err = s.Claim(ctx, meta.ClaimParams{Worker: "w4", Limit: 10})
+		must(t, err)
+		if len(got) != 0 {
+			t.Fatalf("claim of an empty queue = %v", keysOf(got))
+		}
+	})
+
+	// Two handles (two processes) and several goroutines each claim from the
+	// same queue: every partition is claimed exactly once.
+	t.Run("ClaimRace", func(t *testing.T) {
+		s, open := setup(t)
+		s2 := open(t)
+		const n = 60
+		for i := 0; i < n; i++ {
+			driveTo(t, s, medtype.PartitionKey{Domain: "events", Date: medtype.MustDate("2024-01-01").AddDays(i)}, medtype.StatePending)
+		}
+		var mu sync.Mutex
+		claimed := map[string][]string{}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for w := 0; w < 8; w++ {
+			store := s
+			if w%2 == 1 {
+				store = s2
+			}
+			worker := fmt.Sprintf("w%d", w)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					got, err := store.Claim(ctx, meta.ClaimParams{Worker: worker, Limit: 3, LeaseTTL: time.Minute})
+					if err != nil {
+						errs <- err
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, p := range got {
+						claimed[p.Key.String()] = append(claimed[p.Key.String()], worker)
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if len(claimed) != n {
+			t.Fatalf("claimed %d distinct partitions, want %d", len(claimed), n)
+		}
+		for k, ws := range claimed {
+			if len(ws) != 1 {
+				t.Errorf("%s claimed %d times: %v", k, len(ws), ws)
+			}
+			p, err := s.Get(ctx, medtype.PartitionKey{Domain: "events", Date: medtype.MustDate(k[len("events/"):])})
+			must(t, err)
+			if p.Attempts != 1 || p.LeasedBy != ws[0] {
+				t.Errorf("%s: attempts %d leased_by %q, claimed by %v", k, p.Attempts, p.LeasedBy, ws)
+			}
+		}
+	})
+
+	t.Run("ConcurrentTransitionOneWins", func(t *testing.T) {
+		s, open := setup(t)
+		s2 := open(t)
+		k := key("orders", "2024-01-15")
+		driveTo(t, s, k, medtype.StatePending)
+		var wg sync.WaitGroup
+		results := make([]error, 2)
+		for i, st := range []meta.Store{s, s2} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, results[i] = st.Transition(ctx, k, medtype.StateInFlight, meta.Update{Worker: fmt.Sprintf("w%d", i)})
+			}()
+		}
+		wg.Wait()
+		wins := 0
+		for _, err := range results {
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, meta.ErrConflict), errors.Is(err, meta.ErrNotAllowed):
+			default:
+				t.Fatalf("unexpected error: %v", err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%d transitions won, want exactly 1 (%v)", wins, results)
+		}
+	})
+
+	t.Run("LeasesAndRescue", func(t *testing.T) {
+		s, _ := setup(t)
+		k := key("orders", "2024-01-15")
+		driveTo(t, s, k, medtype.StatePending)
+		got, err := s.Claim(ctx, meta.ClaimParams{Worker: "w1", Limit: 1, LeaseTTL: time.Minute, Now: t0})
+		must(t, err)
+		attempt := got[0].Attempts
+		_, err = s.Transition(ctx, k, medtype.StateDone, meta.Update{Worker: "w2", Attempt: attempt})
+		if !errors.Is(err, meta.ErrLeaseLost) {
+			t.Fatalf("done by a worker without the lease: %v", err)
+		}
+		must(t, s.Heartbeat(ctx, k, "w1", attempt, time.Minute, t0.Add(50*time.Second)))
+		if err := s.Heartbeat(ctx, k, "w2", attempt, time.Minute, t0); !errors.Is(err, meta.ErrLeaseLost) {
+			t.Fatalf("heartbeat by another worker: %v", err)
+		}
+		rescued, err := s.RescueExpired(ctx, "run-2", t0.Add(61*time.Second))
+		must(t, err)
+		if len(rescued) != 0 {
+			t.Fatalf("rescued a lease that the heartbeat renewed: %v", keysOf(rescued))
+		}
+		rescued, err = s.RescueExpired(ctx, "run-2", t0.Add(111*time.Second))
+		must(t, err)
+		if len(rescued) != 1 || rescued[0].Status != medtype.StateFailed || rescued[0].LeasedBy != "" || rescued[0].ErrorMessage == "" {
+			t.Fatalf("rescue = %+v", rescued)
+		}
+		// The crashed worker wakes up and tries to finish: refused.
+		if _, err := s.Transition(ctx, k, medtype.StateDone, meta.Update{Worker: "w1", Attempt: attempt}); !errors.Is(err, meta.ErrNotAllowed) {
+			t.Fatalf("done after rescue: %v", err)
+		}
+		if err := s.Heartbeat(ctx, k, "w1", attempt, time.Minute, t0); !errors.Is(err, meta.ErrLeaseLost) {
+			t.Fatalf("heartbeat after rescue: %v", err)
+		}
+		_, err = s.Requeue(ctx, "orders", 3, "run-2", t0)
+		must(t, err)
+		got, err = s.Claim(ctx, meta.ClaimParams{Worker: "w2", Limit: 1, LeaseTTL: time.Minute, Now: t0.Add(2 * time.Minute)})
+		must(t, err)
+		if len(got) != 1 || got[0].Attempts != attempt+1 {
+			t.Fatalf("reclaim = %+v", got)
+		}
+		// Same worker id, stale attempt: still refused.
+		if _, err := s.Transition(ctx, k, medtype.StateDone, meta.Update{Worker: "w2", Attempt: attempt}); !errors.Is(err, meta.ErrLeaseLost) {
+			t.Fatalf("done with a stale attempt: %v", err)
+		}
+		if _, err := s.Transition(ctx, k, medtype.StateDone, meta.Update{Worker: "w2", Attempt: attempt + 1}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("RunLog", func(t *testing.T) {
+		s, _ := setup(t)
+		must(t, s.StartRun(ctx, meta.Run{ID: "r1", Command: "run", Host: "h", PID: 42, StartedAt: t0}))
+		must(t, s.StartRun(ctx, meta.Run{ID: "r2", Command: "backfill", Host: "h", PID: 43, StartedAt: t0.Add(time.Hour)}))
+		must(t, s.FinishRun(ctx, meta.Run{ID: "r1", FinishedAt: t0.Add(time.Minute), Outcome: "failed", Partitions: 5, Done: 4, Failed: 1, Error: "1 partition failed"}))
+		if err := s.FinishRun(ctx, meta.Run{ID: "nope", Outcome: "ok"}); err == nil {
+			t.Fatal("finishing an unknown run succeeded")
+		}
+		runs, err := s.Runs(ctx, 10)
+		must(t, err)
+		if len(runs) != 2 || runs[0].ID != "r2" || runs[0].Outcome != "running" || runs[1].Done != 4 || runs[1].Failed != 1 ||
+			!runs[1].FinishedAt.Equal(t0.Add(time.Minute)) || runs[1].Error != "1 partition failed" {
+			t.Fatalf("runs = %+v", runs)
+		}
+	})
+
+	t.Run("OverlapLock", func(t *testing.T) {
+		s, open := setup(t)
+		s2 := open(t)
+		release, err := s.TryLock(ctx, "run")
+		must(t, err)
+		if _, err := s2.TryLock(ctx, "run"); !errors.Is(err, meta.ErrLocked) {
+			t.Fatalf("second process took the held lock: %v", err)
+		}
+		if _, err := s.TryLock(ctx, "run"); !errors.Is(err, meta.ErrLocked) {
+			t.Fatalf("same process took the held lock twice: %v", err)
+		}
+		other, err := s2.TryLock(ctx, "other")
+		must(t, err)
+		must(t, other())
+		must(t, release())
+		again, err := s2.TryLock(ctx, "run")
+		must(t, err)
+		must(t, again())
+	})
+
+	t.Run("CancelledContext", func(t *testing.T) {
+		s, _ := setup(t)
+		k := key("orders", "2024-01-15")
+		driveTo(t, s, k, medtype.StatePending)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		checks := map[string]error{}
+		_, checks["get"] = s.Get(cctx, k)
+		_, checks["list"] = s.List(cctx, meta.Filter{})
+		_, checks["transition"] = s.Transition(cctx, k, medtype.StateInFlight, meta.Update{Worker: "w"})
+		_, checks["claim"] = s.Claim(cctx, meta.ClaimParams{Worker: "w", Limit: 1})
+		_, checks["discover"] = s.Discover(cctx, k, []string{"x"}, "h", "r", t0)
+		_, checks["lock"] = s.TryLock(cctx, "run")
+		for op, err := range checks {
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("%s with a cancelled context: %v, want context.Canceled", op, err)
+			}
+		}
+		if stateOf(t, s, k) != medtype.StatePending {
+			t.Fatal("a cancelled call changed the partition")
+		}
+	})
+}
+
+// driveTo moves a partition from wherever it is to want along the shortest
+// path of allowed transitions (UNDISCOVERED leaves a new partition absent).
+func driveTo(t *testing.T, s meta.Store, k medtype.PartitionKey, want meta.State) {
+	t.Helper()
+	cur := stateOf(t, s, k)
+	prev := map[meta.State]meta.State{cur: cur}
+	queue := []meta.State{cur}
+	for len(queue) > 0 && want != cur {
+		st := queue[0]
+		queue = queue[1:]
+		for _, next := range medtype.PartitionStates() {
+			if _, seen := prev[next]; !seen && meta.CanTransition(st, next) {
+				prev[next] = st
+				queue = append(queue, next)
+			}
+		}
+	}
+	if _, ok := prev[want]; !ok {
+		t.Fatalf("drive %s: no path from %s to %s", k, cur, want)
+	}
+	var path []meta.State
+	for st := want; st != cur; st = prev[st] {
+		path = append([]meta.State{st}, path...)
+	}
+	for _, st := range path {
+		if _, err := s.Transition(context.Background(), k, st, meta.Update{Worker: "driver", Error: "driven"}); err != nil {
+			t.Fatalf("drive %s to %s: %v", k, st, err)
+		}
+	}
+}
+
+func stateOf(t *testing.T, s meta.Store, k medtype.PartitionKey) meta.State {
+	t.Helper()
+	p, err := s.Get(context.Background(), k)
+	if errors.Is(err, meta.ErrNotFound) {
+		return medtype.StateUndiscovered
+	}
+	must(t, err)
+	return p.Status
+}
+
+func key(domain, date string) medtype.PartitionKey {
+	return medtype.PartitionKey{Domain: domain, Date: medtype.MustDate(date)}
+}
+
+func keysOf(ps []meta.Partition) []string {
+	out := []string{}
+	for _, p := range ps {
+		out = append(out, p.Key.String())
+	}
+	return out
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,762 @@
+package meta
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/medallionlake/medallion/medtype"
+)
+
+// dialect is what differs between the SQLite and PostgreSQL stores. The
+// state machine itself is written once, in sqlStore.
+type dialect struct {
+	name string
+	// rebind turns the ?-placeholders the queries are written with into
+	// the driver's own.
+	rebind func(q string) string
+	// timeArg converts a time for a timestamp column.
+	timeArg func(t time.Time) any
+	// lockRows is appended to the SELECTs that precede a compare-and-set
+	// ("FOR UPDATE" on PostgreSQL; SQLite transactions are IMMEDIATE and
+	// so already exclusive).
+	lockRows     string
+	skipLocked   string
+	migrations   fs.FS
+	beginMigrate func(ctx context.Context, tx *sql.Tx) error
+	tryLock      func(ctx context.Context, name string) (func() error, error)
+}
+
+type sqlStore struct {
+	db *sql.DB
+	d  dialect
+}
+
+const partitionCols = `domain, partition_date, status, run_id, record_count, silver_records, gold_records,
+	source_files, file_hash, retry_count, attempts, error_message, silver_path, gold_path, snapshots,
+	leased_by, lease_expires_at, duration_ms, created_at, updated_at, processed_at`
+
+func (s *sqlStore) Kind() string { return s.d.name }
+func (s *sqlStore) Close() error { return s.db.Close() }
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+func (s *sqlStore) query(ctx context.Context, q querier, sqlText string, args ...any) (*sql.Rows, error) {
+	return q.QueryContext(ctx, s.d.rebind(sqlText), args...)
+}
+
+func (s *sqlStore) exec(ctx context.Context, q querier, sqlText string, args ...any) (sql.Result, error) {
+	return q.ExecContext(ctx, s.d.rebind(sqlText), args...)
+}
+
+// inTx runs fn in a transaction and commits it, rolling back on error.
+func (s *sqlStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("meta: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("meta: commit: %w", err)
+	}
+	return nil
+}
+
+// migrate applies the embedded NNN_name.up.sql files not yet recorded in
+// medallion_schema_migrations, each in its own transaction.
+func (s *sqlStore) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS medallion_schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("meta: create migrations table: %w", err)
+	}
+	files, err := fs.Glob(s.d.migrations, "*.up.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		version, err := strconv.Atoi(strings.SplitN(f, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("meta: migration %s: name must start with a number", f)
+		}
+		body, err := fs.ReadFile(s.d.migrations, f)
+		if err != nil {
+			return err
+		}
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if s.d.beginMigrate != nil {
+				if err := s.d.beginMigrate(ctx, tx); err != nil {
+					return err
+				}
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT count(*) FROM medallion_schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("meta: migration %s: %w", f, err)
+			}
+			_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO medallion_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+				version, f, time.Now().UTC().Format(time.RFC3339))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- reading ---------------------------------------------------------------
+
+func scanPartition(sc interface{ Scan(...any) error }) (Partition, error) {
+	var (
+		p                                          Partition
+		runID, errMsg, silverPath, goldPath, lease sql.NullString
+		files, snaps                               []byte
+		leaseAt, created, updated, processed       timeCol
+	)
+	err := sc.Scan(&p.Key.Domain, &p.Key.Date, &p.Status, &runID, &p.RecordCount, &p.SilverRecords, &p.GoldRecords,
+		&files, &p.FileHash, &p.RetryCount, &p.Attempts, &errMsg, &silverPath, &goldPath, &snaps,
+		&lease, &leaseAt, &p.DurationMS, &created, &updated, &processed)
+	if err != nil {
+		return Partition{}, err
+	}
+	p.RunID, p.ErrorMessage, p.SilverPath, p.GoldPath, p.LeasedBy = runID.String, errMsg.String, silverPath.String, goldPath.String, lease.String
+	p.LeaseExpiresAt, p.CreatedAt, p.UpdatedAt, p.ProcessedAt = leaseAt.t, created.t, updated.t, processed.t
+	if err := json.Unmarshal(files, &p.SourceFiles); err != nil {
+		return Partition{}, fmt.Errorf("meta: source_files of %s: %w", p.Key, err)
+	}
+	if err := json.Unmarshal(snaps, &p.Snapshots); err != nil {
+		return Partition{}, fmt.Errorf("meta: snapshots of %s: %w", p.Key, err)
+	}
+	if p.SourceFiles == nil {
+		p.SourceFiles = []string{}
+	}
+	return p, nil
+}
+
+// timeCol scans a timestamp stored as TIMESTAMPTZ (PostgreSQL) or as UTC
+// text (SQLite); NULL is the zero time.
+type timeCol struct{ t time.Time }
+
+func (c *timeCol) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		c.t = time.Time{}
+	case time.Time:
+		c.t = v.UTC()
+	case string:
+		return c.parse(v)
+	case []byte:
+		return c.parse(string(v))
+	default:
+		return fmt.Errorf("meta: cannot scan %T as a time", src)
+	}
+	return nil
+}
+
+func (c *timeCol) parse(s string) error {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("meta: bad timestamp %q: %w", s, err)
+	}
+	c.t = t.UTC()
+	return nil
+}
+
+func (s *sqlStore) getTx(ctx context.Context, q querier, key medtype.PartitionKey, lock bool) (Partition, error) {
+	text := `SELECT ` + partitionCols + ` FROM medallion_partitions WHERE domain = ? AND partition_date = ?`
+	if lock {
+		text += s.d.lockRows
+	}
+	rows, err := s.query(ctx, q, text, key.Domain, key.Date)
+	if err != nil {
+		return Partition{}, fmt.Errorf("meta: get %s: %w", key, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return Partition{}, fmt.Errorf("meta: get %s: %w", key, err)
+		}
+		return Partition{}, fmt.Errorf("meta: %s: %w", key, ErrNotFound)
+	}
+	p, err := scanPartition(rows)
+	if err != nil {
+		return Partition{}, err
+	}
+	return p, rows.Close()
+}
+
+func (s *sqlStore) Get(ctx context.Context, key medtype.PartitionKey) (Partition, error) {
+	return s.getTx(ctx, s.db, key, false)
+}
+
+// where builds the WHERE clause of a Filter.
+func where(f Filter) (string, []any) {
+	var conds []string
+	var args []any
+	in := func(col string, n int) string {
+		return col + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+	}
+	if len(f.Domains) > 0 {
+		conds = append(conds, in("domain", len(f.Domains)))
+		for _, d := range f.Domains {
+			args = append(args, d)
+		}
+	}
+	if len(f.States) > 0 {
+		conds = append(conds, in("status", len(f.States)))
+		for _, st := range f.States {
+			args = append(args, string(st))
+		}
+	}
+	if !f.From.IsZero() {
+		conds = append(conds, "partition_date >= ?")
+		args = append(args, f.From)
+	}
+	if !f.To.IsZero() {
+		conds = append(conds, "partition_date <= ?")
+		args = append(args, f.To)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+func (s *sqlStore) listTx(ctx context.Context, q querier, f Filter, suffix string) ([]Partition, error) {
+	w, args := where(f)
+	text := `SELECT ` + partitionCols + ` FROM medallion_partitions` + w + ` ORDER BY partition_date, domain`
+	if f.Limit > 0 {
+		text += ` LIMIT ` + strconv.Itoa(f.Limit)
+	}
+	rows, err := s.query(ctx, q, text+suffix, args...)
+	if err != nil {
+		return nil, fmt.Errorf("meta: list partitions: %w", err)
+	}
+	defer rows.Close()
+	var out []Partition
+	for rows.Next() {
+		p, err := scanPartition(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) List(ctx context.Context, f Filter) ([]Partition, error) {
+	return s.listTx(ctx, s.db, f, "")
+}
+
+func (s *sqlStore) Summary(ctx context.Context) ([]StateCount, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT domain, status, count(*) FROM medallion_partitions GROUP BY domain, status ORDER BY domain, status`)
+	if err != nil {
+		return nil, fmt.Errorf("meta: summary: %w", err)
+	}
+	defer rows.Close()
+	var out []StateCount
+	for rows.Next() {
+		var c StateCount
+		if err := rows.Scan(&c.Domain, &c.State, &c.Count); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) History(ctx context.Context, key medtype.PartitionKey, limit int) ([]Event, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.query(ctx, s.db, `SELECT id, domain, partition_date, from_status, to_status, run_id, worker, message, at
+		FROM medallion_partition_events WHERE domain = ? AND partition_date = ? ORDER BY id DESC LIMIT `+strconv.Itoa(limit),
+		key.Domain, key.Date)
+	if err != nil {
+		return nil, fmt.Errorf("meta: history %s: %w", key, err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var (
+			e                    Event
+			run, worker, message sql.NullString
+			at                   timeCol
+		)
+		if err := rows.Scan(&e.ID, &e.Key.Domain, &e.Key.Date, &e.From, &e.To, &run, &worker, &message, &at); err != nil {
+			return nil, err
+		}
+		e.RunID, e.Worker, e.Message, e.At = run.String, worker.String, message.String, at.t
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ---- transitions -----------------------------------------------------------
+
+func clock(now time.Time) time.Time {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return now.UTC().Truncate(time.Microsecond)
+}
+
+// setList accumulates "col = expr" assignments and their arguments.
+type setList struct {
+	cols []string
+	args []any
+}
+
+func (l *setList) add(expr string, args ...any) {
+	l.cols = append(l.cols, expr)
+	l.args = append(l.args, args...)
+}
+
+// cas is the extra compare-and-set condition of a transition beyond the
+// current state.
+type cas struct {
+	leaseHolder   string
+	attempt       int
+	expiredBefore time.Time
+}
+
+// transitionTx moves cur (nil when the partition has no row) to to inside
+// tx, then records the event. It is the only writer of status.
+func (s *sqlStore) transitionTx(ctx context.Context, tx *sql.Tx, key medtype.PartitionKey, cur *Partition, to State, u Update, c cas) error {
+	from := medtype.StateUndiscovered
+	if cur != nil {
+		from = cur.Status
+	}
+	if !CanTransition(from, to) {
+		return &TransitionError{Key: key, From: from, To: to, Err: ErrNotAllowed}
+	}
+	now := clock(u.Now)
+	var set setList
+	set.add("status = ?", string(to))
+	set.add("updated_at = ?", s.d.timeArg(now))
+	if u.RunID != "" {
+		set.add("run_id = ?", u.RunID)
+	}
+	if u.RecordCount != nil {
+		set.add("record_count = ?", *u.RecordCount)
+	}
+	if u.SilverRecords != nil {
+		set.add("silver_records = ?", *u.SilverRecords)
+	}
+	if u.GoldRecords != nil {
+		set.add("gold_records = ?", *u.GoldRecords)
+	}
+	if u.SourceFiles != nil {
+		js, _ := json.Marshal(u.SourceFiles)
+		set.add("source_files = ?", string(js))
+	}
+	if u.FileHash != nil {
+		set.add("file_hash = ?", *u.FileHash)
+	}
+	if u.SilverPath != nil {
+		set.add("silver_path = ?", *u.SilverPath)
+	}
+	if u.GoldPath != nil {
+		set.add("gold_path = ?", *u.GoldPath)
+	}
+	if u.Snapshots != nil {
+		js, _ := json.Marshal(u.Snapshots)
+		set.add("snapshots = ?", string(js))
+	}
+	if u.DurationMS != nil {
+		set.add("duration_ms = ?", *u.DurationMS)
+	}
+	switch {
+	case to == medtype.StateInFlight:
+		ttl := u.LeaseTTL
+		if ttl <= 0 {
+			ttl = 10 * time.Minute
+		}
+		set.add("leased_by = ?", u.Worker)
+		set.add("lease_expires_at = ?", s.d.timeArg(now.Add(ttl)))
+		set.add("attempts = attempts + 1")
+	case from == medtype.StateInFlight:
+		set.add("leased_by = NULL")
+		set.add("lease_expires_at = NULL")
+	}
+	switch to {
+	case medtype.StateDone:
+		set.add("processed_at = ?", s.d.timeArg(now))
+		set.add("error_message = NULL")
+	case medtype.StateFailed:
+		set.add("error_message = ?", u.Error)
+	case medtype.StateRetrying:
+		set.add("retry_count = retry_count + 1")
+	case medtype.StatePending:
+		set.add("retry_count = 0")
+		set.add("error_message = NULL")
+	}
+
+	if cur == nil {
+		if err := s.insert(ctx, tx, key, now); err != nil {
+			if isUniqueViolation(err) {
+				return &TransitionError{Key: key, From: from, To: to, Err: ErrConflict}
+			}
+			return fmt.Errorf("meta: insert %s: %w", key, err)
+		}
+		from = medtype.StateUndiscovered
+	}
+
+	// The lease is checked only when leaving IN_FLIGHT: that is the one
+	// move a worker whose lease was rescued must not make.
+	checkLease := from == medtype.StateInFlight && c.leaseHolder != ""
+	if checkLease && (cur.LeasedBy != c.leaseHolder || (c.attempt != 0 && cur.Attempts != c.attempt)) {
+		return &TransitionError{Key: key, From: from, To: to, Err: fmt.Errorf("%w: held by %q (attempt %d)", ErrLeaseLost, cur.LeasedBy, cur.Attempts)}
+	}
+	stateCond := string(from)
+	if cur == nil {
+		stateCond = string(medtype.StatePending) // the placeholder row just inserted
+	}
+	text := `UPDATE medallion_partitions SET ` + strings.Join(set.cols, ", ") + ` WHERE domain = ? AND partition_date = ? AND status = ?`
+	args := append(set.args, key.Domain, key.Date, stateCond)
+	if checkLease {
+		text += ` AND leased_by = ?`
+		args = append(args, c.leaseHolder)
+		if c.attempt != 0 {
+			text += ` AND attempts = ?`
+			args = append(args, c.attempt)
+		}
+	}
+	if !c.expiredBefore.IsZero() {
+		text += ` AND lease_expires_at < ?`
+		args = append(args, s.d.timeArg(c.expiredBefore))
+	}
+	res, err := s.exec(ctx, tx, text, args...)
+	if err != nil {
+		return fmt.Errorf("meta: %s %s -> %s: %w", key, from, to, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return &TransitionError{Key: key, From: from, To: to, Err: ErrConflict}
+	}
+	_, err = s.exec(ctx, tx, `INSERT INTO medallion_partition_events (domain, partition_date, from_status, to_status, run_id, worker, message, at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, key.Domain, key.Date, string(from), string(to),
+		nullStr(u.RunID), nullStr(u.Worker), nullStr(eventMessage(to, u)), s.d.timeArg(now))
+	if err != nil {
+		return fmt.Errorf("meta: record event %s: %w", key, err)
+	}
+	return nil
+}
+
+// insert creates the row of an undiscovered partition. The row starts as
+// PENDING because that is the only state an UNDISCOVERED partition may
+// enter; transitionTx then applies the update to it.
+func (s *sqlStore) insert(ctx context.Context, tx *sql.Tx, key medtype.PartitionKey, now time.Time) error {
+	_, err := s.exec(ctx, tx, `INSERT INTO medallion_partitions (domain, partition_date, status, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?)`, key.Domain, key.Date, string(medtype.StatePending), s.d.timeArg(now), s.d.timeArg(now))
+	return err
+}
+
+func eventMessage(to State, u Update) string {
+	if u.Message != "" {
+		return u.Message
+	}
+	if to == medtype.StateFailed {
+		return u.Error
+	}
+	return ""
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func isUniqueViolation(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505")
+}
+
+func (s *sqlStore) Transition(ctx context.Context, key medtype.PartitionKey, to State, u Update) (Partition, error) {
+	if !to.Valid() {
+		return Partition{}, fmt.Errorf("meta: unknown state %q", to)
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		cur, err := s.getTx(ctx, tx, key, true)
+		var curp *Partition
+		switch {
+		case err == nil:
+			curp = &cur
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		return s.transitionTx(ctx, tx, key, curp, to, u, cas{leaseHolder: u.Worker, attempt: u.Attempt})
+	})
+	if err != nil {
+		return Partition{}, err
+	}
+	return s.Get(ctx, key)
+}
+
+func (s *sqlStore) Discover(ctx context.Context, key medtype.PartitionKey, files []string, hash, runID string, now time.Time) (Discovery, error) {
+	files = slices.Clone(files)
+	sort.Strings(files)
+	d := Discovery{Key: key}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		cur, err := s.getTx(ctx, tx, key, true)
+		u := Update{RunID: runID, SourceFiles: files, FileHash: &hash, Now: now}
+		switch {
+		case errors.Is(err, ErrNotFound):
+			d.From, d.To, d.HashChanged, d.Added = medtype.StateUndiscovered, medtype.StatePending, true, files
+			u.Message = fmt.Sprintf("discovered %d bronze files", len(files))
+			return s.transitionTx(ctx, tx, key, nil, medtype.StatePending, u, cas{})
+		case err != nil:
+			return err
+		}
+		d.From, d.To = cur.Status, cur.Status
+		if cur.FileHash == hash {
+			return nil
+		}
+		d.HashChanged = true
+		d.Added, d.Removed = diff(cur.SourceFiles, files)
+		switch cur.Status {
+		case medtype.StateInFlight:
+			return nil // its worker records the hash of what it processed
+		case medtype.StateDone:
+			d.To = medtype.StateLate
+			u.Message = fmt.Sprintf("bronze files changed: %d added, %d removed", len(d.Added), len(d.Removed))
+			return s.transitionTx(ctx, tx, key, &cur, medtype.StateLate, u, cas{})
+		default:
+			js, _ := json.Marshal(files)
+			_, err := s.exec(ctx, tx, `UPDATE medallion_partitions SET source_files = ?, file_hash = ?, updated_at = ?
+				WHERE domain = ? AND partition_date = ? AND status = ?`,
+				string(js), hash, s.d.timeArg(clock(now)), key.Domain, key.Date, string(cur.Status))
+			return err
+		}
+	})
+	if err != nil {
+		return Discovery{}, err
+	}
+	return d, nil
+}
+
+// diff returns the keys only in b (added) and only in a (removed); both
+// inputs are sorted.
+func diff(a, b []string) (added, removed []string) {
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || (i < len(a) && a[i] < b[j]):
+			removed = append(removed, a[i])
+			i++
+		case i == len(a) || b[j] < a[i]:
+			added = append(added, b[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return added, removed
+}
+
+func (s *sqlStore) Requeue(ctx context.Context, domain string, maxRetries int, runID string, now time.Time) (RequeueResult, error) {
+	var res RequeueResult
+	parts, err := s.List(ctx, Filter{Domains: []string{domain}, States: []State{medtype.StateFailed, medtype.StateLate}})
+	if err != nil {
+		return res, err
+	}
+	for _, p := range parts {
+		to := medtype.StateReprocessing
+		u := Update{RunID: runID, Now: now}
+		if p.Status == medtype.StateFailed {
+			to = medtype.StateRetrying
+			u.Message = fmt.Sprintf("retry %d of %d", p.RetryCount+1, maxRetries)
+			if p.RetryCount >= maxRetries {
+				to = medtype.StateDead
+				u.Message = fmt.Sprintf("failed after %d retries: %s", p.RetryCount, p.ErrorMessage)
+			}
+		}
+		_, err := s.Transition(ctx, p.Key, to, u)
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotAllowed) {
+			continue // another run moved it first
+		}
+		if err != nil {
+			return res, err
+		}
+		switch to {
+		case medtype.StateRetrying:
+			res.Retrying = append(res.Retrying, p.Key)
+		case medtype.StateDead:
+			res.Dead = append(res.Dead, p.Key)
+		default:
+			res.Reprocessing = append(res.Reprocessing, p.Key)
+		}
+	}
+	return res, nil
+}
+
+// Claim selects queued rows with FOR UPDATE SKIP LOCKED (PostgreSQL) or
+// inside an IMMEDIATE transaction (SQLite), then moves each to IN_FLIGHT.
+func (s *sqlStore) Claim(ctx context.Context, p ClaimParams) ([]Partition, error) {
+	if p.Worker == "" {
+		return nil, errors.New("meta: claim needs a worker id")
+	}
+	if p.Limit <= 0 {
+		p.Limit = 1
+	}
+	f := p.Filter
+	f.States = Queued()
+	f.Limit = p.Limit
+	var keys []medtype.PartitionKey
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		keys = keys[:0]
+		parts, err := s.listTx(ctx, tx, f, s.d.skipLocked)
+		if err != nil {
+			return err
+		}
+		for i := range parts {
+			u := Update{RunID: p.RunID, Worker: p.Worker, LeaseTTL: p.LeaseTTL, Now: p.Now}
+			if err := s.transitionTx(ctx, tx, parts[i].Key, &parts[i], medtype.StateInFlight, u, cas{}); err != nil {
+				return err
+			}
+			keys = append(keys, parts[i].Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Partition, 0, len(keys))
+	for _, k := range keys {
+		part, err := s.Get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, part)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) Heartbeat(ctx context.Context, key medtype.PartitionKey, worker string, attempt int, ttl time.Duration, now time.Time) error {
+	now = clock(now)
+	res, err := s.exec(ctx, s.db, `UPDATE medallion_partitions SET lease_expires_at = ?, updated_at = ?
+		WHERE domain = ? AND partition_date = ? AND status = ? AND leased_by = ? AND attempts = ?`,
+		s.d.timeArg(now.Add(ttl)), s.d.timeArg(now), key.Domain, key.Date, string(medtype.StateInFlight), worker, attempt)
+	if err != nil {
+		return fmt.Errorf("meta: heartbeat %s: %w", key, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("meta: heartbeat %s by %s: %w", key, worker, ErrLeaseLost)
+	}
+	return nil
+}
+
+func (s *sqlStore) RescueExpired(ctx context.Context, runID string, now time.Time) ([]Partition, error) {
+	now = clock(now)
+	parts, err := s.List(ctx, Filter{States: []State{medtype.StateInFlight}})
+	if err != nil {
+		return nil, err
+	}
+	var out []Partition
+	for _, p := range parts {
+		if !p.LeaseExpiresAt.Before(now) {
+			continue
+		}
+		msg := fmt.Sprintf("lease of worker %s expired at %s (worker crashed or stalled)", p.LeasedBy, p.LeaseExpiresAt.Format(time.RFC3339))
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			cur, err := s.getTx(ctx, tx, p.Key, true)
+			if err != nil {
+				return err
+			}
+			return s.transitionTx(ctx, tx, p.Key, &cur, medtype.StateFailed, Update{RunID: runID, Error: msg, Now: now},
+				cas{leaseHolder: p.LeasedBy, attempt: p.Attempts, expiredBefore: now})
+		})
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrNotAllowed) {
+			continue // finished, renewed or rescued by someone else meanwhile
+		}
+		if err != nil {
+			return out, err
+		}
+		rescued, err := s.Get(ctx, p.Key)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rescued)
+	}
+	return out, nil
+}
+
+// ---- run log and locks -----------------------------------------------------
+
+func (s *sqlStore) StartRun(ctx context.Context, r Run) error {
+	if r.Outcome == "" {
+		r.Outcome = "running"
+	}
+	_, err := s.exec(ctx, s.db, `INSERT INTO medallion_runs (run_id, command, host, pid, started_at, outcome, partitions, done, failed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Command, r.Host, r.PID, s.d.timeArg(clock(r.StartedAt)), r.Outcome, r.Partitions, r.Done, r.Failed)
+	if err != nil {
+		return fmt.Errorf("meta: start run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) FinishRun(ctx context.Context, r Run) error {
+	res, err := s.exec(ctx, s.db, `UPDATE medallion_runs SET finished_at = ?, outcome = ?, partitions = ?, done = ?, failed = ?, error = ?
+		WHERE run_id = ?`, s.d.timeArg(clock(r.FinishedAt)), r.Outcome, r.Partitions, r.Done, r.Failed, nullStr(r.Error), r.ID)
+	if err != nil {
+		return fmt.Errorf("meta: finish run %s: %w", r.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("meta: finish run %s: no such run", r.ID)
+	}
+	return nil
+}
+
+func (s *sqlStore) Runs(ctx context.Context, limit int) ([]Run, error) {
+	if limit <= 0 {
+		limit = 20
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT run_id, command, host, pid, started_at, finished_at, outcome, partitions, done, failed, error
+		FROM medallion_runs ORDER BY started_at DESC, run_id DESC LIMIT `+strconv.Itoa(limit))
+	if err != nil {
+		return nil, fmt.Errorf("meta: runs: %w", err)
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		var (
+			r                 Run
+			started, finished timeCol
+			errMsg            sql.NullString
+		)
+		if err := rows.Scan(&r.ID, &r.Command, &r.Host, &r.PID, &started, &finished, &r.Outcome, &r.Partitions, &r.Done, &r.Failed, &errMsg); err != nil {
+			return nil, err
+		}
+		r.StartedAt, r.FinishedAt, r.Error = started.t, finished.t, errMsg.String
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) TryLock(ctx context.Context, name string) (func() error, error) {
+	return s.d.tryLock(ctx, name)
+}
