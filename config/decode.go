@@ -80,7 +80,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	default:
 		if n.Kind == yaml.SequenceNode {
 			for i, item := range n.Content {
-				if item.Kind == yaml.ScalarNode && !d.interpolate(item, fmt.Sprintf("%s[%d]", path, i)) {
+				itemPath := fmt.Sprintf("%s[%d]", path, i)
+				d.lines[itemPath] = item.Line
+				if item.Kind == yaml.ScalarNode && !d.interpolate(item, itemPath) {
 					return
 				}
 			}

@@ -88,11 +88,16 @@ func explicitKey(lines map[string]int, envOf map[string]string, key string) bool
 }
 
 // loadDomains reads every *.yaml in dir. A missing folder is an error only
-// when the user named it; the default folder may be absent.
+// when the user named it; when the default folder is absent the embedded
+// reference domains are used.
 func loadDomains(dir string, explicit bool) ([]Domain, Errors) {
 	if _, err := os.Stat(dir); err != nil {
 		if errors.Is(err, os.ErrNotExist) && !explicit {
-			return nil, nil
+			builtin, err := BuiltinDomains()
+			if err != nil {
+				return nil, Errors{{Msg: err.Error()}}
+			}
+			return builtin, nil
 		}
 		return nil, Errors{{Key: "domains_dir", Msg: fmt.Sprintf("cannot read %s: %v", dir, err)}}
 	}
@@ -138,6 +143,10 @@ func LoadDomainFile(path string) (Domain, Errors) {
 	if err != nil {
 		return Domain{}, Errors{{File: path, Msg: readError(err)}}
 	}
+	return decodeDomain(path, data)
+}
+
+func decodeDomain(path string, data []byte) (Domain, Errors) {
 	d := domainDefaults()
 	dec := newDecoder(path)
 	dec.decodeFile(data, &d)
@@ -146,6 +155,11 @@ func LoadDomainFile(path string) (Domain, Errors) {
 	}
 	if d.Name == "" {
 		d.Name = strings.TrimSuffix(strings.TrimSuffix(filepath.Base(path), ".yaml"), ".yml")
+	}
+	for i := range d.Gold {
+		if d.Gold[i].Mode == "" {
+			d.Gold[i].Mode = "partition"
+		}
 	}
 	d.File = path
 	if errs := locate(d.validate(), path, dec.lines, nil); len(errs) > 0 {

@@ -1,0 +1,300 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medallionlake/medallion/config"
+)
+
+// write puts files (name -> content) in a fresh folder and returns it.
+func write(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const ordersDomain = `name: orders
+topics: [raw-orders]
+partition_key: order_date
+timestamp_field: created_at
+primary_key: [order_id]
+order_by: updated_at
+gold:
+  - table: orders_daily
+    merge_keys: [order_date, city, status]
+`
+
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := config.Load("../medallion.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := filepath.Abs("..")
+	if cfg.Storage.URL != filepath.Join(root, "lake") {
+		t.Errorf("storage.url = %q, want it resolved next to the file", cfg.Storage.URL)
+	}
+	if cfg.Meta.URL != "sqlite://"+filepath.Join(root, "medallion.db") {
+		t.Errorf("meta.url = %q", cfg.Meta.URL)
+	}
+	var names []string
+	for _, d := range cfg.Domains {
+		names = append(names, d.Name)
+	}
+	if !slices.Equal(names, []string{"events", "orders", "restaurants", "users"}) {
+		t.Fatalf("domains = %v", names)
+	}
+	ev, _ := cfg.Domain("events")
+	if ev.PartitionKey != "event_date" || ev.TimestampField != "event_timestamp" || len(ev.Gold) != 3 || ev.Gold[1].Table != "funnel_daily" {
+		t.Errorf("events domain = %+v", ev)
+	}
+	if ev.RetryLimit(cfg.Pipeline) != 3 {
+		t.Errorf("events retry limit = %d", ev.RetryLimit(cfg.Pipeline))
+	}
+	// The example states the defaults; it must not drift from them.
+	def := config.Defaults()
+	if cfg.Sink != def.Sink || cfg.Pipeline != def.Pipeline || cfg.DuckDB != def.DuckDB || cfg.Storage.S3 != def.Storage.S3 {
+		t.Errorf("example differs from defaults:\n%+v\n%+v", cfg, def)
+	}
+}
+
+func TestEmbeddedDefaults(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.URL != filepath.Join(dir, "lake") || cfg.Pipeline.Workers != 2 || cfg.Sink.FlushMessages != 1000 || cfg.Sink.FlushInterval != time.Minute {
+		t.Errorf("defaults = %+v", cfg)
+	}
+	if len(cfg.Domains) != 4 || !strings.HasPrefix(cfg.Domains[0].File, "(embedded)") {
+		t.Errorf("without a domains folder the built-in domains load: %+v", cfg.Domains)
+	}
+}
+
+func TestFileValuesAndDefaults(t *testing.T) {
+	dir := write(t, map[string]string{
+		"medallion.yaml": `storage:
+  url: s3://lake-bucket/prod
+  s3:
+    endpoint: http://127.0.0.1:7070
+    path_style: true
+    multipart_threshold: 8MiB
+sink:
+  flush_bytes: 4MiB
+  flush_interval: 15s
+pipeline:
+  workers: 4
+domains_dir: doms
+`,
+		"doms/orders.yaml": ordersDomain,
+	})
+	cfg, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.URL != "s3://lake-bucket/prod" || !cfg.Storage.S3.PathStyle || cfg.Storage.S3.MultipartThreshold != 8<<20 {
+		t.Errorf("storage = %+v", cfg.Storage)
+	}
+	if cfg.Sink.FlushBytes != 4<<20 || cfg.Sink.FlushInterval != 15*time.Second || cfg.Sink.FlushMessages != 1000 {
+		t.Errorf("sink = %+v", cfg.Sink)
+	}
+	if cfg.Pipeline.Workers != 4 || cfg.Pipeline.MaxRetries != 3 {
+		t.Errorf("pipeline = %+v", cfg.Pipeline)
+	}
+	if len(cfg.Domains) != 1 || cfg.Domains[0].Gold[0].Mode != "partition" || cfg.Domains[0].Dedup != "latest" {
+		t.Errorf("domains = %+v", cfg.Domains)
+	}
+}
+
+// Each bad file gives exactly the located message a user needs.
+func TestErrorsNameFileLineAndKey(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string // each line of the error, with FILE for the path
+	}{
+		{"unsupported scheme", "storage:\n  url: ftp://host/x\n",
+			[]string{`FILE:2: storage.url: unsupported scheme "ftp" (want a folder, file:// or s3://)`}},
+		{"unknown top-level key", "storage:\n  url: ./lake\nworkers: 3\n",
+			[]string{`FILE:3: workers: unknown key`}},
+		{"unknown nested key with suggestion", "sink:\n  flush_mesages: 10\n",
+			[]string{`FILE:2: sink.flush_mesages: unknown key (did you mean "flush_messages"?)`}},
+		{"duplicate key", "pipeline:\n  workers: 2\n  workers: 3\n",
+			[]string{`FILE:3: pipeline.workers: duplicate key`}},
+		{"wrong type", "pipeline:\n  workers: many\n",
+			[]string{`FILE:2: pipeline.workers: cannot use "many" as an integer`}},
+		{"bad duration", "sink:\n  flush_interval: soon\n",
+			[]string{`FILE:2: sink.flush_interval: cannot use "soon" as a duration (e.g. 90s, 10m, 1h)`}},
+		{"bad size", "sink:\n  memory_budget: lots\n",
+			[]string{`FILE:2: sink.memory_budget: cannot use "lots" as a size (e.g. 64MiB, 1GB)`}},
+		{"mapping expected", "storage: ./lake\n",
+			[]string{`FILE:1: storage: expected a mapping of keys, got "./lake"`}},
+		{"syntax error", "storage:\n  url: a: b\n",
+			[]string{`FILE:2: invalid YAML: mapping values are not allowed in this context`}},
+		{"tab indentation", "storage:\n\turl: x\n",
+			[]string{`FILE:2: invalid YAML: found character that cannot start any token`}},
+		{"several at once", "pipeline:\n  workers: 0\n  max_retries: -1\nmeta:\n  url: mysql://db\n",
+			[]string{
+				`FILE:5: meta.url: unsupported scheme "mysql" (want sqlite or postgres)`,
+				`FILE:2: pipeline.workers: must be greater than 0, got 0`,
+				`FILE:3: pipeline.max_retries: must not be negative, got -1`,
+			}},
+		{"s3 without bucket and tiny parts", "storage:\n  url: s3:///prefix\n  s3:\n    multipart_threshold: 1MiB\n",
+			[]string{
+				`FILE:2: storage.url: s3 URL "s3:///prefix" has no bucket (want s3://bucket/prefix)`,
+				`FILE:4: storage.s3.multipart_threshold: must be at least 5MiB (the S3 minimum part size), got 1.0 MiB`,
+			}},
+		{"bad broker list entry", "kafka:\n  brokers: [ok:9092, nope]\n",
+			[]string{`FILE:2: kafka.brokers[1]: invalid broker address "nope": want host:port`}},
+		{"unset env var", "kafka:\n  sasl:\n    mechanism: plain\n    username: svc\n    password: ${MEDALLION_TEST_UNSET_SECRET}\n",
+			[]string{`FILE:5: kafka.sasl.password: environment variable MEDALLION_TEST_UNSET_SECRET is not set (write ${MEDALLION_TEST_UNSET_SECRET:-default} to allow that)`}},
+		{"default value not in range", "sink:\n  flush_bytes: 1GiB\n",
+			[]string{`FILE:2: sink.flush_bytes: must not exceed sink.memory_budget (128 MiB)`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := write(t, map[string]string{"medallion.yaml": tc.yaml})
+			file := filepath.Join(dir, "medallion.yaml")
+			_, err := config.Load(file)
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			if !config.IsConfigError(err) {
+				t.Errorf("IsConfigError = false for %v", err)
+			}
+			want := strings.ReplaceAll(strings.Join(tc.want, "\n"), "FILE", file)
+			if err.Error() != want {
+				t.Errorf("error:\n%s\nwant:\n%s", err, want)
+			}
+		})
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.HasSuffix(err.Error(), "nope.yaml: config file not found") || !config.IsConfigError(err) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestEnvInterpolationAndOverrides(t *testing.T) {
+	t.Setenv("MEDALLION_TEST_KAFKA_PW", "s3cret")
+	t.Setenv("MEDALLION_TEST_WORKERS", "6")
+	t.Setenv("MEDALLION_KAFKA_BROKERS", "b1:9092, b2:9092")
+	t.Setenv("MEDALLION_DUCKDB_MEMORY_LIMIT", "2GB")
+	t.Setenv("MEDALLION_SINK_FLUSH_INTERVAL", "5s")
+	dir := write(t, map[string]string{"medallion.yaml": `kafka:
+  brokers: [ignored:1]
+  sasl:
+    mechanism: scram-sha-512
+    username: svc
+    password: ${MEDALLION_TEST_KAFKA_PW}
+pipeline:
+  workers: ${MEDALLION_TEST_WORKERS}
+  max_retries: ${MEDALLION_TEST_UNSET:-5}
+`})
+	cfg, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kafka.SASL.Password != "s3cret" || cfg.Pipeline.Workers != 6 || cfg.Pipeline.MaxRetries != 5 {
+		t.Errorf("interpolation: password %q workers %d retries %d", cfg.Kafka.SASL.Password, cfg.Pipeline.Workers, cfg.Pipeline.MaxRetries)
+	}
+	if !slices.Equal(cfg.Kafka.Brokers, []string{"b1:9092", "b2:9092"}) || cfg.DuckDB.MemoryLimit != "2GB" || cfg.Sink.FlushInterval != 5*time.Second {
+		t.Errorf("overrides: brokers %v memory %q interval %v", cfg.Kafka.Brokers, cfg.DuckDB.MemoryLimit, cfg.Sink.FlushInterval)
+	}
+}
+
+func TestEnvOverrideErrorsNameTheVariable(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("MEDALLION_PIPELINE_WORKERS", "lots")
+	_, err := config.Load("")
+	if err == nil || err.Error() != `MEDALLION_PIPELINE_WORKERS (environment): pipeline.workers: cannot use "lots" as an integer` {
+		t.Fatalf("err = %v", err)
+	}
+	t.Setenv("MEDALLION_PIPELINE_WORKERS", "2")
+	t.Setenv("MEDALLION_STORAGE_URL", "ftp://x")
+	_, err = config.Load("")
+	if err == nil || err.Error() != `MEDALLION_STORAGE_URL (environment): storage.url: unsupported scheme "ftp" (want a folder, file:// or s3://)` {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDomainFileErrors(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"unknown key", map[string]string{"d/orders.yaml": ordersDomain + "partiton_key: x\n"},
+			`d/orders.yaml:10: partiton_key: unknown key (did you mean "partition_key"?)`},
+		{"missing topics and bad mode", map[string]string{"d/orders.yaml": strings.Replace(ordersDomain, "topics: [raw-orders]\n", "", 1) + "    mode: sometimes\n"},
+			"d/orders.yaml: topics: must list at least one Kafka topic\n" +
+				`d/orders.yaml:9: gold[0].mode: unsupported value "sometimes" (want one of: partition, current)`},
+		{"duplicate domain", map[string]string{"d/orders.yaml": ordersDomain, "d/orders2.yaml": ordersDomain},
+			`d/orders2.yaml: name: domain "orders" is already defined in DIR/d/orders.yaml`},
+		{"topic in two domains", map[string]string{"d/orders.yaml": ordersDomain, "d/x.yaml": strings.Replace(ordersDomain, "name: orders", "name: x", 1)},
+			`d/x.yaml: topics: topic "raw-orders" already belongs to domain "orders"`},
+		{"bad bound", map[string]string{"d/orders.yaml": ordersDomain + "timestamp_bounds:\n  min: yesterday\n"},
+			`d/orders.yaml:11: timestamp_bounds.min: invalid time "yesterday": want RFC 3339 or YYYY-MM-DD`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.files["medallion.yaml"] = "domains_dir: d\n"
+			dir := write(t, tc.files)
+			_, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			want := strings.ReplaceAll(tc.want, "DIR", dir)
+			got := strings.ReplaceAll(err.Error(), dir+"/", "")
+			if got != strings.ReplaceAll(want, dir+"/", "") {
+				t.Errorf("error:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestExplicitMissingDomainsDir(t *testing.T) {
+	dir := write(t, map[string]string{"medallion.yaml": "domains_dir: nowhere\n"})
+	_, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "domains_dir: cannot read") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestFind(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv("MEDALLION_CONFIG", "")
+	if got := config.Find(""); got != "" {
+		t.Errorf("Find with nothing = %q", got)
+	}
+	if err := os.WriteFile("medallion.yaml", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := config.Find(""); got != "medallion.yaml" {
+		t.Errorf("Find with ./medallion.yaml = %q", got)
+	}
+	t.Setenv("MEDALLION_CONFIG", "/etc/medallion.yaml")
+	if got := config.Find(""); got != "/etc/medallion.yaml" {
+		t.Errorf("Find with $MEDALLION_CONFIG = %q", got)
+	}
+	if got := config.Find("x.yaml"); got != "x.yaml" {
+		t.Errorf("Find explicit = %q", got)
+	}
+}
