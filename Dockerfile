@@ -1,0 +1,17 @@
+# Medallion image. CGO is on because the DuckDB engine links DuckDB's C++ library.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=1 go build -trimpath -o /out/medallion ./cmd/medallion
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tzdata \
+    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 medallion
+COPY --from=build /out/medallion /usr/local/bin/medallion
+COPY config/domains /etc/medallion/domains
+USER medallion
+WORKDIR /var/lib/medallion
+ENTRYPOINT ["medallion"]
+CMD ["--help"]

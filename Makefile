@@ -1,0 +1,46 @@
+# Medallion: build, test and benchmark.
+#
+#   make demo    run the whole loop on the embedded defaults
+#   make test    vet and run every test against real PostgreSQL, a real S3
+#                server (versitygw, built from .ci/tools) and DuckDB
+#   make bench   run the benchmarks (figures go in BENCHMARKS.md)
+
+GO       ?= go
+BIN      := bin
+TESTARGS ?=
+
+.PHONY: all build demo test bench vet fmt tools services clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/medallion ./cmd/medallion
+
+demo: build
+	./$(BIN)/medallion demo
+
+# The pinned S3-compatible server the storage tests run against.
+tools: $(BIN)/versitygw
+
+$(BIN)/versitygw: .ci/tools/go.mod .ci/tools/go.sum
+	$(GO) build -modfile=.ci/tools/go.mod -o $@ github.com/versity/versitygw/cmd/versitygw
+
+# PostgreSQL for the tests: starts the local cluster if it is down.
+services:
+	./.ci/ensure-postgres
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w .
+
+test: tools services vet
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	MEDALLION_VERSITYGW=$(CURDIR)/$(BIN)/versitygw $(GO) test -count=1 -timeout 20m -v $(TESTARGS) ./...
+
+bench: tools services
+	MEDALLION_VERSITYGW=$(CURDIR)/$(BIN)/versitygw $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,10 @@
+// Command medallion is the Medallion lakehouse engine. See README.md.
+package main
+
+import (
+	"os"
+
+	"github.com/medallionlake/medallion/cli"
+)
+
+func main() { os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) }
