@@ -1,0 +1,197 @@
+package bronze_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medallionlake/medallion/bronze"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/storage"
+	"github.com/medallionlake/medallion/storage/filesystem"
+)
+
+func TestKeyRoundTrip(t *testing.T) {
+	f := bronze.File{Domain: "orders", PartitionKey: "order_date", Date: medtype.MustDate("2024-01-15"),
+		Topic: "raw-orders", Partition: 3, StartOffset: 4200}
+	want := "bronze/orders/order_date=2024-01-15/raw-orders+3+00000000000000004200.parquet"
+	if f.Key() != want {
+		t.Fatalf("key = %s, want %s", f.Key(), want)
+	}
+	got, err := bronze.ParseKey(want)
+	if err != nil || got != f {
+		t.Fatalf("parse = %+v, %v", got, err)
+	}
+	for _, bad := range []string{
+		"bronze/orders/order_date=2024-01-15/raw-orders+3+4200.parquet",                 // offset not padded
+		"bronze/orders/order_date=2024-13-15/raw-orders+3+00000000000000004200.parquet", // bad date
+		"bronze/orders/2024-01-15/raw-orders+3+00000000000000004200.parquet",            // no key=
+		"bronze/orders/order_date=2024-01-15/raw-orders+00000000000000004200.parquet",   // no partition
+		"bronze/orders/order_date=2024-01-15/notes.txt",
+		"silver/orders/order_date=2024-01-15/raw-orders+3+00000000000000004200.parquet",
+	} {
+		if _, err := bronze.ParseKey(bad); !errors.Is(err, bronze.ErrNotBronze) {
+			t.Errorf("ParseKey(%q) = %v, want ErrNotBronze", bad, err)
+		}
+	}
+}
+
+func records(topic string, partition int32, from, n int, day string) []bronze.Record {
+	ts, _ := time.Parse(time.RFC3339, day+"T10:00:00Z")
+	var out []bronze.Record
+	for i := 0; i < n; i++ {
+		off := int64(from + i)
+		out = append(out, bronze.Record{
+			Topic: topic, Partition: partition, Offset: off, Key: []byte(fmt.Sprintf("k%d", off)),
+			KafkaTS: ts.Add(time.Duration(i) * time.Second), IngestedAt: ts.Add(time.Hour),
+			Headers: `{"trace":"x"}`, Payload: fmt.Sprintf(`{"id":%d,"ts":"%s"}`, off, ts.Format(time.RFC3339)),
+			EventTime: ts.Add(time.Duration(i) * time.Second),
+		})
+	}
+	return out
+}
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	in := records("raw-events", 1, 100, 250, "2024-01-15")
+	in[3].Key = nil // keys are optional
+	var buf bytes.Buffer
+	if err := bronze.Encode(&buf, in); err != nil {
+		t.Fatal(err)
+	}
+	out, err := bronze.Decode(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("decoded %d records, want %d", len(out), len(in))
+	}
+	for i := range in {
+		if out[i].Offset != in[i].Offset || out[i].Payload != in[i].Payload || !bytes.Equal(out[i].Key, in[i].Key) ||
+			!out[i].KafkaTS.Equal(in[i].KafkaTS) || !out[i].EventTime.Equal(in[i].EventTime) || out[i].Headers != in[i].Headers {
+			t.Fatalf("record %d: got %+v want %+v", i, out[i], in[i])
+		}
+	}
+	if err := bronze.Encode(&buf, nil); err == nil {
+		t.Fatal("encoding zero records succeeded")
+	}
+}
+
+func TestPutIsIdempotentAndCarriesMetadata(t *testing.T) {
+	ctx := context.Background()
+	b, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := records("raw-orders", 0, 42, 10, "2024-01-15")
+	f := bronze.File{Domain: "orders", PartitionKey: "order_date", Date: medtype.MustDate("2024-01-15"), Topic: "raw-orders", StartOffset: 42}
+	for i := 0; i < 2; i++ { // a replay writes the same object again
+		if err := bronze.Put(ctx, b, f, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs, err := storage.ListAll(ctx, b, "")
+	if err != nil || len(objs) != 1 || objs[0].Key != f.Key() {
+		t.Fatalf("after replay: %v %v", objs, err)
+	}
+	st, err := b.Stat(ctx, f.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Metadata["start-offset"] != "42" || st.Metadata["end-offset"] != "51" || st.Metadata["record-count"] != "10" {
+		t.Fatalf("metadata = %v", st.Metadata)
+	}
+}
+
+func TestDiscoverGroupsAndHashes(t *testing.T) {
+	ctx := context.Background()
+	b, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(day string, partition int32, offset int) bronze.File {
+		f := bronze.File{Domain: "events", PartitionKey: "event_date", Date: medtype.MustDate(day), Topic: "raw-events", Partition: partition, StartOffset: int64(offset)}
+		if err := bronze.Put(ctx, b, f, records("raw-events", partition, offset, 5, day)); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	put("2024-01-16", 0, 0)
+	put("2024-01-15", 1, 0)
+	put("2024-01-15", 0, 10)
+	if err := b.Put(ctx, "bronze/events/event_date=2024-01-15/README.txt", strings.NewReader("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "bronze/eventsextra/event_date=2024-01-15/raw-events+0+00000000000000000000.parquet", strings.NewReader("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	d, err := bronze.Discover(ctx, b, "events", "event_date")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Partitions) != 2 || d.Partitions[0].Date.String() != "2024-01-15" || len(d.Partitions[0].Files) != 2 || len(d.Partitions[1].Files) != 1 {
+		t.Fatalf("partitions = %+v", d.Partitions)
+	}
+	if !slices.Equal(d.Skipped, []string{"bronze/events/event_date=2024-01-15/README.txt"}) {
+		t.Fatalf("skipped = %v", d.Skipped)
+	}
+	h1 := d.Partitions[0].Hash()
+	// Same files: same hash, whatever the listing order.
+	rev := slices.Clone(d.Partitions[0].Files)
+	slices.Reverse(rev)
+	if bronze.FileListHash(rev) != h1 {
+		t.Fatal("hash depends on order")
+	}
+	// A new file changes the hash.
+	put("2024-01-15", 2, 0)
+	p, err := bronze.ListPartition(ctx, b, "events", "event_date", medtype.MustDate("2024-01-15"))
+	if err != nil || len(p.Files) != 3 || p.Hash() == h1 {
+		t.Fatalf("after a late file: %d files, hash changed %v, %v", len(p.Files), p.Hash() != h1, err)
+	}
+	// Rewriting an object under the same key with other content changes it too.
+	h2 := p.Hash()
+	f := bronze.File{Domain: "events", PartitionKey: "event_date", Date: medtype.MustDate("2024-01-15"), Topic: "raw-events", Partition: 2}
+	if err := bronze.Put(ctx, b, f, records("raw-events", 2, 0, 7, "2024-01-15")); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = bronze.ListPartition(ctx, b, "events", "event_date", medtype.MustDate("2024-01-15"))
+	if p.Hash() == h2 {
+		t.Fatal("rewriting a file under the same key kept the hash")
+	}
+}
+
+func TestEventTime(t *testing.T) {
+	now := time.Date(2024, 1, 20, 0, 0, 0, 0, time.UTC)
+	bounds := bronze.Bounds{Min: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), MaxFuture: 24 * time.Hour}
+	ok := map[string]string{
+		`{"event_timestamp":"2024-01-15T10:22:33.123Z","x":1}`: "2024-01-15T10:22:33.123Z",
+		`{"event_timestamp":"2024-01-15T10:22:33Z"}`:           "2024-01-15T10:22:33Z",
+		`{"event_timestamp":"2024-01-15T23:30:00-02:00"}`:      "2024-01-16T01:30:00Z", // UTC date decides
+	}
+	for payload, want := range ok {
+		got, err := bronze.EventTime([]byte(payload), "event_timestamp", bounds, now)
+		if err != nil || got.Format(time.RFC3339Nano) != want {
+			t.Errorf("EventTime(%s) = %v, %v; want %s", payload, got, err, want)
+		}
+	}
+	bad := map[string]error{
+		`not json`:                                   bronze.ErrNotJSON,
+		`[1,2]`:                                      bronze.ErrNotJSON,
+		`null`:                                       bronze.ErrNotJSON,
+		`{"other":"2024-01-15T10:22:33Z"}`:           bronze.ErrNoTimestamp,
+		`{"event_timestamp":null}`:                   bronze.ErrNoTimestamp,
+		`{"event_timestamp":1705314153}`:             bronze.ErrBadTimestamp,
+		`{"event_timestamp":"yesterday"}`:            bronze.ErrBadTimestamp,
+		`{"event_timestamp":"1999-12-31T23:59:59Z"}`: bronze.ErrTimestampOutside,
+		`{"event_timestamp":"2024-01-21T00:00:01Z"}`: bronze.ErrTimestampOutside,
+	}
+	for payload, want := range bad {
+		if _, err := bronze.EventTime([]byte(payload), "event_timestamp", bounds, now); !errors.Is(err, want) {
+			t.Errorf("EventTime(%s) = %v, want %v", payload, err, want)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package bronze
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+
+	"github.com/medallionlake/medallion/storage"
+)
+
+// Encode writes records as one snappy-compressed Parquet file. The offsets
+// and count are also stored in the file's key-value metadata, so the file
+// describes itself even without object metadata.
+func Encode(w io.Writer, records []Record) error {
+	if len(records) == 0 {
+		return errors.New("bronze: refusing to write an empty file")
+	}
+	start, end := offsetRange(records)
+	pw := parquet.NewGenericWriter[Record](w,
+		parquet.Compression(&snappy.Codec{}),
+		parquet.KeyValueMetadata(MetaStartOffset, strconv.FormatInt(start, 10)),
+		parquet.KeyValueMetadata(MetaEndOffset, strconv.FormatInt(end, 10)),
+		parquet.KeyValueMetadata(MetaRecordCount, strconv.Itoa(len(records))),
+	)
+	if _, err := pw.Write(records); err != nil {
+		return fmt.Errorf("bronze: encode: %w", err)
+	}
+	if err := pw.Close(); err != nil {
+		return fmt.Errorf("bronze: encode: %w", err)
+	}
+	return nil
+}
+
+func offsetRange(records []Record) (start, end int64) {
+	start, end = records[0].Offset, records[0].Offset
+	for _, r := range records[1:] {
+		start, end = min(start, r.Offset), max(end, r.Offset)
+	}
+	return start, end
+}
+
+// Metadata is the object metadata of a bronze file.
+func Metadata(records []Record) map[string]string {
+	start, end := offsetRange(records)
+	return map[string]string{
+		MetaStartOffset: strconv.FormatInt(start, 10),
+		MetaEndOffset:   strconv.FormatInt(end, 10),
+		MetaRecordCount: strconv.Itoa(len(records)),
+	}
+}
+
+// Put encodes records and stores them under f.Key(). Putting the same
+// records again rewrites the same object (idempotent replay).
+func Put(ctx context.Context, b storage.Bucket, f File, records []Record) error {
+	var buf bytes.Buffer
+	if err := Encode(&buf, records); err != nil {
+		return err
+	}
+	if err := b.Put(ctx, f.Key(), &buf, Metadata(records)); err != nil {
+		return fmt.Errorf("upload bronze %s: %w", f.Key(), err)
+	}
+	return nil
+}
+
+// Decode reads every record of a bronze file (tests and tools; the engine
+// reads bronze with DuckDB).
+func Decode(r io.ReaderAt, size int64) ([]Record, error) {
+	f, err := parquet.OpenFile(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("bronze: open: %w", err)
+	}
+	rd := parquet.NewGenericReader[Record](f)
+	defer rd.Close()
+	out := make([]Record, f.NumRows())
+	n, err := rd.Read(out)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("bronze: read: %w", err)
+	}
+	return out[:n], nil
+}
