@@ -179,13 +179,13 @@ func TestEventTime(t *testing.T) {
 		}
 	}
 	bad := map[string]error{
-		`not json`:                                   bronze.ErrNotJSON,
-		`[1,2]`:                                      bronze.ErrNotJSON,
-		`null`:                                       bronze.ErrNotJSON,
-		`{"other":"2024-01-15T10:22:33Z"}`:           bronze.ErrNoTimestamp,
-		`{"event_timestamp":null}`:                   bronze.ErrNoTimestamp,
-		`{"event_timestamp":1705314153}`:             bronze.ErrBadTimestamp,
-		`{"event_timestamp":"yesterday"}`:            bronze.ErrBadTimestamp,
+		`not json`:                         bronze.ErrNotJSON,
+		`[1,2]`:                            bronze.ErrNotJSON,
+		`null`:                             bronze.ErrNotJSON,
+		`{"other":"2024-01-15T10:22:33Z"}`: bronze.ErrNoTimestamp,
+		`{"event_timestamp":null}`:         bronze.ErrNoTimestamp,
+		`{"event_timestamp":1705314153}`:   bronze.ErrBadTimestamp,
+		`{"event_timestamp":"yesterday"}`:  bronze.ErrBadTimestamp,
 		`{"event_timestamp":"1999-12-31T23:59:59Z"}`: bronze.ErrTimestampOutside,
 		`{"event_timestamp":"2024-01-21T00:00:01Z"}`: bronze.ErrTimestampOutside,
 	}
