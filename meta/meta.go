@@ -10,6 +10,7 @@ package meta
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -227,5 +228,8 @@ type Store interface {
 
 	// Kind is "sqlite" or "postgres".
 	Kind() string
+	// DB is the store's connection pool. The Iceberg catalog lives in the
+	// same database and shares it.
+	DB() *sql.DB
 	Close() error
 }

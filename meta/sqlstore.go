@@ -46,6 +46,7 @@ const partitionCols = `domain, partition_date, status, run_id, record_count, sil
 
 func (s *sqlStore) Kind() string { return s.d.name }
 func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) DB() *sql.DB  { return s.db }
 
 type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -66,8 +68,27 @@ type Bucket interface {
 	Stat(ctx context.Context, key string) (Object, error)
 	// Delete removes the object. Deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
+	// URI is the absolute location of key, e.g. s3://bucket/prefix/key or
+	// file:///root/key; URI("") is the bucket's root with a trailing slash.
+	// Iceberg metadata records data files by these URIs.
+	URI(key string) string
 	// String names the bucket for logs, e.g. s3://bucket/prefix.
 	String() string
+}
+
+// Local is implemented by buckets whose objects are files on this machine;
+// DuckDB reads those in place instead of through a download.
+type Local interface {
+	LocalPath(key string) (string, error)
+}
+
+// KeyOf turns a URI of b back into a key.
+func KeyOf(b Bucket, uri string) (string, error) {
+	key, ok := strings.CutPrefix(uri, b.URI(""))
+	if !ok {
+		return "", fmt.Errorf("%s is not inside %s", uri, b)
+	}
+	return key, nil
 }
 
 // ValidateKey rejects keys that could escape the bucket or alias another
@@ -86,6 +107,75 @@ func ValidateKey(key string) error {
 		}
 	}
 	return nil
+}
+
+// Fetch makes the objects readable as local files, in the order given: a
+// Local bucket's own paths, or downloads into dir (keeping the key's path
+// below it) for remote buckets. DuckDB reads only local files here, since its
+// httpfs extension is not available.
+func Fetch(ctx context.Context, b Bucket, keys []string, dir string) ([]string, error) {
+	out := make([]string, len(keys))
+	if l, ok := b.(Local); ok {
+		for i, k := range keys {
+			p, err := l.LocalPath(k)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := os.Stat(p); err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return nil, fmt.Errorf("fetch %s: %w", k, ErrNotFound)
+				}
+				return nil, err
+			}
+			out[i] = p
+		}
+		return out, nil
+	}
+	for i, k := range keys {
+		if err := ValidateKey(k); err != nil {
+			return nil, err
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(k))
+		if err := download(ctx, b, k, dst); err != nil {
+			return nil, err
+		}
+		out[i] = dst
+	}
+	return out, nil
+}
+
+func download(ctx context.Context, b Bucket, key, dst string) (err error) {
+	rc, err := b.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if _, err := io.Copy(f, rc); err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
+	}
+	return nil
+}
+
+// PutFile uploads a local file.
+func PutFile(ctx context.Context, b Bucket, key, path string, metadata map[string]string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return b.Put(ctx, key, f, metadata)
 }
 
 // ReadAll reads a whole object into memory, for small objects only.

@@ -68,6 +68,15 @@ func hidden(name string) bool { return strings.HasPrefix(name, ".") }
 
 func (b *Bucket) String() string { return "file://" + b.root }
 
+// URI is file://<root>/<key>.
+func (b *Bucket) URI(key string) string { return "file://" + b.root + "/" + key }
+
+// LocalPath is the file that holds key.
+func (b *Bucket) LocalPath(key string) (string, error) { return b.path(key) }
+
+// Root is the bucket's folder.
+func (b *Bucket) Root() string { return b.root }
+
 func (b *Bucket) path(key string) (string, error) {
 	if err := storage.ValidateKey(key); err != nil {
 		return "", err

@@ -121,6 +121,9 @@ func (b *Bucket) String() string {
 	return "s3://" + b.cfg.Bucket + "/" + b.cfg.Prefix
 }
 
+// URI is s3://bucket/prefix/key.
+func (b *Bucket) URI(key string) string { return b.String() + "/" + key }
+
 func (b *Bucket) fullKey(key string) string {
 	if b.cfg.Prefix == "" {
 		return key

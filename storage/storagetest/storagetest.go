@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -211,6 +212,32 @@ func Acceptance(t *testing.T, newBucket func(t *testing.T) storage.Bucket) {
 		isNotFound(t, "stat after failed put", err)
 		if got := keysOf(list(t, b, "")); !slices.Equal(got, []string{"atomic"}) {
 			t.Fatalf("failed puts left objects behind: %v", got)
+		}
+	})
+
+	t.Run("URIAndFetch", func(t *testing.T) {
+		b := newBucket(t)
+		must(t, b.Put(ctx, "warehouse/silver/events/data/x.parquet", strings.NewReader("parquet bytes"), nil))
+		uri := b.URI("warehouse/silver/events/data/x.parquet")
+		if !strings.HasPrefix(uri, b.URI("")) || !strings.HasSuffix(uri, "/warehouse/silver/events/data/x.parquet") {
+			t.Fatalf("URI = %q, root %q", uri, b.URI(""))
+		}
+		key, err := storage.KeyOf(b, uri)
+		if err != nil || key != "warehouse/silver/events/data/x.parquet" {
+			t.Fatalf("KeyOf(%q) = %q, %v", uri, key, err)
+		}
+		if _, err := storage.KeyOf(b, "s3://elsewhere/x"); err == nil {
+			t.Fatal("KeyOf accepted a foreign URI")
+		}
+		paths, err := storage.Fetch(ctx, b, []string{"warehouse/silver/events/data/x.parquet"}, t.TempDir())
+		must(t, err)
+		data, err := os.ReadFile(paths[0])
+		must(t, err)
+		if string(data) != "parquet bytes" {
+			t.Fatalf("fetched %q", data)
+		}
+		if _, err := storage.Fetch(ctx, b, []string{"missing"}, t.TempDir()); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("fetch of a missing key: %v", err)
 		}
 	})
 

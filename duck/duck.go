@@ -1,0 +1,149 @@
+// Package duck opens the embedded DuckDB that silver, gold and query run in,
+// with the configured memory limit, threads and spill folder.
+package duck
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/medallionlake/medallion/config"
+)
+
+// DB is one in-memory DuckDB instance. Each job takes its own connection
+// (Conn), so TEMP tables are private to the job while memory_limit applies to
+// the whole process.
+type DB struct {
+	*sql.DB
+	connector *duckdb.Connector
+	spillDir  string
+	ownSpill  bool
+}
+
+// Open starts DuckDB. An empty SpillDir uses a private folder under the
+// system temp folder, removed by Close.
+func Open(cfg config.DuckDB) (*DB, error) {
+	spill, own := cfg.SpillDir, false
+	if spill == "" {
+		dir, err := os.MkdirTemp("", "medallion-duckdb-spill-")
+		if err != nil {
+			return nil, err
+		}
+		spill, own = dir, true
+	} else if err := os.MkdirAll(spill, 0o755); err != nil {
+		return nil, fmt.Errorf("duckdb.spill_dir %s: %w", spill, err)
+	}
+	settings := []string{
+		"SET temp_directory = " + Literal(spill),
+		// Insertion order is never relied on (every output is keyed), and
+		// dropping it lets DuckDB stream and spill more freely.
+		"SET preserve_insertion_order = false",
+	}
+	if cfg.MemoryLimit != "" {
+		settings = append(settings, "SET memory_limit = "+Literal(cfg.MemoryLimit))
+	}
+	if cfg.Threads > 0 {
+		settings = append(settings, fmt.Sprintf("SET threads = %d", cfg.Threads))
+	}
+	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
+		for _, s := range settings {
+			if _, err := execer.ExecContext(context.Background(), s, nil); err != nil {
+				return fmt.Errorf("duckdb %s: %w", s, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	db := &DB{DB: sql.OpenDB(connector), connector: connector, spillDir: spill, ownSpill: own}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	return db, nil
+}
+
+// Close closes DuckDB and removes a private spill folder.
+func (db *DB) Close() error {
+	err := db.DB.Close()
+	if cerr := db.connector.Close(); err == nil {
+		err = cerr
+	}
+	if db.ownSpill {
+		os.RemoveAll(db.spillDir)
+	}
+	return err
+}
+
+// SpillDir is where DuckDB spills.
+func (db *DB) SpillDir() string { return db.spillDir }
+
+// Ident quotes an identifier.
+func Ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// Literal quotes a string literal.
+func Literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// List renders a list of string literals: ['a', 'b'].
+func List(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = Literal(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// StageDir makes a fresh folder for a job's temporary files under the spill
+// folder; the caller removes it.
+func (db *DB) StageDir(prefix string) (string, error) {
+	return os.MkdirTemp(db.spillDir, prefix)
+}
+
+// Column is one column of a DuckDB relation.
+type Column struct {
+	Name string
+	Type string // DuckDB type, e.g. DECIMAL(12,2)
+}
+
+// Describe lists the columns of a table or view.
+func Describe(ctx context.Context, conn *sql.Conn, relation string) ([]Column, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT column_name, column_type FROM (DESCRIBE "+relation+")")
+	if err != nil {
+		return nil, fmt.Errorf("describe %s: %w", relation, err)
+	}
+	defer rows.Close()
+	var out []Column
+	for rows.Next() {
+		var c Column
+		if err := rows.Scan(&c.Name, &c.Type); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Count returns the row count of a relation.
+func Count(ctx context.Context, conn *sql.Conn, relation string) (int64, error) {
+	var n int64
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+relation).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count %s: %w", relation, err)
+	}
+	return n, nil
+}
+
+// ReadParquet renders a read_parquet call over local files.
+func ReadParquet(paths []string) string {
+	abs := make([]string, len(paths))
+	for i, p := range paths {
+		abs[i], _ = filepath.Abs(p)
+	}
+	return "read_parquet(" + List(abs) + ", filename = true)"
+}
