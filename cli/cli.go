@@ -116,7 +116,7 @@ tracks every (domain, date) partition in a state machine so cron runs are
 idempotent, failures retry and late data is reprocessed.
 
 Configuration comes from --config, else $MEDALLION_CONFIG, else ./medallion.yaml,
-else the embedded defaults (local ./lake and ./medallion.db). Any key can be
+else the embedded defaults (local ./lakehouse and ./medallion.db). Any key can be
 overridden with MEDALLION_<PATH>, e.g. MEDALLION_PIPELINE_WORKERS=4.
 
 Exit codes: 0 ok, 1 partitions failed or dead (or the command failed),

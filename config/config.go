@@ -151,12 +151,12 @@ func (b ByteSize) MarshalYAML() (any, error) { return humanize.IBytes(uint64(b))
 
 func (b ByteSize) String() string { return humanize.IBytes(uint64(b)) }
 
-// Defaults is the embedded configuration: local storage under ./lake and an
+// Defaults is the embedded configuration: local storage under ./lakehouse and an
 // SQLite meta store, which is what `medallion demo` runs on.
 func Defaults() Config {
 	return Config{
 		Storage: Storage{
-			URL: "./lake",
+			URL: "./lakehouse",
 			S3:  S3{Region: "us-east-1", MultipartThreshold: 16 << 20},
 		},
 		Meta: Meta{URL: "sqlite://./medallion.db"},

@@ -44,7 +44,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	root, _ := filepath.Abs("..")
-	if cfg.Storage.URL != filepath.Join(root, "lake") {
+	if cfg.Storage.URL != filepath.Join(root, "lakehouse") {
 		t.Errorf("storage.url = %q, want it resolved next to the file", cfg.Storage.URL)
 	}
 	if cfg.Meta.URL != "sqlite://"+filepath.Join(root, "medallion.db") {
@@ -78,7 +78,7 @@ func TestEmbeddedDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Storage.URL != filepath.Join(dir, "lake") || cfg.Pipeline.Workers != 2 || cfg.Sink.FlushMessages != 1000 || cfg.Sink.FlushInterval != time.Minute {
+	if cfg.Storage.URL != filepath.Join(dir, "lakehouse") || cfg.Pipeline.Workers != 2 || cfg.Sink.FlushMessages != 1000 || cfg.Sink.FlushInterval != time.Minute {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	if len(cfg.Domains) != 4 || !strings.HasPrefix(cfg.Domains[0].File, "(embedded)") {

@@ -1,0 +1,244 @@
+// Package lake owns Medallion's Iceberg tables (silver, gold, quarantine):
+// the SQL catalog, atomic partition replacement, and file planning for
+// DuckDB.
+//
+// The catalog lives in the meta store's database (SQLite or PostgreSQL) in
+// the JDBC/PyIceberg SqlCatalog schema, so other engines can open it. Tables
+// live under <storage>/warehouse/<namespace>/<table>. Writes are
+// copy-on-write: DuckDB writes a partition's Parquet file, and one Iceberg
+// snapshot swaps the partition's old files for it. No delete files are ever
+// written, so reading a table's planned files is exact.
+package lake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/medallionlake/medallion/config"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/meta"
+	"github.com/medallionlake/medallion/storage"
+)
+
+// CatalogName is the catalog name recorded in the catalog tables; another
+// engine opening the catalog must use the same name.
+const CatalogName = "medallion"
+
+// WarehousePrefix is the storage key prefix of the Iceberg warehouse.
+const WarehousePrefix = "warehouse"
+
+// Namespaces Medallion creates.
+var Namespaces = []string{string(medtype.LayerSilver), string(medtype.LayerGold), string(medtype.LayerQuarantine)}
+
+// ErrConflict means another writer committed to the table first. Callers
+// recompute from the refreshed table and try again (see Retry).
+var ErrConflict = errors.New("iceberg commit conflict")
+
+// TableID names a table: namespace and name, e.g. silver.events.
+type TableID struct {
+	Namespace string
+	Name      string
+}
+
+func (t TableID) String() string { return t.Namespace + "." + t.Name }
+
+func (t TableID) ident() table.Identifier { return catalog.ToIdentifier(t.Namespace, t.Name) }
+
+// ParseTableID parses namespace.table.
+func ParseTableID(s string) (TableID, error) {
+	ns, name, ok := strings.Cut(s, ".")
+	if !ok || ns == "" || name == "" || strings.Contains(name, ".") {
+		return TableID{}, fmt.Errorf("invalid table name %q: want namespace.table, e.g. gold.orders_daily", s)
+	}
+	return TableID{ns, name}, nil
+}
+
+// Lake is the Iceberg catalog plus the storage its tables live on.
+type Lake struct {
+	cat    *sqlcat.Catalog
+	bucket storage.Bucket
+	props  iceberg.Properties
+}
+
+// Open opens the catalog in the meta store's database and creates the
+// namespaces. s3 gives the credentials Iceberg's file IO uses when the
+// bucket is on S3.
+func Open(ctx context.Context, store meta.Store, bucket storage.Bucket, s3 config.S3) (*Lake, error) {
+	dialect := sqlcat.SQLite
+	if store.Kind() == "postgres" {
+		dialect = sqlcat.Postgres
+	}
+	props := iceberg.Properties{"warehouse": strings.TrimSuffix(bucket.URI(WarehousePrefix), "/")}
+	for k, v := range ioProperties(s3) {
+		props[k] = v
+	}
+	cat, err := sqlcat.NewCatalog(CatalogName, store.DB(), dialect, props)
+	if err != nil {
+		return nil, fmt.Errorf("open iceberg catalog: %w", err)
+	}
+	l := &Lake{cat: cat, bucket: bucket, props: props}
+	for _, ns := range Namespaces {
+		err := cat.CreateNamespace(ctx, catalog.ToIdentifier(ns), nil)
+		if err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+			return nil, fmt.Errorf("create namespace %s: %w", ns, err)
+		}
+	}
+	return l, nil
+}
+
+// Bucket is the storage the warehouse lives on.
+func (l *Lake) Bucket() storage.Bucket { return l.bucket }
+
+// Catalog exposes the Iceberg catalog (for listing and time travel).
+func (l *Lake) Catalog() *sqlcat.Catalog { return l.cat }
+
+// Load returns the table, or an error wrapping catalog.ErrNoSuchTable.
+func (l *Lake) Load(ctx context.Context, id TableID) (*table.Table, error) {
+	t, err := l.cat.LoadTable(ctx, id.ident())
+	if err != nil {
+		return nil, fmt.Errorf("load table %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// Exists reports whether the table exists.
+func (l *Lake) Exists(ctx context.Context, id TableID) (bool, error) {
+	return l.cat.CheckTableExists(ctx, id.ident())
+}
+
+// Tables lists the tables of a namespace, sorted.
+func (l *Lake) Tables(ctx context.Context, namespace string) ([]TableID, error) {
+	var out []TableID
+	for ident, err := range l.cat.ListTables(ctx, catalog.ToIdentifier(namespace)) {
+		if err != nil {
+			return nil, fmt.Errorf("list tables in %s: %w", namespace, err)
+		}
+		out = append(out, TableID{namespace, catalog.TableNameFromIdent(ident)})
+	}
+	slices.SortFunc(out, func(a, b TableID) int { return strings.Compare(a.String(), b.String()) })
+	return out, nil
+}
+
+// DataFile is one live data file of a table.
+type DataFile struct {
+	URI  string
+	Rows int64
+	Size int64
+}
+
+// Snapshot selects what Files reads: the current snapshot (zero value), a
+// snapshot id, or the snapshot current at a time.
+type Snapshot struct {
+	ID   int64
+	AsOf time.Time
+}
+
+// Files plans the live data files of a table, or of one partition when
+// partition is set (the table must be partitioned by a date column). A
+// missing table has no files.
+func (l *Lake) Files(ctx context.Context, id TableID, partition *Partition, at Snapshot) ([]DataFile, error) {
+	t, err := l.cat.LoadTable(ctx, id.ident())
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load table %s: %w", id, err)
+	}
+	return planFiles(ctx, t, partition, at)
+}
+
+// Partition selects one date partition of a table.
+type Partition struct {
+	Column string
+	Date   medtype.Date
+}
+
+func planFiles(ctx context.Context, t *table.Table, partition *Partition, at Snapshot) ([]DataFile, error) {
+	var opts []table.ScanOption
+	if partition != nil {
+		days := int32(partition.Date.Time().Unix() / 86400)
+		opts = append(opts, table.WithRowFilter(iceberg.EqualTo(iceberg.Reference(partition.Column), iceberg.Date(days))))
+	}
+	switch {
+	case at.ID != 0:
+		if t.SnapshotByID(at.ID) == nil {
+			return nil, fmt.Errorf("table %s has no snapshot %d", strings.Join(t.Identifier(), "."), at.ID)
+		}
+		opts = append(opts, table.WithSnapshotID(at.ID))
+	case !at.AsOf.IsZero():
+		opts = append(opts, table.WithSnapshotAsOf(at.AsOf.UnixMilli()))
+	}
+	if t.CurrentSnapshot() == nil && at.ID == 0 && at.AsOf.IsZero() {
+		return nil, nil
+	}
+	tasks, err := t.Scan(opts...).PlanFiles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan files of %s: %w", strings.Join(t.Identifier(), "."), err)
+	}
+	out := make([]DataFile, 0, len(tasks))
+	for _, task := range tasks {
+		if len(task.DeleteFiles)+len(task.EqualityDeleteFiles)+len(task.DeletionVectorFiles) > 0 {
+			return nil, fmt.Errorf("table %s has delete files, which Medallion never writes; read it with a full Iceberg engine", strings.Join(t.Identifier(), "."))
+		}
+		out = append(out, DataFile{URI: task.File.FilePath(), Rows: task.File.Count(), Size: task.File.FileSizeBytes()})
+	}
+	slices.SortFunc(out, func(a, b DataFile) int { return strings.Compare(a.URI, b.URI) })
+	return out, nil
+}
+
+// Commit is the outcome of a Write.
+type Commit struct {
+	// SnapshotID is the table's current snapshot after the call (0 for a
+	// table without one).
+	SnapshotID int64
+	// Changed is false when the partition already held exactly the new file
+	// and nothing was committed.
+	Changed bool
+	// Replaced is how many files left the table.
+	Replaced int
+}
+
+func snapshotID(t *table.Table) int64 {
+	if s := t.CurrentSnapshot(); s != nil {
+		return s.SnapshotID
+	}
+	return 0
+}
+
+// isConflict recognises a lost optimistic-concurrency race. The SQL catalog
+// reports it as a failed requirement, which iceberg-go does not always wrap
+// in table.ErrCommitFailed.
+func isConflict(err error) bool {
+	return errors.Is(err, table.ErrCommitFailed) || strings.Contains(err.Error(), "requirement failed")
+}
+
+// Retry runs fn until it succeeds, fails with something other than
+// ErrConflict, or has lost maxAttempts races. iceberg-go's own retry does not
+// fire with the SQL catalog, and the caller must recompute anyway because a
+// current-state table's new content depends on the content it replaces.
+func Retry(ctx context.Context, fn func() error) error {
+	const maxAttempts = 8
+	var err error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		if err = fn(); !errors.Is(err, ErrConflict) {
+			return err
+		}
+		backoff := time.Duration(attempt*attempt)*20*time.Millisecond + time.Duration(rand.IntN(20))*time.Millisecond
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+	return fmt.Errorf("gave up after %d conflicting commits: %w", maxAttempts, err)
+}

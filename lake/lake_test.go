@@ -1,0 +1,309 @@
+package lake_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/medallionlake/medallion/config"
+	"github.com/medallionlake/medallion/duck"
+	"github.com/medallionlake/medallion/internal/testenv"
+	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/meta"
+	"github.com/medallionlake/medallion/storage"
+	"github.com/medallionlake/medallion/storage/filesystem"
+	"github.com/medallionlake/medallion/storage/s3"
+)
+
+type bundle struct {
+	lake  *lake.Lake
+	duck  *duck.DB
+	stage string
+}
+
+// backends are the two deployments the lake must work on: the embedded one
+// (SQLite catalog, local files) and the production one (PostgreSQL catalog,
+// S3).
+func backends(t *testing.T) map[string]func(t *testing.T) bundle {
+	return map[string]func(t *testing.T) bundle{
+		"sqlite+local": func(t *testing.T) bundle {
+			dir := t.TempDir()
+			b, err := filesystem.New(filesystem.Config{Root: filepath.Join(dir, "lake")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return setup(t, "sqlite://"+filepath.Join(dir, "medallion.db"), b, config.S3{})
+		},
+		"postgres+s3": func(t *testing.T) bundle {
+			srv := testenv.StartS3(t)
+			name := testenv.RandomName("lake-")
+			cfg := config.S3{Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}
+			b, err := s3.New(context.Background(), s3.Config{Bucket: name, Prefix: "prod", Endpoint: cfg.Endpoint, Region: cfg.Region,
+				PathStyle: true, AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Client().CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+				t.Fatal(err)
+			}
+			return setup(t, testenv.PostgresSchema(t), b, cfg)
+		},
+	}
+}
+
+func setup(t *testing.T, metaURL string, b storage.Bucket, s3cfg config.S3) bundle {
+	t.Helper()
+	ctx := context.Background()
+	store, err := meta.Open(ctx, metaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	l, err := lake.Open(ctx, store, b, s3cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := duck.Open(config.DuckDB{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return bundle{lake: l, duck: d, stage: t.TempDir()}
+}
+
+func conn(t *testing.T, d *duck.DB) *sql.Conn {
+	t.Helper()
+	c, err := d.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func exec(t *testing.T, c *sql.Conn, q string) {
+	t.Helper()
+	if _, err := c.ExecContext(context.Background(), q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// events makes a TEMP table src with n rows for day.
+func events(t *testing.T, c *sql.Conn, day string, n int, amountFactor float64) {
+	exec(t, c, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE src AS SELECT DATE '%s' AS event_date, 'e-' || i AS event_id,
+		CAST(i * %g AS DECIMAL(12,2)) AS amount, TIMESTAMP '%s 10:00:00' + INTERVAL (i) SECOND AS ts FROM range(%d) r(i)`, day, amountFactor, day, n))
+}
+
+// read returns count and sum(amount) of the partition's live rows, read by
+// DuckDB from the planned files.
+func read(t *testing.T, b bundle, c *sql.Conn, id lake.TableID, p *lake.Partition, at lake.Snapshot) (int64, string) {
+	t.Helper()
+	ctx := context.Background()
+	files, err := b.lake.Files(ctx, id, p, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		return 0, "0"
+	}
+	var keys []string
+	for _, f := range files {
+		k, err := storage.KeyOf(b.lake.Bucket(), f.URI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	paths, err := storage.Fetch(ctx, b.lake.Bucket(), keys, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	var sum string
+	if err := c.QueryRowContext(ctx, "SELECT count(*), coalesce(sum(amount), 0)::VARCHAR FROM "+duck.ReadParquet(paths)).Scan(&n, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return n, sum
+}
+
+func TestWritePartitions(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			c := conn(t, b.duck)
+			id := lake.TableID{Namespace: "silver", Name: "events"}
+			def := lake.TableDef{ID: id, PartitionColumn: "event_date", SortBy: []string{"event_id"}}
+			d15 := &lake.Partition{Column: "event_date", Date: medtype.MustDate("2024-01-15")}
+			s15 := lake.PartitionScope("event_date", d15.Date)
+			d16 := &lake.Partition{Column: "event_date", Date: medtype.MustDate("2024-01-16")}
+			s16 := lake.PartitionScope("event_date", d16.Date)
+
+			events(t, c, "2024-01-15", 100, 1.25)
+			c1, err := b.lake.Write(ctx, c, def, "src", s15, b.stage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			events(t, c, "2024-01-16", 40, 2)
+			c2, err := b.lake.Write(ctx, c, def, "src", s16, b.stage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c1.Changed || !c2.Changed || c2.SnapshotID == c1.SnapshotID {
+				t.Fatalf("first writes: %+v %+v", c1, c2)
+			}
+			if n, sum := read(t, b, c, id, d15, lake.Snapshot{}); n != 100 || sum != "6187.50" {
+				t.Fatalf("2024-01-15 = %d rows, sum %s", n, sum)
+			}
+
+			// The same rows again: no new snapshot.
+			events(t, c, "2024-01-15", 100, 1.25)
+			again, err := b.lake.Write(ctx, c, def, "src", s15, b.stage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Changed || again.SnapshotID != c2.SnapshotID {
+				t.Fatalf("rewriting identical rows committed: %+v (was %d)", again, c2.SnapshotID)
+			}
+
+			// Changed rows replace the partition, and only it.
+			events(t, c, "2024-01-15", 10, 3)
+			c3, err := b.lake.Write(ctx, c, def, "src", s15, b.stage)
+			if err != nil || !c3.Changed || c3.Replaced != 1 {
+				t.Fatalf("replace: %+v %v", c3, err)
+			}
+			if n, sum := read(t, b, c, id, d15, lake.Snapshot{}); n != 10 || sum != "135.00" {
+				t.Fatalf("after replace 2024-01-15 = %d rows, sum %s", n, sum)
+			}
+			if n, _ := read(t, b, c, id, d16, lake.Snapshot{}); n != 40 {
+				t.Fatalf("the other partition changed: %d rows", n)
+			}
+			if n, _ := read(t, b, c, id, nil, lake.Snapshot{}); n != 50 {
+				t.Fatalf("whole table = %d rows", n)
+			}
+			// Time travel to the first write of the day.
+			if n, sum := read(t, b, c, id, d15, lake.Snapshot{ID: c1.SnapshotID}); n != 100 || sum != "6187.50" {
+				t.Fatalf("as of %d: %d rows, sum %s", c1.SnapshotID, n, sum)
+			}
+
+			// An empty result empties the partition.
+			exec(t, c, "CREATE OR REPLACE TEMP TABLE src AS SELECT * FROM src WHERE false")
+			c4, err := b.lake.Write(ctx, c, def, "src", s15, b.stage)
+			if err != nil || !c4.Changed {
+				t.Fatalf("empty write: %+v %v", c4, err)
+			}
+			if n, _ := read(t, b, c, id, d15, lake.Snapshot{}); n != 0 {
+				t.Fatalf("emptied partition has %d rows", n)
+			}
+			c5, err := b.lake.Write(ctx, c, def, "src", s15, b.stage)
+			if err != nil || c5.Changed {
+				t.Fatalf("second empty write: %+v %v", c5, err)
+			}
+		})
+	}
+}
+
+func TestSchemaChangeIsRefused(t *testing.T) {
+	b := backends(t)["sqlite+local"](t)
+	ctx := context.Background()
+	c := conn(t, b.duck)
+	def := lake.TableDef{ID: lake.TableID{Namespace: "gold", Name: "dim"}}
+	exec(t, c, "CREATE TEMP TABLE src AS SELECT 1 AS id, 'a' AS name")
+	if _, err := b.lake.Write(ctx, c, def, "src", lake.Scope{}, b.stage); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, c, "CREATE OR REPLACE TEMP TABLE src AS SELECT 1 AS id, 2 AS name")
+	if _, err := b.lake.Write(ctx, c, def, "src", lake.Scope{}, b.stage); !errors.Is(err, lake.ErrSchemaChanged) {
+		t.Fatalf("changed column type: %v", err)
+	}
+	exec(t, c, "CREATE OR REPLACE TEMP TABLE src AS SELECT 1::HUGEINT AS id")
+	if _, err := b.lake.Write(ctx, c, lake.TableDef{ID: lake.TableID{Namespace: "gold", Name: "other"}}, "src", lake.Scope{}, b.stage); err == nil {
+		t.Fatal("HUGEINT column accepted")
+	}
+}
+
+// Workers writing different partitions of one table at once all land,
+// through the commit-retry loop.
+func TestConcurrentWritersRetry(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			id := lake.TableID{Namespace: "silver", Name: "events"}
+			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+			c0 := conn(t, b.duck)
+			events(t, c0, "2024-01-01", 1, 1)
+			if _, err := b.lake.Write(ctx, c0, def, "src", lake.PartitionScope("event_date", medtype.MustDate("2024-01-01")), b.stage); err != nil {
+				t.Fatal(err)
+			}
+			const writers = 6
+			var wg sync.WaitGroup
+			errs := make(chan error, writers)
+			for w := 0; w < writers; w++ {
+				c := conn(t, b.duck)
+				day := medtype.MustDate("2024-02-01").AddDays(w)
+				events(t, c, day.String(), 10+w, 1)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs <- lake.Retry(ctx, func() error {
+						_, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", day), b.stage)
+						return err
+					})
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, _ := read(t, b, c0, id, nil, lake.Snapshot{})
+			if want := int64(1 + 10*writers + writers*(writers-1)/2); n != want {
+				t.Fatalf("table has %d rows, want %d", n, want)
+			}
+		})
+	}
+}
+
+// One write can replace several partitions (gold tables keyed by another
+// date, e.g. signups by signup date); partitions in scope without rows are
+// emptied, and rows outside scope are refused.
+func TestWriteSeveralPartitions(t *testing.T) {
+	b := backends(t)["sqlite+local"](t)
+	ctx := context.Background()
+	c := conn(t, b.duck)
+	id := lake.TableID{Namespace: "gold", Name: "signups_daily"}
+	def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+	d := medtype.MustDate
+	exec(t, c, `CREATE TEMP TABLE src AS SELECT * FROM (VALUES (DATE '2024-01-01', 1.00::DECIMAL(12,2)), (DATE '2024-01-02', 2.00), (DATE '2024-01-03', 3.00)) v(event_date, amount)`)
+	if _, err := b.lake.Write(ctx, c, def, "src", lake.Scope{Column: "event_date", Dates: []medtype.Date{d("2024-01-01"), d("2024-01-02"), d("2024-01-03")}}, b.stage); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := b.lake.Files(ctx, id, nil, lake.Snapshot{})
+	exec(t, c, `CREATE OR REPLACE TEMP TABLE src AS SELECT * FROM (VALUES (DATE '2024-01-02', 20.00::DECIMAL(12,2))) v(event_date, amount)`)
+	cm, err := b.lake.Write(ctx, c, def, "src", lake.Scope{Column: "event_date", Dates: []medtype.Date{d("2024-01-02"), d("2024-01-03")}}, b.stage)
+	if err != nil || !cm.Changed || cm.Replaced != 2 {
+		t.Fatalf("write = %+v, %v", cm, err)
+	}
+	after, _ := b.lake.Files(ctx, id, nil, lake.Snapshot{})
+	if len(before) != 3 || len(after) != 2 || after[0] != before[0] {
+		t.Fatalf("files before %v after %v: 2024-01-01 must be untouched, 03 emptied", before, after)
+	}
+	if n, sum := read(t, b, c, id, nil, lake.Snapshot{}); n != 2 || sum != "21.00" {
+		t.Fatalf("table = %d rows, sum %s", n, sum)
+	}
+	if _, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", d("2024-01-01")), b.stage); err == nil || !strings.Contains(err.Error(), "outside the partitions written") {
+		t.Fatalf("rows outside the scope: %v", err)
+	}
+}

@@ -1,0 +1,358 @@
+package lake
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/medallionlake/medallion/duck"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/storage"
+)
+
+// TableDef says how a DuckDB relation is stored as an Iceberg table.
+type TableDef struct {
+	ID TableID
+	// PartitionColumn is a DATE column the table is identity-partitioned
+	// by; "" for an unpartitioned (current-state) table.
+	PartitionColumn string
+	// SortBy orders the rows inside the written file.
+	SortBy []string
+}
+
+// ErrSchemaChanged means the relation's columns differ from the existing
+// table's. Medallion does not evolve schemas silently: a changed domain SQL
+// needs the table dropped (and the domain backfilled) or migrated by hand.
+var ErrSchemaChanged = errors.New("table schema changed")
+
+// Scope is the part of a table a write replaces: the partitions of Column
+// listed in Dates, or the whole table when Column is "".
+type Scope struct {
+	Column string
+	Dates  []medtype.Date
+}
+
+// PartitionScope is the scope of one date partition.
+func PartitionScope(column string, date medtype.Date) Scope {
+	return Scope{Column: column, Dates: []medtype.Date{date}}
+}
+
+// Write makes the rows of the DuckDB relation src the content of scope,
+// in one Iceberg snapshot: every partition in scope gets exactly src's rows
+// of that date (none if src has none). Rows of src outside scope are an
+// error. Each data file is named after a fingerprint of its rows, so
+// writing the same rows again finds the files live and commits nothing.
+// stageDir holds temporary files.
+//
+// Write is a single attempt; it fails with ErrConflict when another writer
+// committed to the table meanwhile. Wrap it (and whatever computed src) in
+// Retry.
+func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src string, scope Scope, stageDir string) (Commit, error) {
+	cols, err := duck.Describe(ctx, conn, src)
+	if err != nil {
+		return Commit{}, err
+	}
+	t, err := l.ensureTable(ctx, def, cols)
+	if err != nil {
+		return Commit{}, err
+	}
+	if scope.Column != def.PartitionColumn {
+		return Commit{}, fmt.Errorf("write %s: scope column %q is not the partition column %q", def.ID, scope.Column, def.PartitionColumn)
+	}
+	prints, err := fingerprints(ctx, conn, src, cols, scope.Column)
+	if err != nil {
+		return Commit{}, err
+	}
+	parts := []*Partition{nil}
+	if scope.Column != "" {
+		parts = parts[:0]
+		inScope := map[string]bool{}
+		for _, d := range scope.Dates {
+			if !inScope[d.String()] {
+				inScope[d.String()] = true
+				parts = append(parts, &Partition{Column: scope.Column, Date: d})
+			}
+		}
+		for value := range prints {
+			if !inScope[value] {
+				return Commit{}, fmt.Errorf("write %s: the rows include %s = %s, outside the partitions written (%v)", def.ID, scope.Column, value, scope.Dates)
+			}
+		}
+	}
+	var (
+		oldURIs, newURIs []string
+		rows             int64
+	)
+	for _, p := range parts {
+		value := ""
+		if p != nil {
+			value = p.Date.String()
+		}
+		fp := prints[value]
+		current, err := planFiles(ctx, t, p, Snapshot{})
+		if err != nil {
+			return Commit{}, err
+		}
+		var want []string
+		if fp.rows > 0 {
+			key := l.dataKey(def, p, fp.hash)
+			want = []string{l.bucket.URI(key)}
+			rows += fp.rows
+		}
+		var have []string
+		for _, f := range current {
+			have = append(have, f.URI)
+		}
+		if slices.Equal(have, want) {
+			continue // this partition already holds exactly these rows
+		}
+		if fp.rows > 0 {
+			rel := src
+			if p != nil {
+				rel = fmt.Sprintf("(SELECT * FROM %s WHERE %s = DATE %s)", src, duck.Ident(p.Column), duck.Literal(value))
+			}
+			if err := l.writeFile(ctx, conn, def, rel, l.dataKey(def, p, fp.hash), stageDir); err != nil {
+				return Commit{}, err
+			}
+		}
+		oldURIs = append(oldURIs, have...)
+		newURIs = append(newURIs, want...)
+	}
+	if len(oldURIs) == 0 && len(newURIs) == 0 {
+		return Commit{SnapshotID: snapshotID(t)}, nil
+	}
+	tx := t.NewTransaction()
+	if err := tx.ReplaceDataFiles(ctx, oldURIs, newURIs, snapshotProps(rows)); err != nil {
+		return Commit{}, fmt.Errorf("replace files of %s: %w", def.ID, err)
+	}
+	nt, err := tx.Commit(ctx)
+	if err != nil {
+		if isConflict(err) {
+			return Commit{}, fmt.Errorf("commit %s: %w: %v", def.ID, ErrConflict, err)
+		}
+		return Commit{}, fmt.Errorf("commit %s: %w", def.ID, err)
+	}
+	return Commit{SnapshotID: snapshotID(nt), Changed: true, Replaced: len(oldURIs)}, nil
+}
+
+func snapshotProps(rows int64) iceberg.Properties {
+	return iceberg.Properties{"medallion.rows": strconv.FormatInt(rows, 10)}
+}
+
+// dataKey is warehouse/<ns>/<table>/data/[<col>=<date>/]<fingerprint>.parquet.
+func (l *Lake) dataKey(def TableDef, partition *Partition, fp string) string {
+	dir := fmt.Sprintf("%s/%s/%s/data/", WarehousePrefix, def.ID.Namespace, def.ID.Name)
+	if partition != nil {
+		dir += partition.Column + "=" + partition.Date.String() + "/"
+	}
+	return dir + fp + ".parquet"
+}
+
+func (l *Lake) tableLocation(id TableID) string {
+	return strings.TrimSuffix(l.bucket.URI(fmt.Sprintf("%s/%s/%s", WarehousePrefix, id.Namespace, id.Name)), "/")
+}
+
+// writeFile has DuckDB write the Parquet file, then moves it into place: a
+// rename on local storage, an upload on S3. Either way the object appears
+// whole, and it is referenced only once the snapshot commits.
+func (l *Lake) writeFile(ctx context.Context, conn *sql.Conn, def TableDef, src, key, stageDir string) error {
+	tmp := filepath.Join(stageDir, filepath.Base(key))
+	local, isLocal := l.bucket.(storage.Local)
+	if isLocal {
+		final, err := local.LocalPath(key)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+			return err
+		}
+		f, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
+		if err != nil {
+			return err
+		}
+		f.Close()
+		tmp = f.Name()
+		defer os.Remove(tmp)
+	}
+	query := "SELECT * FROM " + src
+	if len(def.SortBy) > 0 {
+		quoted := make([]string, len(def.SortBy))
+		for i, c := range def.SortBy {
+			quoted[i] = duck.Ident(c)
+		}
+		query += " ORDER BY " + strings.Join(quoted, ", ")
+	}
+	copySQL := fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", query, duck.Literal(tmp))
+	if _, err := conn.ExecContext(ctx, copySQL); err != nil {
+		return fmt.Errorf("write %s: %w", def.ID, err)
+	}
+	if isLocal {
+		final, _ := local.LocalPath(key)
+		return os.Rename(tmp, final)
+	}
+	defer os.Remove(tmp)
+	if err := storage.PutFile(ctx, l.bucket, key, tmp, nil); err != nil {
+		return fmt.Errorf("upload %s data file: %w", def.ID, err)
+	}
+	return nil
+}
+
+type print struct {
+	rows int64
+	hash string
+}
+
+// fingerprints hashes the relation's content per value of column (one entry
+// keyed "" when column is ""): the columns plus an order-independent
+// combination (count, xor and sum) of each row's hash.
+func fingerprints(ctx context.Context, conn *sql.Conn, src string, cols []duck.Column, column string) (map[string]print, error) {
+	group, key := "", "''"
+	if column != "" {
+		key = "CAST(" + duck.Ident(column) + " AS VARCHAR)"
+		group = " GROUP BY 1"
+	}
+	q := "SELECT " + key + ", count(*), coalesce(bit_xor(hash(t)), 0)::VARCHAR, coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM " + src + " t" + group
+	rows, err := conn.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint %s: %w", src, err)
+	}
+	defer rows.Close()
+	out := map[string]print{}
+	for rows.Next() {
+		var (
+			value    sql.NullString
+			n        int64
+			xor, sum string
+		)
+		if err := rows.Scan(&value, &n, &xor, &sum); err != nil {
+			return nil, err
+		}
+		if !value.Valid {
+			return nil, fmt.Errorf("fingerprint %s: %d rows have no %s", src, n, column)
+		}
+		if n == 0 {
+			continue
+		}
+		h := sha256.New()
+		for _, c := range cols {
+			fmt.Fprintf(h, "%s %s\n", c.Name, c.Type)
+		}
+		fmt.Fprintf(h, "%d %s %s", n, xor, sum)
+		out[value.String] = print{rows: n, hash: hex.EncodeToString(h.Sum(nil))[:32]}
+	}
+	return out, rows.Err()
+}
+
+// ensureTable creates the table on first write and checks the schema of an
+// existing one.
+func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column) (*table.Table, error) {
+	schema, err := SchemaOf(cols)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", def.ID, err)
+	}
+	t, err := l.cat.LoadTable(ctx, def.ID.ident())
+	if err == nil {
+		if err := sameSchema(t.Schema(), schema); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrSchemaChanged, def.ID, err)
+		}
+		return t, nil
+	}
+	if !errors.Is(err, catalog.ErrNoSuchTable) {
+		return nil, fmt.Errorf("load table %s: %w", def.ID, err)
+	}
+	opts := []catalog.CreateTableOpt{catalog.WithLocation(l.tableLocation(def.ID))}
+	if def.PartitionColumn != "" {
+		field, ok := schema.FindFieldByName(def.PartitionColumn)
+		if !ok || !field.Type.Equals(iceberg.PrimitiveTypes.Date) {
+			return nil, fmt.Errorf("table %s: partition column %q must be a DATE column of the output", def.ID, def.PartitionColumn)
+		}
+		spec := iceberg.NewPartitionSpec(iceberg.PartitionField{SourceIDs: []int{field.ID}, FieldID: 1000, Name: def.PartitionColumn, Transform: iceberg.IdentityTransform{}})
+		opts = append(opts, catalog.WithPartitionSpec(&spec))
+	}
+	t, err = l.cat.CreateTable(ctx, def.ID.ident(), schema, opts...)
+	if errors.Is(err, catalog.ErrTableAlreadyExists) {
+		return l.ensureTable(ctx, def, cols) // created concurrently
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create table %s: %w", def.ID, err)
+	}
+	return t, nil
+}
+
+func sameSchema(have, want *iceberg.Schema) error {
+	hf, wf := have.Fields(), want.Fields()
+	if len(hf) != len(wf) {
+		return fmt.Errorf("table has %d columns, the SQL produces %d", len(hf), len(wf))
+	}
+	for i := range hf {
+		if hf[i].Name != wf[i].Name || !hf[i].Type.Equals(wf[i].Type) {
+			return fmt.Errorf("column %d is %s %s in the table but %s %s in the SQL", i+1, hf[i].Name, hf[i].Type, wf[i].Name, wf[i].Type)
+		}
+	}
+	return nil
+}
+
+var decimalType = regexp.MustCompile(`^DECIMAL\((\d+),\s*(\d+)\)$`)
+
+// SchemaOf maps DuckDB columns to an Iceberg schema. Every column is
+// optional: DuckDB's Parquet writer does not mark columns required, and
+// Iceberg rejects a required column backed by an optional Parquet one.
+func SchemaOf(cols []duck.Column) (*iceberg.Schema, error) {
+	fields := make([]iceberg.NestedField, len(cols))
+	for i, c := range cols {
+		typ, err := icebergType(c.Type)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", c.Name, err)
+		}
+		fields[i] = iceberg.NestedField{ID: i + 1, Name: c.Name, Type: typ}
+	}
+	return iceberg.NewSchema(0, fields...), nil
+}
+
+func icebergType(t string) (iceberg.Type, error) {
+	switch t {
+	case "BOOLEAN":
+		return iceberg.PrimitiveTypes.Bool, nil
+	case "TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT":
+		return iceberg.PrimitiveTypes.Int32, nil
+	case "BIGINT", "UINTEGER":
+		return iceberg.PrimitiveTypes.Int64, nil
+	case "FLOAT":
+		return iceberg.PrimitiveTypes.Float32, nil
+	case "DOUBLE":
+		return iceberg.PrimitiveTypes.Float64, nil
+	case "VARCHAR":
+		return iceberg.PrimitiveTypes.String, nil
+	case "BLOB":
+		return iceberg.PrimitiveTypes.Binary, nil
+	case "DATE":
+		return iceberg.PrimitiveTypes.Date, nil
+	case "TIME":
+		return iceberg.PrimitiveTypes.Time, nil
+	case "TIMESTAMP":
+		return iceberg.PrimitiveTypes.Timestamp, nil
+	case "TIMESTAMP WITH TIME ZONE":
+		return iceberg.PrimitiveTypes.TimestampTz, nil
+	case "UUID":
+		return iceberg.PrimitiveTypes.UUID, nil
+	}
+	if m := decimalType.FindStringSubmatch(t); m != nil {
+		p, _ := strconv.Atoi(m[1])
+		s, _ := strconv.Atoi(m[2])
+		return iceberg.DecimalTypeOf(p, s), nil
+	}
+	return nil, fmt.Errorf("DuckDB type %s has no Iceberg equivalent here; cast it in the SQL (e.g. to VARCHAR, BIGINT or DECIMAL(p,s))", t)
+}
