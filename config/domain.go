@@ -51,10 +51,18 @@ type GoldTable struct {
 	Table string `yaml:"table"`
 	// MergeKeys identify a row for the MERGE.
 	MergeKeys []string `yaml:"merge_keys"`
-	// Mode is "partition" (rows belong to one partition date; rows the
-	// source no longer produces are deleted) or "current" (a current-state
-	// table; a row is replaced only by a newer version, never deleted).
+	// Mode is "partition" (the table is partitioned by a date column; each
+	// run replaces the partitions its rows touch, deleting rows the source no
+	// longer produces) or "current" (a current-state table: rows are inserted
+	// or updated, never deleted by an old partition).
 	Mode string `yaml:"mode"`
+	// PartitionColumn is the DATE column of a partition-mode table; the
+	// domain's partition_key by default (signups_daily uses signup_date).
+	PartitionColumn string `yaml:"partition_column"`
+	// VersionColumn, for a current-mode table, is the column an incoming
+	// row must be newer in to replace the stored one (e.g. updated_at), so
+	// reprocessing an old partition never regresses the table.
+	VersionColumn string `yaml:"version_column"`
 }
 
 // RetryLimit is the domain's max_retries, or the pipeline default.

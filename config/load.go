@@ -157,8 +157,12 @@ func decodeDomain(path string, data []byte) (Domain, Errors) {
 		d.Name = strings.TrimSuffix(strings.TrimSuffix(filepath.Base(path), ".yaml"), ".yml")
 	}
 	for i := range d.Gold {
-		if d.Gold[i].Mode == "" {
-			d.Gold[i].Mode = "partition"
+		g := &d.Gold[i]
+		if g.Mode == "" {
+			g.Mode = "partition"
+		}
+		if g.Mode == "partition" && g.PartitionColumn == "" {
+			g.PartitionColumn = d.PartitionKey
 		}
 	}
 	d.File = path

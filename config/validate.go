@@ -204,6 +204,19 @@ func (d *Domain) validate() []problem {
 			c.add(key+".merge_keys", "must list at least one column")
 		}
 		c.oneOf(key+".mode", g.Mode, "partition", "current")
+		switch g.Mode {
+		case "partition":
+			if g.VersionColumn != "" {
+				c.add(key+".version_column", "only applies to mode current")
+			}
+			if !slices.Contains(g.MergeKeys, g.PartitionColumn) {
+				c.add(key+".merge_keys", "must include the partition column %q", g.PartitionColumn)
+			}
+		case "current":
+			if g.PartitionColumn != "" {
+				c.add(key+".partition_column", "only applies to mode partition (current-state tables are not partitioned)")
+			}
+		}
 	}
 	return c.ps
 }

@@ -41,6 +41,10 @@ func Open(cfg config.DuckDB) (*DB, error) {
 	}
 	settings := []string{
 		"SET temp_directory = " + Literal(spill),
+		// Timestamps are UTC throughout: parsing RFC 3339 with an offset,
+		// truncating to hours and casting to dates must not depend on the
+		// machine's zone.
+		"SET TimeZone = 'UTC'",
 		// Insertion order is never relied on (every output is keyed), and
 		// dropping it lets DuckDB stream and spill more freely.
 		"SET preserve_insertion_order = false",
@@ -139,11 +143,12 @@ func Count(ctx context.Context, conn *sql.Conn, relation string) (int64, error) 
 	return n, nil
 }
 
-// ReadParquet renders a read_parquet call over local files.
-func ReadParquet(paths []string) string {
+// ReadParquet renders a read_parquet call over local files; with filename
+// the rows carry the column filename (the file's absolute path).
+func ReadParquet(paths []string, filename bool) string {
 	abs := make([]string, len(paths))
 	for i, p := range paths {
 		abs[i], _ = filepath.Abs(p)
 	}
-	return "read_parquet(" + List(abs) + ", filename = true)"
+	return fmt.Sprintf("read_parquet(%s, filename = %t)", List(abs), filename)
 }

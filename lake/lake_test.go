@@ -129,7 +129,7 @@ func read(t *testing.T, b bundle, c *sql.Conn, id lake.TableID, p *lake.Partitio
 	}
 	var n int64
 	var sum string
-	if err := c.QueryRowContext(ctx, "SELECT count(*), coalesce(sum(amount), 0)::VARCHAR FROM "+duck.ReadParquet(paths)).Scan(&n, &sum); err != nil {
+	if err := c.QueryRowContext(ctx, "SELECT count(*), coalesce(sum(amount), 0)::VARCHAR FROM "+duck.ReadParquet(paths, false)).Scan(&n, &sum); err != nil {
 		t.Fatal(err)
 	}
 	return n, sum

@@ -1,0 +1,69 @@
+// Package domains is the plugin registry of Medallion's domains, and the
+// home of the four reference domains (events, orders, restaurants, users).
+//
+// A domain is one YAML file (config/domains/<name>.yaml: topics, partition
+// key, timestamp field, primary key, dedup, gold tables) plus one Go package
+// holding its SQL. Adding one needs no change to the framework.
+//
+// # How to add a domain
+//
+//  1. Write config/domains/<name>.yaml (copy orders.yaml). name must match
+//     the package's Spec.Name. List every gold table with its merge keys and
+//     mode.
+//  2. Create domains/<name>/ with a file that embeds its SQL and registers
+//     it from init():
+//
+//     //go:embed sql
+//     var files embed.FS
+//     func init() {
+//     sub, _ := fs.Sub(files, "sql")
+//     domains.MustRegister(domains.Spec{Name: "<name>", SQL: sub})
+//     }
+//
+//  3. Write sql/parse.sql, sql/silver/<name>.sql (and one file per further
+//     silver table), and sql/gold/<table>.sql for each gold table. Each file
+//     is one SELECT; a reviewer reads a domain's logic in these files alone.
+//  4. Add the blank import to domains/all/all.go.
+//  5. Test it: generate or write bronze for it and run the pipeline test
+//     helpers (see pipeline tests and domains/testdata).
+//
+// # What each SQL file sees and must produce
+//
+// parse.sql reads the view bronze: the envelope columns _topic, _partition,
+// _offset, _key, _kafka_ts, _ingested_at, _headers, payload (raw JSON text),
+// _event_ts, and _source_file (the bronze object key). It types every field
+// and must output:
+//   - the partition key column (a DATE, e.g. event_date);
+//   - the typed business columns;
+//   - _reason: NULL for a valid row, else why it is invalid ("missing
+//     order_id", "unknown status \"lost\""). Invalid rows go to
+//     quarantine.<domain> with the raw payload; the rest continue;
+//   - the lineage columns _topic, _partition, _offset, _kafka_ts,
+//     _source_file and payload, passed through.
+//
+// Helper macros are defined for it: json_field(payload) gives the parsed
+// top-level object; expect_str/expect_num/expect_int/expect_bool/expect_ts/
+// expect_enum/expect_list(name, j, required [, allowed]) return an error
+// text or NULL; parse_ts(text) parses RFC 3339 into a UTC TIMESTAMP; str(j)
+// and num(j) extract values. Use coalesce(...) of the expect_ calls for
+// _reason, the first error wins.
+//
+// The framework then drops invalid rows and deduplicates the rest by the
+// YAML's primary_key (dedup: latest keeps the greatest order_by, then
+// _kafka_ts, _partition, _offset) into the table deduped.
+//
+// silver/<table>.sql reads deduped and outputs the silver table: the
+// partition key column, typed columns, and lineage such as _source_file.
+// The framework adds record_hash, the SHA-256 of the JSON of the columns
+// whose names do not start with an underscore. Silver tables are visible to
+// gold as silver_<table>.
+//
+// gold/<table>.sql reads silver_<table> views (this partition's rows),
+// gold_<table> views of gold tables listed earlier in the YAML (their
+// content after this run's merge: the whole table for mode current, the
+// touched partitions for mode partition), and getvariable('partition_date').
+// The framework merges its output into the table by merge_keys: mode
+// partition replaces every partition its rows touch (and the run's own
+// partition), deleting rows no longer produced; mode current inserts and
+// updates (only newer rows by version_column) and never deletes.
+package domains

@@ -1,0 +1,204 @@
+// Package gold is the silver -> gold job for one partition: run each gold
+// table's SQL over the partition's silver rows and MERGE the result into the
+// table's current rows inside DuckDB, then replace the touched partitions
+// (or the whole current-state table) in one snapshot.
+package gold
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/medallionlake/medallion/domains"
+	"github.com/medallionlake/medallion/duck"
+	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/storage"
+)
+
+// Result describes one gold run.
+type Result struct {
+	// GoldRecords is the number of rows the gold SQL produced, all tables.
+	GoldRecords int64
+	Commits     map[string]lake.Commit
+}
+
+// Run merges one partition into the domain's gold tables, in the order of
+// the domain's YAML. It expects the silver_<table> TEMP tables the silver
+// job left on conn, and leaves gold_<table> (the merged rows) for the next
+// table's SQL.
+func Run(ctx context.Context, conn *sql.Conn, l *lake.Lake, d domains.Domain, date medtype.Date, stageDir string) (Result, error) {
+	res := Result{Commits: map[string]lake.Commit{}}
+	for _, g := range d.Gold {
+		src := "gold_src_" + g.Table
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS %s", src, g.SQL)); err != nil {
+			return res, fmt.Errorf("%s gold/%s.sql: %w", d.Name, g.Table, err)
+		}
+		cols, err := duck.Describe(ctx, conn, src)
+		if err != nil {
+			return res, err
+		}
+		if err := check(g, cols); err != nil {
+			return res, fmt.Errorf("%s gold/%s.sql: %w", d.Name, g.Table, err)
+		}
+		n, err := duck.Count(ctx, conn, src)
+		if err != nil {
+			return res, err
+		}
+		res.GoldRecords += n
+		def := lake.TableDef{ID: lake.TableID{Namespace: string(medtype.LayerGold), Name: g.Table}, SortBy: g.MergeKeys}
+		scope := lake.Scope{}
+		if g.Mode == "partition" {
+			def.PartitionColumn = g.PartitionColumn
+			if scope, err = partitionScope(ctx, conn, src, g.PartitionColumn, d.PartitionKey, date); err != nil {
+				return res, err
+			}
+		}
+		target := "gold_" + g.Table
+		err = lake.Retry(ctx, func() error {
+			if err := stageTarget(ctx, conn, l, def.ID, scope, src, target, stageDir); err != nil {
+				return err
+			}
+			if _, err := conn.ExecContext(ctx, mergeSQL(g, cols, target, src)); err != nil {
+				return fmt.Errorf("merge into %s: %w", def.ID, err)
+			}
+			c, err := l.Write(ctx, conn, def, target, scope, stageDir)
+			if err != nil {
+				return err
+			}
+			res.Commits[def.ID.String()] = c
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func check(g domains.GoldQuery, cols []duck.Column) error {
+	has := func(n string) bool { return slices.ContainsFunc(cols, func(c duck.Column) bool { return c.Name == n }) }
+	for _, k := range g.MergeKeys {
+		if !has(k) {
+			return fmt.Errorf("merge key %s is not an output column", k)
+		}
+	}
+	if g.VersionColumn != "" && !has(g.VersionColumn) {
+		return fmt.Errorf("version_column %s is not an output column", g.VersionColumn)
+	}
+	return nil
+}
+
+// partitionScope is every partition the rows touch, plus the job's own
+// partition when the table is partitioned by the domain's partition key (so
+// a day that now produces no rows is emptied).
+func partitionScope(ctx context.Context, conn *sql.Conn, src, column, domainKey string, date medtype.Date) (lake.Scope, error) {
+	scope := lake.Scope{Column: column}
+	if column == domainKey {
+		scope.Dates = append(scope.Dates, date)
+	}
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT DISTINCT CAST(%s AS VARCHAR) FROM %s ORDER BY 1", duck.Ident(column), src))
+	if err != nil {
+		return scope, fmt.Errorf("partitions of %s: %w", src, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v sql.NullString
+		if err := rows.Scan(&v); err != nil {
+			return scope, err
+		}
+		if !v.Valid {
+			return scope, fmt.Errorf("%s has rows without %s", src, column)
+		}
+		d, err := medtype.ParseDate(v.String)
+		if err != nil {
+			return scope, err
+		}
+		if !slices.Contains(scope.Dates, d) {
+			scope.Dates = append(scope.Dates, d)
+		}
+	}
+	return scope, rows.Err()
+}
+
+// stageTarget loads the table's current rows in scope into the TEMP table
+// target (empty, shaped like src, when there are none).
+func stageTarget(ctx context.Context, conn *sql.Conn, l *lake.Lake, id lake.TableID, scope lake.Scope, src, target, stageDir string) error {
+	var uris []string
+	if scope.Column == "" {
+		files, err := l.Files(ctx, id, nil, lake.Snapshot{})
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			uris = append(uris, f.URI)
+		}
+	} else {
+		for _, d := range scope.Dates {
+			files, err := l.Files(ctx, id, &lake.Partition{Column: scope.Column, Date: d}, lake.Snapshot{})
+			if err != nil {
+				return err
+			}
+			for _, f := range files {
+				uris = append(uris, f.URI)
+			}
+		}
+	}
+	from := src + " WHERE false"
+	if len(uris) > 0 {
+		keys := make([]string, len(uris))
+		for i, u := range uris {
+			k, err := storage.KeyOf(l.Bucket(), u)
+			if err != nil {
+				return err
+			}
+			keys[i] = k
+		}
+		paths, err := storage.Fetch(ctx, l.Bucket(), keys, stageDir)
+		if err != nil {
+			return fmt.Errorf("stage %s: %w", id, err)
+		}
+		from = duck.ReadParquet(paths, false)
+	}
+	_, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT * FROM %s", target, from))
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", id, err)
+	}
+	return nil
+}
+
+// mergeSQL inserts new keys and updates rows whose values differ; in mode
+// current only rows newer by version_column replace stored ones, and in
+// mode partition rows of the scope the source no longer produces are
+// deleted.
+func mergeSQL(g domains.GoldQuery, cols []duck.Column, target, src string) string {
+	var on, differ, set, names, values []string
+	for _, c := range cols {
+		col := duck.Ident(c.Name)
+		names = append(names, col)
+		values = append(values, "s."+col)
+		if slices.Contains(g.MergeKeys, c.Name) {
+			on = append(on, fmt.Sprintf("t.%s IS NOT DISTINCT FROM s.%s", col, col))
+			continue
+		}
+		differ = append(differ, fmt.Sprintf("t.%s IS DISTINCT FROM s.%s", col, col))
+		set = append(set, fmt.Sprintf("%s = s.%s", col, col))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "MERGE INTO %s AS t USING %s AS s ON %s\n", target, src, strings.Join(on, " AND "))
+	if len(set) > 0 {
+		cond := "(" + strings.Join(differ, " OR ") + ")"
+		if g.VersionColumn != "" {
+			v := duck.Ident(g.VersionColumn)
+			cond = fmt.Sprintf("s.%s > t.%s AND %s", v, v, cond)
+		}
+		fmt.Fprintf(&b, "WHEN MATCHED AND %s THEN UPDATE SET %s\n", cond, strings.Join(set, ", "))
+	}
+	fmt.Fprintf(&b, "WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)\n", strings.Join(names, ", "), strings.Join(values, ", "))
+	if g.Mode == "partition" {
+		b.WriteString("WHEN NOT MATCHED BY SOURCE THEN DELETE\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,248 @@
+// Package silver is the bronze -> silver job for one (domain, date)
+// partition: stage the bronze files, parse and validate with the domain's
+// parse.sql, quarantine invalid rows, deduplicate, add record_hash, and
+// replace the silver and quarantine partitions.
+package silver
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/medallionlake/medallion/domains"
+	"github.com/medallionlake/medallion/duck"
+	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/storage"
+)
+
+//go:embed macros.sql
+var macros string
+
+// Env is what the job reads and writes.
+type Env struct {
+	Bucket storage.Bucket // holds bronze
+	Lake   *lake.Lake
+}
+
+// Result describes one silver run.
+type Result struct {
+	BronzeRecords int64
+	SilverRecords int64 // rows of the main silver table
+	Quarantined   int64
+	// Commits per table (silver.events, quarantine.events, …).
+	Commits map[string]lake.Commit
+}
+
+// lineage columns parse.sql must pass through.
+var lineage = []string{"_topic", "_partition", "_offset", "_kafka_ts", "_source_file", "payload"}
+
+// Run builds a partition's silver tables from its bronze files (keys) on
+// conn. It leaves the TEMP tables deduped and silver_<table> on conn for the
+// gold job. Re-running it on the same files writes nothing.
+func Run(ctx context.Context, conn *sql.Conn, env Env, d domains.Domain, date medtype.Date, files []string, stageDir string) (Result, error) {
+	res := Result{Commits: map[string]lake.Commit{}}
+	if err := Prepare(ctx, conn, date); err != nil {
+		return res, err
+	}
+	if err := stageBronze(ctx, conn, env.Bucket, files, filepath.Join(stageDir, "bronze")); err != nil {
+		return res, err
+	}
+	if err := execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE parsed AS %s", d.Parse); err != nil {
+		return res, fmt.Errorf("%s parse.sql: %w", d.Name, err)
+	}
+	cols, err := duck.Describe(ctx, conn, "parsed")
+	if err != nil {
+		return res, err
+	}
+	if err := requireColumns("parse.sql", cols, append([]string{d.PartitionKey, "_reason"}, lineage...)); err != nil {
+		return res, fmt.Errorf("%s %w", d.Name, err)
+	}
+	if res.BronzeRecords, err = duck.Count(ctx, conn, "parsed"); err != nil {
+		return res, err
+	}
+
+	// A row whose own partition date differs from the bronze partition it
+	// sits in cannot be placed; it is quarantined, never dropped.
+	pk := duck.Ident(d.PartitionKey)
+	day := "DATE " + duck.Literal(date.String())
+	reason := fmt.Sprintf("coalesce(_reason, CASE WHEN %s IS DISTINCT FROM %s THEN '%s ' || coalesce(CAST(%s AS VARCHAR), 'NULL') || ' is not the bronze partition %s' END)",
+		pk, day, d.PartitionKey, pk, date)
+
+	if err := execf(ctx, conn, `CREATE OR REPLACE TEMP TABLE quarantined AS
+		SELECT %s AS partition_date, _source_file, _topic, _partition, _offset, _kafka_ts, %s AS reason, payload
+		FROM parsed WHERE %s IS NOT NULL`, day, reason, reason); err != nil {
+		return res, err
+	}
+	if res.Quarantined, err = duck.Count(ctx, conn, "quarantined"); err != nil {
+		return res, err
+	}
+	qdef := lake.TableDef{ID: lake.TableID{Namespace: string(medtype.LayerQuarantine), Name: d.Name}, PartitionColumn: "partition_date", SortBy: []string{"_source_file", "_offset"}}
+	if err := write(ctx, conn, env.Lake, qdef, "quarantined", lake.PartitionScope("partition_date", date), stageDir, res.Commits); err != nil {
+		return res, err
+	}
+
+	dedup := ""
+	if d.Dedup == "latest" {
+		order := "_kafka_ts DESC, _partition DESC, _offset DESC"
+		if d.OrderBy != "" {
+			order = duck.Ident(d.OrderBy) + " DESC NULLS LAST, " + order
+		}
+		keys := make([]string, len(d.PrimaryKey))
+		for i, k := range d.PrimaryKey {
+			keys[i] = duck.Ident(k)
+		}
+		dedup = fmt.Sprintf("QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s) = 1", strings.Join(keys, ", "), order)
+	}
+	if err := execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE deduped AS SELECT * EXCLUDE (_reason, payload) FROM parsed WHERE %s IS NULL %s", reason, dedup); err != nil {
+		return res, fmt.Errorf("%s dedup: %w", d.Name, err)
+	}
+	if err := execf(ctx, conn, "DROP TABLE parsed"); err != nil {
+		return res, err
+	}
+
+	for i, q := range d.Silver {
+		name := "silver_" + q.Table
+		if err := buildSilverTable(ctx, conn, name, q); err != nil {
+			return res, fmt.Errorf("%s silver/%s.sql: %w", d.Name, q.Table, err)
+		}
+		cols, err := duck.Describe(ctx, conn, name)
+		if err != nil {
+			return res, err
+		}
+		if err := requireColumns("silver/"+q.Table+".sql", cols, []string{d.PartitionKey}); err != nil {
+			return res, fmt.Errorf("%s %w", d.Name, err)
+		}
+		def := lake.TableDef{ID: lake.TableID{Namespace: string(medtype.LayerSilver), Name: q.Table}, PartitionColumn: d.PartitionKey, SortBy: present(cols, d.PrimaryKey)}
+		if err := write(ctx, conn, env.Lake, def, name, lake.PartitionScope(d.PartitionKey, date), stageDir, res.Commits); err != nil {
+			return res, err
+		}
+		if i == 0 {
+			if res.SilverRecords, err = duck.Count(ctx, conn, name); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, nil
+}
+
+// Prepare defines the helper macros and the partition_date variable on a
+// job's connection.
+func Prepare(ctx context.Context, conn *sql.Conn, date medtype.Date) error {
+	for _, stmt := range strings.Split(macros, ";\n") {
+		if strings.TrimSpace(stripComments(stmt)) == "" {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("define macros: %w", err)
+		}
+	}
+	return execf(ctx, conn, "SET VARIABLE partition_date = DATE %s", duck.Literal(date.String()))
+}
+
+func stripComments(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// stageBronze defines the view bronze over the partition's files, with
+// _source_file set to each row's bronze object key.
+func stageBronze(ctx context.Context, conn *sql.Conn, b storage.Bucket, files []string, dir string) error {
+	if len(files) == 0 {
+		// Every file of the partition is gone: silver becomes empty.
+		return execf(ctx, conn, `CREATE OR REPLACE TEMP VIEW bronze AS SELECT NULL::VARCHAR AS _topic, NULL::INTEGER AS _partition,
+			NULL::BIGINT AS _offset, NULL::BLOB AS _key, NULL::TIMESTAMP_MS AS _kafka_ts, NULL::TIMESTAMP AS _ingested_at,
+			NULL::VARCHAR AS _headers, NULL::VARCHAR AS payload, NULL::TIMESTAMP AS _event_ts, NULL::VARCHAR AS _source_file WHERE false`)
+	}
+	paths, err := storage.Fetch(ctx, b, files, dir)
+	if err != nil {
+		return fmt.Errorf("stage bronze: %w", err)
+	}
+	abs, err := filepath.Abs(paths[0])
+	if err != nil {
+		return err
+	}
+	prefix := strings.TrimSuffix(abs, filepath.FromSlash(files[0]))
+	return execf(ctx, conn, "CREATE OR REPLACE TEMP VIEW bronze AS SELECT * EXCLUDE (filename), substr(filename, %d) AS _source_file FROM %s",
+		len(prefix)+1, duck.ReadParquet(paths, true))
+}
+
+// buildSilverTable runs a silver SELECT and adds record_hash: the SHA-256 of
+// the JSON of the columns whose names do not start with an underscore.
+func buildSilverTable(ctx context.Context, conn *sql.Conn, name string, q domains.Query) error {
+	raw := name + "_raw"
+	if err := execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE %s AS %s", raw, q.SQL); err != nil {
+		return err
+	}
+	cols, err := duck.Describe(ctx, conn, raw)
+	if err != nil {
+		return err
+	}
+	var business, lineageCols, fields []string
+	for _, c := range cols {
+		if c.Name == "record_hash" {
+			return fmt.Errorf("must not output record_hash: the framework computes it")
+		}
+		if strings.HasPrefix(c.Name, "_") {
+			lineageCols = append(lineageCols, duck.Ident(c.Name))
+			continue
+		}
+		business = append(business, duck.Ident(c.Name))
+		fields = append(fields, duck.Ident(c.Name)+" := "+duck.Ident(c.Name))
+	}
+	sel := append(business, "sha256(CAST(to_json(struct_pack("+strings.Join(fields, ", ")+")) AS VARCHAR)) AS record_hash")
+	sel = append(sel, lineageCols...)
+	if err := execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM %s", name, strings.Join(sel, ", "), raw); err != nil {
+		return err
+	}
+	return execf(ctx, conn, "DROP TABLE %s", raw)
+}
+
+// write replaces the table's scope with src, retrying lost commit races.
+func write(ctx context.Context, conn *sql.Conn, l *lake.Lake, def lake.TableDef, src string, scope lake.Scope, stageDir string, commits map[string]lake.Commit) error {
+	return lake.Retry(ctx, func() error {
+		c, err := l.Write(ctx, conn, def, src, scope, stageDir)
+		if err != nil {
+			return err
+		}
+		commits[def.ID.String()] = c
+		return nil
+	})
+}
+
+func requireColumns(file string, cols []duck.Column, want []string) error {
+	var missing []string
+	for _, w := range want {
+		if !slices.ContainsFunc(cols, func(c duck.Column) bool { return c.Name == w }) {
+			missing = append(missing, w)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s does not output %s", file, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func present(cols []duck.Column, names []string) []string {
+	var out []string
+	for _, n := range names {
+		if slices.ContainsFunc(cols, func(c duck.Column) bool { return c.Name == n }) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func execf(ctx context.Context, conn *sql.Conn, format string, args ...any) error {
+	_, err := conn.ExecContext(ctx, fmt.Sprintf(format, args...))
+	return err
+}
