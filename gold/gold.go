@@ -29,53 +29,63 @@ type Result struct {
 // the domain's YAML. It expects the silver_<table> TEMP tables the silver
 // job left on conn, and leaves gold_<table> (the merged rows) for the next
 // table's SQL.
+//
+// A lost commit race restarts the whole job, not just the table: a later
+// table (signups_daily) is computed from an earlier one (users_current),
+// so it must be recomputed from freshly staged rows. Tables already written
+// are unchanged on the second pass and commit nothing.
 func Run(ctx context.Context, conn *sql.Conn, l *lake.Lake, d domains.Domain, date medtype.Date, stageDir string) (Result, error) {
-	res := Result{Commits: map[string]lake.Commit{}}
-	for _, g := range d.Gold {
-		src := "gold_src_" + g.Table
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS %s", src, g.SQL)); err != nil {
-			return res, fmt.Errorf("%s gold/%s.sql: %w", d.Name, g.Table, err)
-		}
-		cols, err := duck.Describe(ctx, conn, src)
-		if err != nil {
-			return res, err
-		}
-		if err := check(g, cols); err != nil {
-			return res, fmt.Errorf("%s gold/%s.sql: %w", d.Name, g.Table, err)
-		}
-		n, err := duck.Count(ctx, conn, src)
-		if err != nil {
-			return res, err
-		}
-		res.GoldRecords += n
-		def := lake.TableDef{ID: lake.TableID{Namespace: string(medtype.LayerGold), Name: g.Table}, SortBy: g.MergeKeys}
-		scope := lake.Scope{}
-		if g.Mode == "partition" {
-			def.PartitionColumn = g.PartitionColumn
-			if scope, err = partitionScope(ctx, conn, src, g.PartitionColumn, d.PartitionKey, date); err != nil {
-				return res, err
-			}
-		}
-		target := "gold_" + g.Table
-		err = lake.Retry(ctx, func() error {
-			if err := stageTarget(ctx, conn, l, def.ID, scope, src, target, stageDir); err != nil {
-				return err
-			}
-			if _, err := conn.ExecContext(ctx, mergeSQL(g, cols, target, src)); err != nil {
-				return fmt.Errorf("merge into %s: %w", def.ID, err)
-			}
-			c, err := l.Write(ctx, conn, def, target, scope, stageDir)
+	var res Result
+	err := lake.Retry(ctx, func() error {
+		res = Result{Commits: map[string]lake.Commit{}}
+		for _, g := range d.Gold {
+			n, c, err := mergeTable(ctx, conn, l, d, g, date, stageDir)
 			if err != nil {
 				return err
 			}
-			res.Commits[def.ID.String()] = c
-			return nil
-		})
-		if err != nil {
-			return res, err
+			res.GoldRecords += n
+			res.Commits[lake.TableID{Namespace: string(medtype.LayerGold), Name: g.Table}.String()] = c
+		}
+		return nil
+	})
+	return res, err
+}
+
+// mergeTable runs one gold SELECT, merges it into the table's current rows
+// and writes the result; it returns the SELECT's row count.
+func mergeTable(ctx context.Context, conn *sql.Conn, l *lake.Lake, d domains.Domain, g domains.GoldQuery, date medtype.Date, stageDir string) (int64, lake.Commit, error) {
+	src := "gold_src_" + g.Table
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS %s", src, g.SQL)); err != nil {
+		return 0, lake.Commit{}, fmt.Errorf("%s gold/%s.sql: %w", d.Name, g.Table, err)
+	}
+	cols, err := duck.Describe(ctx, conn, src)
+	if err != nil {
+		return 0, lake.Commit{}, err
+	}
+	if err := check(g, cols); err != nil {
+		return 0, lake.Commit{}, fmt.Errorf("%s gold/%s.sql: %w", d.Name, g.Table, err)
+	}
+	n, err := duck.Count(ctx, conn, src)
+	if err != nil {
+		return 0, lake.Commit{}, err
+	}
+	def := lake.TableDef{ID: lake.TableID{Namespace: string(medtype.LayerGold), Name: g.Table}, SortBy: g.MergeKeys}
+	scope := lake.Scope{}
+	if g.Mode == "partition" {
+		def.PartitionColumn = g.PartitionColumn
+		if scope, err = partitionScope(ctx, conn, src, g.PartitionColumn, d.PartitionKey, date); err != nil {
+			return 0, lake.Commit{}, err
 		}
 	}
-	return res, nil
+	target := "gold_" + g.Table
+	if err := stageTarget(ctx, conn, l, def.ID, scope, src, target, stageDir); err != nil {
+		return 0, lake.Commit{}, err
+	}
+	if _, err := conn.ExecContext(ctx, mergeSQL(g, cols, target, src)); err != nil {
+		return 0, lake.Commit{}, fmt.Errorf("merge into %s: %w", def.ID, err)
+	}
+	c, err := l.Write(ctx, conn, def, target, scope, stageDir)
+	return n, c, err
 }
 
 func check(g domains.GoldQuery, cols []duck.Column) error {

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/medallionlake/medallion/cli"
+	_ "github.com/medallionlake/medallion/domains/all" // the reference domains
 )
 
 func main() { os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) }

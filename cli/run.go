@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/pipeline"
+)
+
+func (a *app) runCommand() *cobra.Command {
+	var (
+		workers int
+		doms    []string
+		format  string
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Discover bronze partitions, detect late data, and process the queue (for cron)",
+		Long: `Process everything that needs processing, then print a summary.
+
+A run takes the overlap lock (a second run exits at once), rescues partitions
+whose worker crashed, lists every domain's bronze partitions, marks new ones
+PENDING and DONE ones whose files changed LATE, moves FAILED partitions to
+RETRYING (or DEAD after max_retries), and processes PENDING, RETRYING and
+REPROCESSING partitions oldest first with --workers in parallel.
+
+Safe to repeat: a second run with nothing new processes nothing and writes no
+table snapshot. Exit code 1 if any partition failed or is DEAD.
+
+Example (crontab, daily at 06:00 UTC):
+  0 6 * * * medallion run --config /etc/medallion/medallion.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "table" && format != "json" {
+				return usageError("--format %q: want table or json", format)
+			}
+			return a.runPipeline(cmd, pipeline.Options{Command: "run", Workers: workers, Domains: doms}, format)
+		},
+	}
+	cmd.Flags().IntVarP(&workers, "workers", "w", 0, "partitions processed in parallel (default pipeline.workers)")
+	cmd.Flags().StringSliceVarP(&doms, "domain", "d", nil, "only these domains (repeat or comma-separate)")
+	cmd.Flags().StringVarP(&format, "format", "f", "table", "summary format: table or json")
+	return cmd
+}
+
+func (a *app) backfillCommand() *cobra.Command {
+	var (
+		from, to  string
+		workers   int
+		doms      []string
+		reprocess string
+		dryRun    bool
+		format    string
+	)
+	cmd := &cobra.Command{
+		Use:   "backfill --from YYYY-MM-DD --to YYYY-MM-DD",
+		Short: "Re-run a date range (including FAILED and DEAD partitions)",
+		Long: `Reset the partitions of a date range to PENDING and process them in this call.
+
+--reprocess all (default) resets every partition in the range, DONE ones
+included; --reprocess failed only FAILED, RETRYING and DEAD ones. Dates in the
+range without bronze data are reported, never invented. --dry-run lists what
+would run and changes nothing.
+
+Reprocessing a DONE partition leaves every table row-for-row identical
+unless its bronze files changed.
+
+Example:
+  medallion backfill --domain orders --from 2024-01-10 --to 2024-01-15`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from == "" || to == "" {
+				return usageError("backfill needs --from and --to (YYYY-MM-DD)")
+			}
+			f, err := medtype.ParseDate(from)
+			if err != nil {
+				return usageError("--from: %v", err)
+			}
+			t, err := medtype.ParseDate(to)
+			if err != nil {
+				return usageError("--to: %v", err)
+			}
+			if t.Before(f) {
+				return usageError("--to %s is before --from %s", to, from)
+			}
+			if reprocess != "all" && reprocess != "failed" {
+				return usageError("--reprocess %q: want all or failed", reprocess)
+			}
+			if format != "table" && format != "json" {
+				return usageError("--format %q: want table or json", format)
+			}
+			return a.runPipeline(cmd, pipeline.Options{Command: "backfill", Workers: workers, Domains: doms, From: f, To: t,
+				Reprocess: reprocess, DryRun: dryRun}, format)
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "first partition date (inclusive)")
+	cmd.Flags().StringVar(&to, "to", "", "last partition date (inclusive)")
+	cmd.Flags().IntVarP(&workers, "workers", "w", 0, "partitions processed in parallel (default pipeline.workers)")
+	cmd.Flags().StringSliceVarP(&doms, "domain", "d", nil, "only these domains (repeat or comma-separate)")
+	cmd.Flags().StringVar(&reprocess, "reprocess", "all", "which partitions to reset: all or failed")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would run; change nothing")
+	cmd.Flags().StringVarP(&format, "format", "f", "table", "summary format: table or json")
+	return cmd
+}
+
+func (a *app) runPipeline(cmd *cobra.Command, opts pipeline.Options, format string) error {
+	ctx := cmd.Context()
+	eng, err := a.openEngine(ctx)
+	if err != nil {
+		return err
+	}
+	defer eng.close()
+	for _, d := range opts.Domains {
+		if _, ok := eng.cfg.Domain(d); !ok {
+			return usageError("unknown domain %q (configured: %s)", d, strings.Join(domainNames(eng.cfg), ", "))
+		}
+	}
+	sum, err := pipeline.Run(ctx, eng.deps, opts)
+	if err != nil {
+		return runErr(err)
+	}
+	w := cmd.OutOrStdout()
+	if format == "json" {
+		if err := writeJSON(w, sum); err != nil {
+			return err
+		}
+	} else {
+		printSummary(w, sum, opts)
+	}
+	if !sum.Healthy() {
+		return &exitError{code: ExitFailed, err: errSilent}
+	}
+	return nil
+}
+
+func printSummary(w io.Writer, s pipeline.Summary, opts pipeline.Options) {
+	if opts.DryRun {
+		fmt.Fprintf(w, "Dry run: %d partitions would be processed.\n", len(s.Planned))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "DOMAIN\tDATE\tSTATE NOW\tFILES")
+		for _, p := range s.Planned {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", p.Key.Domain, p.Key.Date, p.Status, len(p.SourceFiles))
+		}
+		tw.Flush()
+		printMissing(w, s)
+		return
+	}
+	fmt.Fprintf(w, "%s %s finished in %s\n\n", strings.ToUpper(s.Command[:1])+s.Command[1:], s.RunID, s.Duration.Round(time.Millisecond))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "DOMAIN\tPARTITIONS\tNEW\tLATE\tRESET\tPROCESSED\tDONE\tFAILED\tUNHEALTHY\tROWS\t")
+	var tot pipeline.DomainSummary
+	for _, d := range s.Domains {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", d.Domain, d.Discovered, d.New, d.Late, d.Reset, d.Processed, d.Done, d.Failed, d.Unhealthy, d.Rows)
+		tot.Discovered += d.Discovered
+		tot.New += d.New
+		tot.Late += d.Late
+		tot.Reset += d.Reset
+		tot.Processed += d.Processed
+		tot.Done += d.Done
+		tot.Failed += d.Failed
+		tot.Unhealthy += d.Unhealthy
+		tot.Rows += d.Rows
+	}
+	fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", tot.Discovered, tot.New, tot.Late, tot.Reset, tot.Processed, tot.Done, tot.Failed, tot.Unhealthy, tot.Rows)
+	tw.Flush()
+	if tot.Processed == 0 && tot.Failed == 0 {
+		fmt.Fprintln(w, "\nNothing to do: every partition is up to date.")
+	}
+	if len(s.Failures) > 0 {
+		fmt.Fprintln(w, "\nFailed partitions:")
+		for k, msg := range s.Failures {
+			fmt.Fprintf(w, "  %s: %s\n", k, truncate(msg, 200))
+		}
+	}
+	if tot.Unhealthy > 0 {
+		fmt.Fprintln(w, "\nUNHEALTHY counts FAILED and DEAD partitions now in the store: see `medallion status`.")
+	}
+	printMissing(w, s)
+}
+
+func printMissing(w io.Writer, s pipeline.Summary) {
+	if len(s.Missing) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nNo bronze data for %d requested partitions:\n", len(s.Missing))
+	for _, k := range s.Missing {
+		fmt.Fprintf(w, "  %s\n", k)
+	}
+}

@@ -1,0 +1,482 @@
+// Package pipeline is the orchestrator behind `medallion run` and
+// `medallion backfill`: take the overlap lock, rescue expired leases,
+// discover bronze partitions and detect late data, queue work, run workers
+// (each partition leased, then silver, then gold, then DONE or FAILED), and
+// report.
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/medallionlake/medallion/bronze"
+	"github.com/medallionlake/medallion/config"
+	"github.com/medallionlake/medallion/domains"
+	"github.com/medallionlake/medallion/duck"
+	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/meta"
+	"github.com/medallionlake/medallion/storage"
+)
+
+// LockName is the overlap lock every run and backfill takes.
+const LockName = "run"
+
+// ErrOverlap means another run or backfill holds the lock. The caller exits
+// at once; the other run will do the work.
+var ErrOverlap = errors.New("another medallion run or backfill is in progress")
+
+// Deps are the opened resources a run uses.
+type Deps struct {
+	Config  *config.Config
+	Store   meta.Store
+	Bucket  storage.Bucket
+	Lake    *lake.Lake
+	Duck    *duck.DB
+	Domains []domains.Domain
+	Log     *slog.Logger
+	// Progress, if set, receives a live progress line (a terminal).
+	Progress io.Writer
+	// Now pins the clock (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+func (d *Deps) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// Options select what a run does.
+type Options struct {
+	// Command names the run in the run log: "run" or "backfill".
+	Command string
+	// Workers is the number of partitions processed at once (default from
+	// pipeline.workers).
+	Workers int
+	// Domains limits the run; empty means all configured domains.
+	Domains []string
+	// From and To limit the partition dates (inclusive); zero is unbounded.
+	From, To medtype.Date
+	// Reprocess (backfill) resets matching partitions to PENDING first:
+	// "all" (every state but IN_FLIGHT) or "failed" (FAILED, RETRYING, DEAD).
+	Reprocess string
+	// DryRun (backfill) only reports what would run.
+	DryRun bool
+}
+
+// DomainSummary counts one domain's outcome.
+type DomainSummary struct {
+	Domain     string `json:"domain"`
+	Discovered int    `json:"discovered"`
+	New        int    `json:"new"`
+	Late       int    `json:"late"`
+	Reset      int    `json:"reset"`
+	Processed  int    `json:"processed"`
+	Done       int    `json:"done"`
+	Failed     int    `json:"failed"`
+	Dead       int    `json:"dead"`
+	// Unhealthy counts this domain's FAILED and DEAD partitions in the store
+	// after the run (within the run's date range).
+	Unhealthy int   `json:"unhealthy"`
+	Rows      int64 `json:"rows"`
+}
+
+// Summary is a run's report.
+type Summary struct {
+	RunID    string           `json:"run_id"`
+	Command  string           `json:"command"`
+	Duration time.Duration    `json:"duration_ns"`
+	Domains  []*DomainSummary `json:"domains"`
+	// Planned is, for a dry run, what would be processed.
+	Planned []meta.Partition `json:"planned,omitempty"`
+	// Missing lists requested dates with no bronze data (backfill).
+	Missing []medtype.PartitionKey `json:"missing,omitempty"`
+	// Failures holds the error of each partition that failed in this run.
+	Failures map[string]string `json:"failures,omitempty"`
+}
+
+// Healthy reports whether nothing failed and nothing is dead.
+func (s Summary) Healthy() bool {
+	for _, d := range s.Domains {
+		if d.Failed > 0 || d.Dead > 0 || d.Unhealthy > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Run executes one run (or backfill) to completion.
+func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
+	start := time.Now()
+	if opts.Command == "" {
+		opts.Command = "run"
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = deps.Config.Pipeline.Workers
+	}
+	doms, err := selectDomains(deps.Domains, opts.Domains)
+	if err != nil {
+		return Summary{}, err
+	}
+	release, err := deps.Store.TryLock(ctx, LockName)
+	if errors.Is(err, meta.ErrLocked) {
+		return Summary{}, fmt.Errorf("%w (lock %q in the meta store); exiting", ErrOverlap, LockName)
+	}
+	if err != nil {
+		return Summary{}, err
+	}
+	defer release()
+
+	r := &runner{deps: deps, opts: opts, doms: doms, log: deps.Log}
+	r.sum = Summary{RunID: newRunID(deps.now()), Command: opts.Command, Failures: map[string]string{}}
+	r.byDomain = map[string]*DomainSummary{}
+	for _, d := range doms {
+		ds := &DomainSummary{Domain: d.Name}
+		r.byDomain[d.Name] = ds
+		r.sum.Domains = append(r.sum.Domains, ds)
+	}
+	host, _ := os.Hostname()
+	r.worker = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), r.sum.RunID[len(r.sum.RunID)-6:])
+	if !opts.DryRun {
+		if err := deps.Store.StartRun(ctx, meta.Run{ID: r.sum.RunID, Command: opts.Command, Host: host, PID: os.Getpid(), StartedAt: deps.now()}); err != nil {
+			return r.sum, err
+		}
+	}
+	err = r.execute(ctx)
+	r.sum.Duration = time.Since(start)
+	if !opts.DryRun {
+		r.finish(err)
+	}
+	return r.sum, err
+}
+
+type runner struct {
+	deps     Deps
+	opts     Options
+	doms     []domains.Domain
+	log      *slog.Logger
+	worker   string
+	mu       sync.Mutex
+	sum      Summary
+	byDomain map[string]*DomainSummary
+}
+
+func (r *runner) execute(ctx context.Context) error {
+	now := r.deps.now()
+	if !r.opts.DryRun {
+		rescued, err := r.deps.Store.RescueExpired(ctx, r.sum.RunID, now)
+		if err != nil {
+			return err
+		}
+		for _, p := range rescued {
+			r.log.Warn("rescued partition from an expired lease", "partition", p.Key, "error", p.ErrorMessage)
+		}
+	}
+	for _, d := range r.doms {
+		if err := r.discover(ctx, d); err != nil {
+			return err
+		}
+	}
+	if r.opts.Reprocess != "" {
+		if err := r.reset(ctx); err != nil {
+			return err
+		}
+	}
+	if r.opts.DryRun {
+		return nil
+	}
+	for _, d := range r.doms {
+		res, err := r.deps.Store.Requeue(ctx, d.Name, d.RetryLimit(r.deps.Config.Pipeline), r.sum.RunID, r.deps.now())
+		if err != nil {
+			return err
+		}
+		for _, k := range res.Dead {
+			r.log.Error("partition is DEAD after its last retry; run `medallion backfill` once the cause is fixed", "partition", k)
+			r.byDomain[k.Domain].Dead++
+		}
+	}
+	if err := r.process(ctx); err != nil {
+		return err
+	}
+	return r.countUnhealthy(ctx)
+}
+
+func (r *runner) filter() meta.Filter {
+	f := meta.Filter{From: r.opts.From, To: r.opts.To}
+	for _, d := range r.doms {
+		f.Domains = append(f.Domains, d.Name)
+	}
+	return f
+}
+
+func (r *runner) inRange(d medtype.Date) bool {
+	return (r.opts.From.IsZero() || !d.Before(r.opts.From)) && (r.opts.To.IsZero() || !r.opts.To.Before(d))
+}
+
+// discover lists a domain's bronze partitions and records each one's file
+// list and hash: new partitions become PENDING, DONE ones whose hash changed
+// become LATE.
+func (r *runner) discover(ctx context.Context, d domains.Domain) error {
+	disc, err := bronze.Discover(ctx, r.deps.Bucket, d.Name, d.PartitionKey)
+	if err != nil {
+		return err
+	}
+	for _, k := range disc.Skipped {
+		r.log.Warn("ignoring an object that is not a bronze file of this domain", "domain", d.Name, "key", k)
+	}
+	ds := r.byDomain[d.Name]
+	seen := map[medtype.Date]bool{}
+	for _, p := range disc.Partitions {
+		if !r.inRange(p.Date) {
+			continue
+		}
+		seen[p.Date] = true
+		ds.Discovered++
+		key := medtype.PartitionKey{Domain: d.Name, Date: p.Date}
+		if r.opts.DryRun {
+			continue
+		}
+		change, err := r.deps.Store.Discover(ctx, key, p.Keys(), p.Hash(), r.sum.RunID, r.deps.now())
+		if err != nil {
+			return err
+		}
+		switch {
+		case change.From == medtype.StateUndiscovered:
+			ds.New++
+		case change.To == medtype.StateLate:
+			ds.Late++
+			r.log.Info("late data: partition changed since it was processed", "partition", key,
+				"added", len(change.Added), "removed", len(change.Removed), "added_files", change.Added, "removed_files", change.Removed)
+		}
+	}
+	if !r.opts.From.IsZero() && !r.opts.To.IsZero() && r.opts.Reprocess != "" {
+		for day := r.opts.From; !r.opts.To.Before(day); day = day.AddDays(1) {
+			if !seen[day] {
+				r.sum.Missing = append(r.sum.Missing, medtype.PartitionKey{Domain: d.Name, Date: day})
+			}
+		}
+	}
+	return nil
+}
+
+// reset (backfill) returns the matching partitions to PENDING; a dry run
+// lists them instead.
+func (r *runner) reset(ctx context.Context) error {
+	states := []meta.State{medtype.StateFailed, medtype.StateRetrying, medtype.StateDead}
+	if r.opts.Reprocess == "all" {
+		states = append(states, medtype.StatePending, medtype.StateDone, medtype.StateLate, medtype.StateReprocessing)
+	}
+	f := r.filter()
+	f.States = states
+	parts, err := r.deps.Store.List(ctx, f)
+	if err != nil {
+		return err
+	}
+	if r.opts.DryRun {
+		r.sum.Planned = parts
+		return r.planNew(ctx)
+	}
+	for _, p := range parts {
+		if p.Status == medtype.StatePending {
+			continue
+		}
+		_, err := r.deps.Store.Transition(ctx, p.Key, medtype.StatePending, meta.Update{RunID: r.sum.RunID,
+			Message: fmt.Sprintf("backfill --reprocess %s (was %s)", r.opts.Reprocess, p.Status), Now: r.deps.now()})
+		if errors.Is(err, meta.ErrConflict) || errors.Is(err, meta.ErrNotAllowed) {
+			r.log.Warn("partition changed while resetting it; leaving it", "partition", p.Key, "error", err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		r.byDomain[p.Key.Domain].Reset++
+	}
+	return nil
+}
+
+// planNew adds, for a dry run, the bronze partitions not tracked yet.
+func (r *runner) planNew(ctx context.Context) error {
+	for _, d := range r.doms {
+		disc, err := bronze.Discover(ctx, r.deps.Bucket, d.Name, d.PartitionKey)
+		if err != nil {
+			return err
+		}
+		for _, p := range disc.Partitions {
+			if !r.inRange(p.Date) {
+				continue
+			}
+			key := medtype.PartitionKey{Domain: d.Name, Date: p.Date}
+			if _, err := r.deps.Store.Get(ctx, key); errors.Is(err, meta.ErrNotFound) {
+				r.sum.Planned = append(r.sum.Planned, meta.Partition{Key: key, Status: medtype.StateUndiscovered, SourceFiles: p.Keys()})
+			}
+		}
+	}
+	slices.SortFunc(r.sum.Planned, func(a, b meta.Partition) int {
+		if c := a.Key.Date.Time().Compare(b.Key.Date.Time()); c != 0 {
+			return c
+		}
+		return compareStrings(a.Key.Domain, b.Key.Domain)
+	})
+	return nil
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// process runs the workers until the queue is empty.
+func (r *runner) process(ctx context.Context) error {
+	f := r.filter()
+	f.States = meta.Queued()
+	queued, err := r.deps.Store.List(ctx, f)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(r.deps.Progress, len(queued))
+	var (
+		wg       sync.WaitGroup
+		firstErr error
+		errOnce  sync.Once
+	)
+	for w := 0; w < r.opts.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				claimed, err := r.deps.Store.Claim(ctx, meta.ClaimParams{
+					Worker: r.worker, RunID: r.sum.RunID, LeaseTTL: r.deps.Config.Pipeline.LeaseTTL,
+					Limit: 1, Filter: r.filter(), Now: r.deps.now(),
+				})
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				if len(claimed) == 0 {
+					return
+				}
+				rows := r.processOne(ctx, claimed[0])
+				prog.add(rows)
+			}
+		}()
+	}
+	wg.Wait()
+	prog.finish()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+func (r *runner) countUnhealthy(ctx context.Context) error {
+	f := r.filter()
+	f.States = []meta.State{medtype.StateFailed, medtype.StateDead}
+	bad, err := r.deps.Store.List(ctx, f)
+	if err != nil {
+		return err
+	}
+	for _, p := range bad {
+		r.byDomain[p.Key.Domain].Unhealthy++
+	}
+	return nil
+}
+
+func (r *runner) finish(runErr error) {
+	run := meta.Run{ID: r.sum.RunID, FinishedAt: r.deps.now(), Outcome: "ok"}
+	for _, d := range r.sum.Domains {
+		run.Partitions += d.Processed
+		run.Done += d.Done
+		run.Failed += d.Failed
+	}
+	switch {
+	case runErr != nil:
+		run.Outcome, run.Error = "aborted", runErr.Error()
+	case !r.sum.Healthy():
+		run.Outcome = "failed"
+		run.Error = fmt.Sprintf("%d partitions failed in this run", run.Failed)
+	}
+	// The run log is written even when the run's context was cancelled.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.deps.Store.FinishRun(ctx, run); err != nil {
+		r.log.Error("could not record the end of the run", "run", run.ID, "error", err)
+	}
+}
+
+func selectDomains(all []domains.Domain, names []string) ([]domains.Domain, error) {
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []domains.Domain
+	for _, n := range names {
+		i := slices.IndexFunc(all, func(d domains.Domain) bool { return d.Name == n })
+		if i < 0 {
+			var known []string
+			for _, d := range all {
+				known = append(known, d.Name)
+			}
+			return nil, fmt.Errorf("unknown domain %q (configured: %v)", n, known)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+func newRunID(now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// progress prints "partitions done/total, rows/s" on a terminal.
+type progress struct {
+	w     io.Writer
+	total int
+	start time.Time
+	done  atomic.Int64
+	rows  atomic.Int64
+	mu    sync.Mutex
+}
+
+func newProgress(w io.Writer, total int) *progress {
+	return &progress{w: w, total: total, start: time.Now()}
+}
+
+func (p *progress) add(rows int64) {
+	n := p.done.Add(1)
+	r := p.rows.Add(rows)
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	secs := time.Since(p.start).Seconds()
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(r) / secs
+	}
+	fmt.Fprintf(p.w, "\r%d/%d partitions  %d rows  %.0f rows/s   ", n, max(p.total, int(n)), r, rate)
+}
+
+func (p *progress) finish() {
+	if p.w != nil && p.done.Load() > 0 {
+		fmt.Fprintln(p.w)
+	}
+}
