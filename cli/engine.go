@@ -82,4 +82,3 @@ func runErr(err error) error {
 	}
 	return err
 }
-

@@ -10,6 +10,7 @@
 //  1. Write config/domains/<name>.yaml (copy orders.yaml). name must match
 //     the package's Spec.Name. List every gold table with its merge keys and
 //     mode.
+//
 //  2. Create domains/<name>/ with a file that embeds its SQL and registers
 //     it from init():
 //
@@ -23,7 +24,9 @@
 //  3. Write sql/parse.sql, sql/silver/<name>.sql (and one file per further
 //     silver table), and sql/gold/<table>.sql for each gold table. Each file
 //     is one SELECT; a reviewer reads a domain's logic in these files alone.
+//
 //  4. Add the blank import to domains/all/all.go.
+//
 //  5. Test it: generate or write bronze for it and run the pipeline test
 //     helpers (see pipeline tests and domains/testdata).
 //
