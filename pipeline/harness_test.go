@@ -280,3 +280,5 @@ func fmtCents(c int64) string {
 	}
 	return fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
 }
+
+func itoa(n int) string { return fmt.Sprint(n) }

@@ -81,7 +81,9 @@ func Run(ctx context.Context, conn *sql.Conn, env Env, d domains.Domain, date me
 	if res.Quarantined, err = duck.Count(ctx, conn, "quarantined"); err != nil {
 		return res, err
 	}
-	qdef := lake.TableDef{ID: lake.TableID{Namespace: string(medtype.LayerQuarantine), Name: d.Name}, PartitionColumn: "partition_date", SortBy: []string{"_source_file", "_offset"}}
+	// Silver and quarantine files are written unsorted: sorting a partition
+	// larger than memory costs a spill for no reader's benefit.
+	qdef := lake.TableDef{ID: lake.TableID{Namespace: string(medtype.LayerQuarantine), Name: d.Name}, PartitionColumn: "partition_date"}
 	if err := write(ctx, conn, env.Lake, qdef, "quarantined", lake.PartitionScope("partition_date", date), stageDir, res.Commits); err != nil {
 		return res, err
 	}
@@ -117,7 +119,7 @@ func Run(ctx context.Context, conn *sql.Conn, env Env, d domains.Domain, date me
 		if err := requireColumns("silver/"+q.Table+".sql", cols, []string{d.PartitionKey}); err != nil {
 			return res, fmt.Errorf("%s %w", d.Name, err)
 		}
-		def := lake.TableDef{ID: lake.TableID{Namespace: string(medtype.LayerSilver), Name: q.Table}, PartitionColumn: d.PartitionKey, SortBy: present(cols, d.PrimaryKey)}
+		def := lake.TableDef{ID: lake.TableID{Namespace: string(medtype.LayerSilver), Name: q.Table}, PartitionColumn: d.PartitionKey}
 		if err := write(ctx, conn, env.Lake, def, name, lake.PartitionScope(d.PartitionKey, date), stageDir, res.Commits); err != nil {
 			return res, err
 		}
@@ -230,16 +232,6 @@ func requireColumns(file string, cols []duck.Column, want []string) error {
 		return fmt.Errorf("%s does not output %s", file, strings.Join(missing, ", "))
 	}
 	return nil
-}
-
-func present(cols []duck.Column, names []string) []string {
-	var out []string
-	for _, n := range names {
-		if slices.ContainsFunc(cols, func(c duck.Column) bool { return c.Name == n }) {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 func execf(ctx context.Context, conn *sql.Conn, format string, args ...any) error {
