@@ -136,7 +136,7 @@ Exit codes: 0 ok, 1 partitions failed or dead (or the command failed),
 	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "config file (default $MEDALLION_CONFIG, else ./medallion.yaml, else embedded defaults)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
-	root.AddCommand(a.runCommand(), a.backfillCommand(), a.statusCommand(), a.demoCommand())
+	root.AddCommand(a.demoCommand(), a.runCommand(), a.backfillCommand(), a.statusCommand(), a.queryCommand(), a.generateCommand())
 	return root
 }
 
@@ -169,16 +169,4 @@ func describeSource(cfg *config.Config) string {
 		return "embedded defaults"
 	}
 	return cfg.File
-}
-
-func (a *app) demoCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "demo",
-		Short: "Run the whole loop on embedded defaults (not available yet)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return &exitError{code: ExitFailed, err: errors.New("demo is not available yet: it arrives with the engine " +
-				"(silver/gold) and generator. Today you can run `make test` and `medallion status`")}
-		},
-	}
 }

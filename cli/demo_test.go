@@ -1,0 +1,126 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/medallionlake/medallion/cli"
+	"github.com/medallionlake/medallion/config"
+	"github.com/medallionlake/medallion/storage"
+	"github.com/medallionlake/medallion/storage/filesystem"
+)
+
+func TestDemoThenQuery(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	r := run(t, "demo", "--dir", dir, "--days", "2", "--events-per-day", "600")
+	if r.code != cli.ExitOK {
+		t.Fatalf("demo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	out := squash(r.stdout)
+	for _, want := range []string{"== 2. medallion run ==", "TOTAL 8 8 0 0 8 8 0 0", "Late files arrive", "Funnel on", "1 app_open",
+		"Orders by latest status", "Quarantined rows by reason", "TOTAL 0 0 8 0 0 0 0 0 8"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// The second run reprocessed LATE partitions.
+	i := strings.Index(out, "Late files arrive")
+	if i < 0 || !strings.Contains(out[i:], "TOTAL 8 0 ") || strings.Contains(out[i:strings.Index(out, "== 4.")], "TOTAL 8 0 0 0") {
+		t.Errorf("the late run marked nothing LATE:\n%s", r.stdout)
+	}
+	cfg := filepath.Join(dir, "medallion.yaml")
+
+	// query: JSON parses and matches the CSV; both agree with status counts.
+	r = run(t, "query", "--config", cfg, "--format", "json", "SELECT status, sum(orders) AS orders FROM gold.orders_daily GROUP BY status ORDER BY status")
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || r.code != cli.ExitOK || len(rows) == 0 {
+		t.Fatalf("query json: exit %d %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	r = run(t, "query", "--config", cfg, "--format", "csv", "SELECT status, sum(orders) AS orders FROM gold.orders_daily GROUP BY status ORDER BY status")
+	recs, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
+	if err != nil || len(recs) != len(rows)+1 || strings.Join(recs[0], ",") != "status,orders" {
+		t.Fatalf("query csv: %v\n%s", err, r.stdout)
+	}
+	for i, row := range rows {
+		if recs[i+1][0] != row["status"] || recs[i+1][1] != strconv.FormatFloat(row["orders"].(float64), 'f', -1, 64) {
+			t.Fatalf("csv row %v differs from json row %v", recs[i+1], row)
+		}
+	}
+	out2 := filepath.Join(t.TempDir(), "silver.parquet")
+	r = run(t, "query", "--config", cfg, "--format", "parquet", "--out", out2, "SELECT * FROM silver.events")
+	if st, err := os.Stat(out2); r.code != cli.ExitOK || err != nil || st.Size() == 0 {
+		t.Fatalf("query parquet: exit %d %v %s", r.code, err, r.stderr)
+	}
+	for _, bad := range []struct{ sql, want string }{
+		{"SELECT nope FROM gold.orders_daily", `Referenced column "nope" not found`},
+		{"SELEKT 1", "syntax error"},
+		{"SELECT * FROM gold.no_such_table", "table gold.no_such_table does not exist"},
+	} {
+		r = run(t, "query", "--config", cfg, bad.sql)
+		if r.code != cli.ExitUsage || !strings.Contains(r.stderr, bad.want) {
+			t.Errorf("%q: exit %d stderr %q, want 2 and %q", bad.sql, r.code, r.stderr, bad.want)
+		}
+	}
+
+	// A second demo replaces its own folder; a foreign folder is refused.
+	if r = run(t, "demo", "--dir", dir, "--days", "1", "--events-per-day", "200"); r.code != cli.ExitOK {
+		t.Fatalf("second demo: exit %d %s", r.code, r.stderr)
+	}
+	foreign := t.TempDir()
+	if err := os.WriteFile(filepath.Join(foreign, "precious.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r = run(t, "demo", "--dir", foreign); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "is not a demo folder") {
+		t.Fatalf("demo into a foreign folder: exit %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(foreign, "precious.txt")); err != nil {
+		t.Fatal("demo deleted a file it did not create")
+	}
+}
+
+// The same seed and options give the same bronze, byte for byte.
+func TestGenerateIsDeterministic(t *testing.T) {
+	listing := func() string {
+		cfg := project(t, "sqlite://./medallion.db")
+		r := run(t, "generate", "--config", cfg, "--start", "2024-01-15", "--days", "2", "--events-per-day", "300", "--seed", "9")
+		if r.code != cli.ExitOK || !strings.Contains(r.stdout, "bronze files") {
+			t.Fatalf("generate: exit %d %s %s", r.code, r.stdout, r.stderr)
+		}
+		c, err := config.Load(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := filesystem.New(filesystem.Config{Root: c.Storage.URL})
+		objs, err := storage.ListAll(context.Background(), b, "bronze/")
+		if err != nil || len(objs) == 0 {
+			t.Fatalf("no bronze: %v", err)
+		}
+		var lines []string
+		for _, o := range objs {
+			data, _ := storage.ReadAll(context.Background(), b, o.Key)
+			lines = append(lines, o.Key+" "+strconv.Itoa(len(data))+" "+strconv.Itoa(int(crc(data))))
+		}
+		return strings.Join(lines, "\n")
+	}
+	a, b := listing(), listing()
+	if a != b {
+		t.Fatalf("same seed, different bronze:\n%s\n---\n%s", a, b)
+	}
+	if r := run(t, "generate", "--to", "kafka"); r.code != cli.ExitUsage {
+		t.Fatalf("generate --to kafka: exit %d", r.code)
+	}
+}
+
+func crc(b []byte) uint32 {
+	var h uint32 = 2166136261
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return h
+}

@@ -1,0 +1,177 @@
+// Package query runs SQL over the lake: every silver, gold and quarantine
+// table is a DuckDB view named namespace.table (gold.orders_daily), whose
+// rows are the table's live data files as planned by the Iceberg catalog,
+// optionally as of an earlier snapshot. Medallion writes no delete files, so
+// reading the planned files is exact.
+package query
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/apache/iceberg-go"
+
+	"github.com/medallionlake/medallion/duck"
+	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/storage"
+)
+
+// Session is one DuckDB connection with the lake's tables attached.
+type Session struct {
+	conn  *sql.Conn
+	lake  *lake.Lake
+	at    lake.Snapshot
+	stage string
+	ready map[string]bool
+}
+
+// Open starts a session reading the tables as of at (zero: current).
+func Open(ctx context.Context, l *lake.Lake, db *duck.DB, at lake.Snapshot) (*Session, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stage, err := db.StageDir("query-")
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	s := &Session{conn: conn, lake: l, at: at, stage: stage, ready: map[string]bool{}}
+	for _, ns := range lake.Namespaces {
+		if _, err := conn.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+duck.Ident(ns)); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Close releases the connection and staged files.
+func (s *Session) Close() error {
+	os.RemoveAll(s.stage)
+	return s.conn.Close()
+}
+
+// Conn is the session's DuckDB connection.
+func (s *Session) Conn() *sql.Conn { return s.conn }
+
+var tableRef = regexp.MustCompile(`(?i)\b(silver|gold|quarantine)\s*\.\s*"?([a-z_][a-z0-9_]*)"?`)
+
+// Prepare attaches every table the statement names, and only those: on S3
+// their files are downloaded first.
+func (s *Session) Prepare(ctx context.Context, stmt string) error {
+	for _, m := range tableRef.FindAllStringSubmatch(stmt, -1) {
+		id := lake.TableID{Namespace: strings.ToLower(m[1]), Name: strings.ToLower(m[2])}
+		if err := s.Attach(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Attach defines the view for one table.
+func (s *Session) Attach(ctx context.Context, id lake.TableID) error {
+	if s.ready[id.String()] {
+		return nil
+	}
+	exists, err := s.lake.Exists(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return fmt.Errorf("table %s does not exist (run `medallion tables` to list them)", id)
+	}
+	files, err := s.lake.Files(ctx, id, nil, s.at)
+	if err != nil {
+		return err
+	}
+	var from string
+	if len(files) == 0 {
+		t, err := s.lake.Load(ctx, id)
+		if err != nil {
+			return err
+		}
+		from, err = emptyRelation(t.Schema())
+		if err != nil {
+			return fmt.Errorf("table %s: %w", id, err)
+		}
+	} else {
+		keys := make([]string, len(files))
+		for i, f := range files {
+			if keys[i], err = storage.KeyOf(s.lake.Bucket(), f.URI); err != nil {
+				return err
+			}
+		}
+		paths, err := storage.Fetch(ctx, s.lake.Bucket(), keys, s.stage)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", id, err)
+		}
+		from = duck.ReadParquet(paths, false)
+	}
+	view := duck.Ident(id.Namespace) + "." + duck.Ident(id.Name)
+	if _, err := s.conn.ExecContext(ctx, "CREATE OR REPLACE VIEW "+view+" AS SELECT * FROM "+from); err != nil {
+		return fmt.Errorf("attach %s: %w", id, err)
+	}
+	s.ready[id.String()] = true
+	return nil
+}
+
+// emptyRelation is a zero-row SELECT with the table's columns, for a table
+// whose current snapshot holds no files.
+func emptyRelation(schema *iceberg.Schema) (string, error) {
+	var cols []string
+	for _, f := range schema.Fields() {
+		t, err := duckType(f.Type)
+		if err != nil {
+			return "", err
+		}
+		cols = append(cols, "NULL::"+t+" AS "+duck.Ident(f.Name))
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " WHERE false)", nil
+}
+
+func duckType(t iceberg.Type) (string, error) {
+	switch v := t.(type) {
+	case iceberg.DecimalType:
+		return fmt.Sprintf("DECIMAL(%d,%d)", v.Precision(), v.Scale()), nil
+	}
+	switch t.String() {
+	case "boolean":
+		return "BOOLEAN", nil
+	case "int":
+		return "INTEGER", nil
+	case "long":
+		return "BIGINT", nil
+	case "float":
+		return "FLOAT", nil
+	case "double":
+		return "DOUBLE", nil
+	case "string":
+		return "VARCHAR", nil
+	case "binary":
+		return "BLOB", nil
+	case "date":
+		return "DATE", nil
+	case "time":
+		return "TIME", nil
+	case "timestamp":
+		return "TIMESTAMP", nil
+	case "timestamptz":
+		return "TIMESTAMPTZ", nil
+	case "uuid":
+		return "UUID", nil
+	}
+	return "", fmt.Errorf("no DuckDB type for Iceberg type %s", t)
+}
+
+// Query attaches the tables stmt names and runs it.
+func (s *Session) Query(ctx context.Context, stmt string) (*sql.Rows, error) {
+	if err := s.Prepare(ctx, stmt); err != nil {
+		return nil, err
+	}
+	return s.conn.QueryContext(ctx, stmt)
+}
