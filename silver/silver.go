@@ -178,8 +178,11 @@ func stageBronze(ctx context.Context, conn *sql.Conn, b storage.Bucket, files []
 		len(prefix)+1, duck.ReadParquet(paths, true))
 }
 
-// buildSilverTable runs a silver SELECT and adds record_hash: the SHA-256 of
-// the JSON of the columns whose names do not start with an underscore.
+// buildSilverTable runs a silver SELECT and adds record_hash, the SHA-256 of
+// the canonical record: the columns whose names do not start with an
+// underscore, in order, each as DuckDB text (\N for NULL), joined by the
+// unit separator (0x1F). (Hashing to_json of the same columns took twice as
+// long; BENCHMARKS.md.)
 func buildSilverTable(ctx context.Context, conn *sql.Conn, name string, q domains.Query) error {
 	raw := name + "_raw"
 	if err := execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE %s AS %s", raw, q.SQL); err != nil {
@@ -199,9 +202,9 @@ func buildSilverTable(ctx context.Context, conn *sql.Conn, name string, q domain
 			continue
 		}
 		business = append(business, duck.Ident(c.Name))
-		fields = append(fields, duck.Ident(c.Name)+" := "+duck.Ident(c.Name))
+		fields = append(fields, "coalesce(CAST("+duck.Ident(c.Name)+" AS VARCHAR), '\\N')")
 	}
-	sel := append(business, "sha256(CAST(to_json(struct_pack("+strings.Join(fields, ", ")+")) AS VARCHAR)) AS record_hash")
+	sel := append(business, "sha256(concat_ws(chr(31), "+strings.Join(fields, ", ")+")) AS record_hash")
 	sel = append(sel, lineageCols...)
 	if err := execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM %s", name, strings.Join(sel, ", "), raw); err != nil {
 		return err
