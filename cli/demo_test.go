@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/medallionlake/medallion/cli"
 	"github.com/medallionlake/medallion/config"
@@ -123,4 +124,51 @@ func crc(b []byte) uint32 {
 		h = (h ^ uint32(c)) * 16777619
 	}
 	return h
+}
+
+// After a reprocess, --as-of reads the rows as they were before it.
+func TestQueryAsOfAfterReprocess(t *testing.T) {
+	cfg := project(t, "sqlite://./medallion.db")
+	seed(t, cfg)
+	if r := run(t, "run", "--config", cfg); r.code != cli.ExitOK {
+		t.Fatalf("run: %d %s", r.code, r.stderr)
+	}
+	count := func(args ...string) string {
+		t.Helper()
+		r := run(t, append([]string{"query", "--config", cfg, "--format", "csv"}, args...)...)
+		if r.code != cli.ExitOK {
+			t.Fatalf("query %v: exit %d %s", args, r.code, r.stderr)
+		}
+		return strings.TrimSpace(strings.Split(r.stdout, "\n")[1])
+	}
+	before := count("SELECT count(*) FROM silver.events WHERE event_date = DATE '2024-01-15'")
+	r := run(t, "status", "--config", cfg, "--domain", "events", "--date", "2024-01-15", "--format", "json")
+	var p struct {
+		Snapshots map[string]int64 `json:"snapshots"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil || p.Snapshots["silver.events"] == 0 {
+		t.Fatalf("status json: %v %s", err, r.stdout)
+	}
+	cutoff := time.Now().UTC().Format(time.RFC3339Nano)
+
+	// New data for the same day: the partition goes LATE and is reprocessed.
+	if r := run(t, "generate", "--config", cfg, "--start", "2024-01-15", "--days", "1", "--events-per-day", "150", "--seed", "77", "--domain", "events", "--late", "0"); r.code != cli.ExitOK {
+		t.Fatalf("generate: %s", r.stderr)
+	}
+	if r := run(t, "run", "--config", cfg); r.code != cli.ExitOK || !strings.Contains(squash(r.stdout), "events 2 0 1") {
+		t.Fatalf("late run: %d\n%s", r.code, r.stdout)
+	}
+	after := count("SELECT count(*) FROM silver.events WHERE event_date = DATE '2024-01-15'")
+	if after == before {
+		t.Fatalf("the reprocess did not change the partition (%s rows)", after)
+	}
+	if got := count("--as-of", strconv.FormatInt(p.Snapshots["silver.events"], 10), "SELECT count(*) FROM silver.events WHERE event_date = DATE '2024-01-15'"); got != before {
+		t.Fatalf("as of snapshot %d: %s rows, want %s", p.Snapshots["silver.events"], got, before)
+	}
+	if got := count("--as-of", cutoff, "SELECT count(*) FROM silver.events WHERE event_date = DATE '2024-01-15'"); got != before {
+		t.Fatalf("as of %s: %s rows, want %s", cutoff, got, before)
+	}
+	if r := run(t, "query", "--config", cfg, "--as-of", "42", "SELECT 1 FROM silver.events, gold.funnel_daily"); r.code != cli.ExitUsage {
+		t.Fatalf("snapshot id with two tables: exit %d", r.code)
+	}
 }

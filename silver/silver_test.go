@@ -1,0 +1,116 @@
+package silver_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medallionlake/medallion/bronze"
+	"github.com/medallionlake/medallion/config"
+	"github.com/medallionlake/medallion/domains"
+	_ "github.com/medallionlake/medallion/domains/all"
+	"github.com/medallionlake/medallion/duck"
+	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/meta"
+	"github.com/medallionlake/medallion/silver"
+	"github.com/medallionlake/medallion/storage/filesystem"
+)
+
+// Each kind of invalid row lands in quarantine with a reason a person can
+// act on; valid rows go through, and the latest version of an order wins.
+func TestValidationReasonsAndDedup(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := filesystem.New(filesystem.Config{Root: filepath.Join(dir, "lakehouse")})
+	must(t, err)
+	store, err := meta.Open(ctx, "sqlite://"+filepath.Join(dir, "m.db"))
+	must(t, err)
+	defer store.Close()
+	l, err := lake.Open(ctx, store, b, config.S3{})
+	must(t, err)
+	db, err := duck.Open(config.DuckDB{Threads: 1})
+	must(t, err)
+	defer db.Close()
+	cfgs, err := config.BuiltinDomains()
+	must(t, err)
+	var orders domains.Domain
+	for _, c := range cfgs {
+		if c.Name == "orders" {
+			orders, err = domains.Default.Bind(c)
+			must(t, err)
+		}
+	}
+	const base = `"order_id":"o-1","user_id":"u-1","restaurant_id":"r-1","city":"Austin","created_at":"2024-01-15T12:01:09Z","currency":"USD","items":[{"item_id":"m-1","name":"Taco","quantity":3,"unit_price":4.25}],"total_amount":12.75`
+	payloads := []struct{ json, reason string }{
+		{`{` + base + `,"status":"placed","updated_at":"2024-01-15T12:01:09Z"}`, ""},
+		{`{` + base + `,"status":"delivered","updated_at":"2024-01-15T12:40:00.5Z"}`, ""}, // latest version
+		{`{` + base + `,"status":"preparing","updated_at":"2024-01-15T12:09:44Z"}`, ""},   // delivered out of order
+		{`{"order_id":"o-2"` + base[len(`"order_id":"o-1"`):] + `,"status":"lost","updated_at":"2024-01-15T12:02:00Z"}`, `unknown status "lost"`},
+		{`{"order_id":7` + base[len(`"order_id":"o-1"`):] + `,"status":"placed","updated_at":"2024-01-15T12:02:00Z"}`, "order_id is not a string"},
+		{`{` + base[len(`"order_id":"o-1",`):] + `,"status":"placed","updated_at":"2024-01-15T12:02:00Z"}`, "missing order_id"},
+		{`{"order_id":"o-3"` + base[len(`"order_id":"o-1"`):] + `,"status":"placed","updated_at":"yesterday"}`, `unparseable updated_at "yesterday"`},
+		{`{"order_id":"o-4"` + strings.Replace(base[len(`"order_id":"o-1"`):], `"quantity":3`, `"quantity":"three"`, 1) + `,"status":"placed","updated_at":"2024-01-15T12:02:00Z"}`, "items: an item lacks item_id, quantity or unit_price"},
+		{`{"order_id":"o-5"` + strings.Replace(base[len(`"order_id":"o-1"`):], "2024-01-15T12:01:09Z", "2024-01-16T00:00:01Z", 1) + `,"status":"placed","updated_at":"2024-01-16T00:02:00Z"}`, "order_date 2024-01-16 is not the bronze partition 2024-01-15"},
+		{`["not", "an", "object"]`, "payload is not a JSON object"},
+		{`{"truncated": `, "payload is not a JSON object"},
+	}
+	day := medtype.MustDate("2024-01-15")
+	var recs []bronze.Record
+	for i, p := range payloads {
+		at := day.Time().Add(time.Duration(i) * time.Second)
+		recs = append(recs, bronze.Record{Topic: "raw-orders", Offset: int64(i), KafkaTS: at, IngestedAt: at, Headers: "{}", Payload: p.json, EventTime: at})
+	}
+	f := bronze.File{Domain: "orders", PartitionKey: "order_date", Date: day, Topic: "raw-orders"}
+	must(t, bronze.Put(ctx, b, f, recs))
+
+	conn, err := db.Conn(ctx)
+	must(t, err)
+	defer conn.Close()
+	res, err := silver.Run(ctx, conn, silver.Env{Bucket: b, Lake: l}, orders, day, []string{f.Key()}, t.TempDir())
+	must(t, err)
+	if res.BronzeRecords != int64(len(payloads)) || res.Quarantined != 8 || res.SilverRecords != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+	rows, err := conn.QueryContext(ctx, "SELECT _offset, reason FROM quarantined ORDER BY _offset")
+	must(t, err)
+	defer rows.Close()
+	got := map[int]string{}
+	for rows.Next() {
+		var off int
+		var reason string
+		must(t, rows.Scan(&off, &reason))
+		got[off] = reason
+	}
+	for i, p := range payloads {
+		if got[i] != p.reason {
+			t.Errorf("message %d: reason %q, want %q", i, got[i], p.reason)
+		}
+	}
+	var status, hash, source string
+	must(t, conn.QueryRowContext(ctx, "SELECT status, record_hash, _source_file FROM silver_orders").Scan(&status, &hash, &source))
+	if status != "delivered" || len(hash) != 64 || source != f.Key() {
+		t.Fatalf("silver row: status %q hash %q source %q", status, hash, source)
+	}
+	var items int
+	must(t, conn.QueryRowContext(ctx, "SELECT sum(quantity) FROM silver_order_items").Scan(&items))
+	if items != 3 {
+		t.Fatalf("order items quantity = %d", items)
+	}
+	// The same run again writes nothing new.
+	before := res.Commits["silver.orders"].SnapshotID
+	res, err = silver.Run(ctx, conn, silver.Env{Bucket: b, Lake: l}, orders, day, []string{f.Key()}, t.TempDir())
+	must(t, err)
+	if c := res.Commits["silver.orders"]; c.Changed || c.SnapshotID != before {
+		t.Fatalf("re-run committed: %+v", c)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
