@@ -16,10 +16,7 @@
 //
 //     //go:embed sql
 //     var files embed.FS
-//     func init() {
-//     sub, _ := fs.Sub(files, "sql")
-//     domains.MustRegister(domains.Spec{Name: "<name>", SQL: sub})
-//     }
+//     func init() { domains.MustRegisterFS("<name>", files, "sql") }
 //
 //  3. Write sql/parse.sql, sql/silver/<name>.sql (and one file per further
 //     silver table), and sql/gold/<table>.sql for each gold table. Each file

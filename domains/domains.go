@@ -42,6 +42,21 @@ func MustRegister(spec Spec) {
 	}
 }
 
+// MustRegisterFS registers a domain package's embedded SQL folder: the
+// whole of a domain package's registration is
+//
+//	//go:embed sql
+//	var files embed.FS
+//
+//	func init() { domains.MustRegisterFS("orders", files, "sql") }
+func MustRegisterFS(name string, fsys fs.FS, dir string) {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(fmt.Errorf("domains: %s: %w", name, err))
+	}
+	MustRegister(Spec{Name: name, SQL: sub})
+}
+
 // Register adds a spec after checking its SQL files are present.
 func (r *Registry) Register(spec Spec) error {
 	if spec.Name == "" || spec.SQL == nil {

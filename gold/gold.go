@@ -15,7 +15,6 @@ import (
 	"github.com/medallionlake/medallion/duck"
 	"github.com/medallionlake/medallion/lake"
 	"github.com/medallionlake/medallion/medtype"
-	"github.com/medallionlake/medallion/storage"
 )
 
 // Result describes one gold run.
@@ -136,37 +135,25 @@ func partitionScope(ctx context.Context, conn *sql.Conn, src, column, domainKey 
 // stageTarget loads the table's current rows in scope into the TEMP table
 // target (empty, shaped like src, when there are none).
 func stageTarget(ctx context.Context, conn *sql.Conn, l *lake.Lake, id lake.TableID, scope lake.Scope, src, target, stageDir string) error {
-	var uris []string
+	var files []lake.DataFile
 	if scope.Column == "" {
-		files, err := l.Files(ctx, id, nil, lake.Snapshot{})
+		all, err := l.Files(ctx, id, nil, lake.Snapshot{})
 		if err != nil {
 			return err
 		}
-		for _, f := range files {
-			uris = append(uris, f.URI)
-		}
+		files = all
 	} else {
 		for _, d := range scope.Dates {
-			files, err := l.Files(ctx, id, &lake.Partition{Column: scope.Column, Date: d}, lake.Snapshot{})
+			part, err := l.Files(ctx, id, &lake.Partition{Column: scope.Column, Date: d}, lake.Snapshot{})
 			if err != nil {
 				return err
 			}
-			for _, f := range files {
-				uris = append(uris, f.URI)
-			}
+			files = append(files, part...)
 		}
 	}
 	from := src + " WHERE false"
-	if len(uris) > 0 {
-		keys := make([]string, len(uris))
-		for i, u := range uris {
-			k, err := storage.KeyOf(l.Bucket(), u)
-			if err != nil {
-				return err
-			}
-			keys[i] = k
-		}
-		paths, err := storage.Fetch(ctx, l.Bucket(), keys, stageDir)
+	if len(files) > 0 {
+		paths, err := l.Fetch(ctx, files, stageDir)
 		if err != nil {
 			return fmt.Errorf("stage %s: %w", id, err)
 		}

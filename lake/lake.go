@@ -157,6 +157,20 @@ func (l *Lake) Files(ctx context.Context, id TableID, partition *Partition, at S
 	return planFiles(ctx, t, partition, at)
 }
 
+// Fetch makes data files readable by DuckDB as local files (downloading
+// them into dir when the warehouse is remote), in the order given.
+func (l *Lake) Fetch(ctx context.Context, files []DataFile, dir string) ([]string, error) {
+	keys := make([]string, len(files))
+	for i, f := range files {
+		k, err := storage.KeyOf(l.bucket, f.URI)
+		if err != nil {
+			return nil, err
+		}
+		keys[i] = k
+	}
+	return storage.Fetch(ctx, l.bucket, keys, dir)
+}
+
 // Partition selects one date partition of a table.
 type Partition struct {
 	Column string

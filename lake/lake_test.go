@@ -115,15 +115,7 @@ func read(t *testing.T, b bundle, c *sql.Conn, id lake.TableID, p *lake.Partitio
 	if len(files) == 0 {
 		return 0, "0"
 	}
-	var keys []string
-	for _, f := range files {
-		k, err := storage.KeyOf(b.lake.Bucket(), f.URI)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, k)
-	}
-	paths, err := storage.Fetch(ctx, b.lake.Bucket(), keys, t.TempDir())
+	paths, err := b.lake.Fetch(ctx, files, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

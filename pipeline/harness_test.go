@@ -149,15 +149,7 @@ func (e *env) rows(t *testing.T, table, q string) []string {
 	if len(files) == 0 {
 		return nil
 	}
-	var keys []string
-	for _, f := range files {
-		k, err := storage.KeyOf(e.deps.Bucket, f.URI)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, k)
-	}
-	paths, err := storage.Fetch(ctx, e.deps.Bucket, keys, t.TempDir())
+	paths, err := e.deps.Lake.Fetch(ctx, files, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

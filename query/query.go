@@ -17,7 +17,6 @@ import (
 
 	"github.com/medallionlake/medallion/duck"
 	"github.com/medallionlake/medallion/lake"
-	"github.com/medallionlake/medallion/storage"
 )
 
 // Session is one DuckDB connection with the lake's tables attached.
@@ -100,13 +99,7 @@ func (s *Session) Attach(ctx context.Context, id lake.TableID) error {
 			return fmt.Errorf("table %s: %w", id, err)
 		}
 	} else {
-		keys := make([]string, len(files))
-		for i, f := range files {
-			if keys[i], err = storage.KeyOf(s.lake.Bucket(), f.URI); err != nil {
-				return err
-			}
-		}
-		paths, err := storage.Fetch(ctx, s.lake.Bucket(), keys, s.stage)
+		paths, err := s.lake.Fetch(ctx, files, s.stage)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", id, err)
 		}

@@ -5,7 +5,6 @@ package users
 
 import (
 	"embed"
-	"io/fs"
 
 	"github.com/medallionlake/medallion/domains"
 )
@@ -13,10 +12,4 @@ import (
 //go:embed sql
 var files embed.FS
 
-func init() {
-	sub, err := fs.Sub(files, "sql")
-	if err != nil {
-		panic(err)
-	}
-	domains.MustRegister(domains.Spec{Name: "users", SQL: sub})
-}
+func init() { domains.MustRegisterFS("users", files, "sql") }
