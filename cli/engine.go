@@ -12,6 +12,7 @@ import (
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/domains"
 	"github.com/medallionlake/medallion/duck"
+	"github.com/medallionlake/medallion/gold"
 	"github.com/medallionlake/medallion/lake"
 	"github.com/medallionlake/medallion/pipeline"
 	"github.com/medallionlake/medallion/storage/client"
@@ -61,12 +62,20 @@ func (a *app) openEngine(ctx context.Context) (*engine, error) {
 		return nil, err
 	}
 	closers = append(closers, func() { db.Close() })
+	var exp *gold.Exporter
+	if pg := cfg.Export.Postgres; pg.URL != "" {
+		if exp, err = gold.OpenExporter(ctx, pg.URL, pg.Schema); err != nil {
+			closeAll()
+			return nil, err
+		}
+		closers = append(closers, exp.Close)
+	}
 	var prog io.Writer
 	if f, ok := a.stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 		prog = a.stderr
 	}
 	return &engine{cfg: cfg, close: closeAll, deps: pipeline.Deps{
-		Config: cfg, Store: store, Bucket: bucket, Lake: lk, Duck: db, Domains: doms, Log: a.log, Progress: prog,
+		Config: cfg, Store: store, Bucket: bucket, Lake: lk, Duck: db, Exporter: exp, Domains: doms, Log: a.log, Progress: prog,
 	}}, nil
 }
 

@@ -24,6 +24,7 @@ type Config struct {
 	Sink     Sink     `yaml:"sink"`
 	Pipeline Pipeline `yaml:"pipeline"`
 	DuckDB   DuckDB   `yaml:"duckdb"`
+	Export   Export   `yaml:"export"`
 	// DomainsDir holds one <domain>.yaml per domain. Relative to the
 	// config file's folder.
 	DomainsDir string `yaml:"domains_dir"`
@@ -131,6 +132,20 @@ type DuckDB struct {
 	Threads int `yaml:"threads"`
 	// SpillDir is where DuckDB spills when a partition exceeds MemoryLimit.
 	SpillDir string `yaml:"spill_dir"`
+}
+
+// Export mirrors gold tables into other systems after each commit.
+type Export struct {
+	Postgres PostgresExport `yaml:"postgres"`
+}
+
+// PostgresExport upserts the gold tables marked `export: true` into
+// PostgreSQL, so BI tools and PostgREST can read them.
+type PostgresExport struct {
+	// URL is postgres://user:${PGPASSWORD}@host/db; "" disables the export.
+	URL string `yaml:"url"`
+	// Schema receives one table per exported gold table (created if missing).
+	Schema string `yaml:"schema"`
 }
 
 // ByteSize is a size in bytes, written in YAML as 64MiB, 1GB or 1048576.

@@ -298,3 +298,24 @@ func TestFind(t *testing.T) {
 		t.Errorf("Find explicit = %q", got)
 	}
 }
+
+func TestExportNeedsAPostgresURL(t *testing.T) {
+	dir := write(t, map[string]string{
+		"medallion.yaml":    "domains_dir: d\n",
+		"d/orders.yaml":     ordersDomain + "    export: true\n",
+		"ok/medallion.yaml": "domains_dir: ../d\nexport:\n  postgres:\n    url: postgres://bi@db:5432/analytics\n",
+	})
+	_, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+	want := filepath.Join(dir, "d/orders.yaml") + ": gold[0].export: table orders_daily is marked for export but export.postgres.url is not set in " + filepath.Join(dir, "medallion.yaml")
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	cfg, err := config.Load(filepath.Join(dir, "ok/medallion.yaml"))
+	if err != nil || !cfg.Domains[0].Gold[0].Export || cfg.Export.Postgres.Schema != "medallion_gold" {
+		t.Fatalf("with a URL: %+v %v", cfg, err)
+	}
+	bad := write(t, map[string]string{"medallion.yaml": "export:\n  postgres:\n    url: mysql://x\n"})
+	if _, err := config.Load(filepath.Join(bad, "medallion.yaml")); err == nil || !strings.Contains(err.Error(), "medallion.yaml:3: export.postgres.url: invalid URL") {
+		t.Fatalf("bad export URL: %v", err)
+	}
+}

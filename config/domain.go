@@ -63,6 +63,8 @@ type GoldTable struct {
 	// row must be newer in to replace the stored one (e.g. updated_at), so
 	// reprocessing an old partition never regresses the table.
 	VersionColumn string `yaml:"version_column"`
+	// Export mirrors the table into export.postgres after every commit.
+	Export bool `yaml:"export"`
 }
 
 // RetryLimit is the domain's max_retries, or the pipeline default.

@@ -71,7 +71,24 @@ func Load(path string) (*Config, error) {
 		return nil, derrs
 	}
 	cfg.Domains = domains
+	if cfg.Export.Postgres.URL == "" {
+		for _, d := range domains {
+			for i, g := range d.Gold {
+				if g.Export {
+					return nil, Errors{{File: d.File, Key: fmt.Sprintf("gold[%d].export", i),
+						Msg: fmt.Sprintf("table %s is marked for export but export.postgres.url is not set in %s", g.Table, configName(path))}}
+				}
+			}
+		}
+	}
 	return &cfg, nil
+}
+
+func configName(path string) string {
+	if path == "" {
+		return "the configuration"
+	}
+	return path
 }
 
 func readError(err error) string {

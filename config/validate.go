@@ -67,6 +67,14 @@ func (cfg *Config) validate() []problem {
 	if m := cfg.DuckDB.MemoryLimit; m != "" && !duckSize.MatchString(m) {
 		c.add("duckdb.memory_limit", "invalid size %q (e.g. 4GB, 512MiB)", m)
 	}
+	if u := cfg.Export.Postgres.URL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "postgres" && pu.Scheme != "postgresql") || pu.Host == "" {
+			c.add("export.postgres.url", "invalid URL: want postgres://user@host:5432/db")
+		}
+		if !identifier.MatchString(cfg.Export.Postgres.Schema) {
+			c.add("export.postgres.schema", "invalid schema name %q", cfg.Export.Postgres.Schema)
+		}
+	}
 	if cfg.DomainsDir == "" {
 		c.add("domains_dir", "must not be empty")
 	}

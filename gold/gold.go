@@ -33,12 +33,16 @@ type Result struct {
 // table (signups_daily) is computed from an earlier one (users_current),
 // so it must be recomputed from freshly staged rows. Tables already written
 // are unchanged on the second pass and commit nothing.
-func Run(ctx context.Context, conn *sql.Conn, l *lake.Lake, d domains.Domain, date medtype.Date, stageDir string) (Result, error) {
+//
+// With an exporter, every table marked export: true is mirrored into
+// PostgreSQL after its commit (whether or not the commit changed anything,
+// so an export that failed earlier catches up).
+func Run(ctx context.Context, conn *sql.Conn, l *lake.Lake, exp *Exporter, d domains.Domain, date medtype.Date, stageDir string) (Result, error) {
 	var res Result
 	err := lake.Retry(ctx, func() error {
 		res = Result{Commits: map[string]lake.Commit{}}
 		for _, g := range d.Gold {
-			n, c, err := mergeTable(ctx, conn, l, d, g, date, stageDir)
+			n, c, err := mergeTable(ctx, conn, l, exp, d, g, date, stageDir)
 			if err != nil {
 				return err
 			}
@@ -52,7 +56,7 @@ func Run(ctx context.Context, conn *sql.Conn, l *lake.Lake, d domains.Domain, da
 
 // mergeTable runs one gold SELECT, merges it into the table's current rows
 // and writes the result; it returns the SELECT's row count.
-func mergeTable(ctx context.Context, conn *sql.Conn, l *lake.Lake, d domains.Domain, g domains.GoldQuery, date medtype.Date, stageDir string) (int64, lake.Commit, error) {
+func mergeTable(ctx context.Context, conn *sql.Conn, l *lake.Lake, exp *Exporter, d domains.Domain, g domains.GoldQuery, date medtype.Date, stageDir string) (int64, lake.Commit, error) {
 	src := "gold_src_" + g.Table
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS %s", src, g.SQL)); err != nil {
 		return 0, lake.Commit{}, fmt.Errorf("%s gold/%s.sql: %w", d.Name, g.Table, err)
@@ -84,7 +88,18 @@ func mergeTable(ctx context.Context, conn *sql.Conn, l *lake.Lake, d domains.Dom
 		return 0, lake.Commit{}, fmt.Errorf("merge into %s: %w", def.ID, err)
 	}
 	c, err := l.Write(ctx, conn, def, target, scope, stageDir)
-	return n, c, err
+	if err != nil {
+		return n, c, err
+	}
+	if g.Export {
+		if exp == nil {
+			return n, c, fmt.Errorf("gold table %s is marked export: true but no PostgreSQL export is configured", g.Table)
+		}
+		if _, err := exp.Export(ctx, conn, g, target, scope); err != nil {
+			return n, c, err
+		}
+	}
+	return n, c, nil
 }
 
 func check(g domains.GoldQuery, cols []duck.Column) error {

@@ -154,7 +154,7 @@ func (r *runner) runJob(ctx context.Context, d domains.Domain, key medtype.Parti
 	if err != nil {
 		return out, fmt.Errorf("silver: %w", err)
 	}
-	gres, err := gold.Run(ctx, conn, r.deps.Lake, d, key.Date, stage)
+	gres, err := gold.Run(ctx, conn, r.deps.Lake, r.deps.Exporter, d, key.Date, stage)
 	if err != nil {
 		return out, fmt.Errorf("gold: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/domains"
 	"github.com/medallionlake/medallion/duck"
+	"github.com/medallionlake/medallion/gold"
 	"github.com/medallionlake/medallion/lake"
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/meta"
@@ -38,13 +39,15 @@ var ErrOverlap = errors.New("another medallion run or backfill is in progress")
 
 // Deps are the opened resources a run uses.
 type Deps struct {
-	Config  *config.Config
-	Store   meta.Store
-	Bucket  storage.Bucket
-	Lake    *lake.Lake
-	Duck    *duck.DB
-	Domains []domains.Domain
-	Log     *slog.Logger
+	Config *config.Config
+	Store  meta.Store
+	Bucket storage.Bucket
+	Lake   *lake.Lake
+	Duck   *duck.DB
+	// Exporter, if set, mirrors gold tables marked export: true.
+	Exporter *gold.Exporter
+	Domains  []domains.Domain
+	Log      *slog.Logger
 	// Progress, if set, receives a live progress line (a terminal).
 	Progress io.Writer
 	// Now pins the clock (tests); nil is time.Now.
