@@ -191,6 +191,7 @@ func Defaults() Config {
 		},
 		Pipeline:   Pipeline{Workers: 2, LeaseTTL: 10 * time.Minute, MaxRetries: 3},
 		DuckDB:     DuckDB{Threads: 0},
+		Export:     Export{Postgres: PostgresExport{Schema: "medallion_gold"}},
 		DomainsDir: "config/domains",
 	}
 }
