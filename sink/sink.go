@@ -1,0 +1,466 @@
+// Package sink consumes the domains' Kafka topics into bronze Parquet,
+// at-least-once: a Kafka consumer group (kafka-go's generation API, for
+// exact per-partition control), one batch buffered per Kafka partition and
+// split by partition date, flushed to bronze and only then committed.
+//
+// A batch flushes when it reaches the message count, byte size or age
+// limits, when the process-wide byte budget or buffer cap is reached, on
+// shutdown, and at the end of --until-end. Its files are named by their first
+// offset, so a batch replayed after a crash rewrites the same objects; the
+// duplicates a crash can cause are limited to the one uncommitted batch.
+// Messages that cannot be routed (not JSON, no or bad timestamp) go to
+// dlq-<topic> with headers naming the error and the source, before the
+// commit that covers them.
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/medallionlake/medallion/bronze"
+	"github.com/medallionlake/medallion/config"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/storage"
+)
+
+// DLQPrefix names a topic's dead-letter topic: dlq-<topic>.
+const DLQPrefix = "dlq-"
+
+// Options configure a sink.
+type Options struct {
+	Brokers []string
+	GroupID string
+	Dialer  *kafka.Dialer // TLS and SASL; nil for plaintext
+	Domains []config.Domain
+	Sink    config.Sink
+	Bucket  storage.Bucket
+	// UntilEnd consumes up to the end offsets captured at start, flushes,
+	// commits and returns.
+	UntilEnd bool
+	// SessionTimeout of the group membership (default 10s).
+	SessionTimeout time.Duration
+	Log            *slog.Logger
+}
+
+// Stats counts what a sink run did.
+type Stats struct {
+	Consumed atomic.Int64
+	Written  atomic.Int64
+	Files    atomic.Int64
+	DLQ      atomic.Int64
+	Bytes    atomic.Int64
+}
+
+type route struct {
+	domain config.Domain
+	bounds bronze.Bounds
+}
+
+// Sink is one consumer-group member.
+type Sink struct {
+	opts   Options
+	routes map[string]route
+	dlq    *kafka.Writer
+	stats  Stats
+	// buffered is the bytes held by all batches, against the memory budget.
+	buffered atomic.Int64
+	open     atomic.Int64
+}
+
+// New validates the options and prepares the DLQ writer.
+func New(opts Options) (*Sink, error) {
+	if len(opts.Brokers) == 0 || opts.GroupID == "" || opts.Bucket == nil {
+		return nil, errors.New("sink: brokers, group id and storage are required")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.SessionTimeout == 0 {
+		opts.SessionTimeout = 10 * time.Second
+	}
+	s := &Sink{opts: opts, routes: map[string]route{}}
+	for _, d := range opts.Domains {
+		b := bronze.Bounds{MaxFuture: d.TimestampBounds.MaxFuture}
+		if d.TimestampBounds.Min != "" {
+			t, err := config.ParseTimeBound(d.TimestampBounds.Min)
+			if err != nil {
+				return nil, fmt.Errorf("sink: domain %s: %w", d.Name, err)
+			}
+			b.Min = t
+		}
+		for _, t := range d.Topics {
+			s.routes[t] = route{domain: d, bounds: b}
+		}
+	}
+	if len(s.routes) == 0 {
+		return nil, errors.New("sink: no domain lists a topic")
+	}
+	transport := &kafka.Transport{}
+	if opts.Dialer != nil {
+		transport.TLS = opts.Dialer.TLS
+		transport.SASL = opts.Dialer.SASLMechanism
+	}
+	s.dlq = &kafka.Writer{
+		Addr:                   kafka.TCP(opts.Brokers...),
+		RequiredAcks:           kafka.RequireAll,
+		AllowAutoTopicCreation: true,
+		BatchTimeout:           10 * time.Millisecond,
+		Transport:              transport,
+	}
+	return s, nil
+}
+
+// Stats returns the run's counters.
+func (s *Sink) Stats() *Stats { return &s.stats }
+
+func (s *Sink) topics() []string {
+	var out []string
+	for t := range s.routes {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Run consumes until ctx is cancelled (then flushes and commits what it
+// holds) or, with UntilEnd, until every partition reached its end offset.
+func (s *Sink) Run(ctx context.Context) error {
+	defer s.dlq.Close()
+	var ends map[string]map[int]int64
+	if s.opts.UntilEnd {
+		var err error
+		if ends, err = s.endOffsets(ctx); err != nil {
+			return err
+		}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID: s.opts.GroupID, Brokers: s.opts.Brokers, Dialer: s.opts.Dialer, Topics: s.topics(),
+		SessionTimeout: s.opts.SessionTimeout, HeartbeatInterval: s.opts.SessionTimeout / 5,
+		RebalanceTimeout: s.opts.SessionTimeout, StartOffset: kafka.FirstOffset,
+	})
+	if err != nil {
+		return fmt.Errorf("sink: join group %s: %w", s.opts.GroupID, err)
+	}
+	defer group.Close()
+
+	var (
+		mu       sync.Mutex
+		reached  = map[string]bool{}
+		firstErr error
+	)
+	done := func(topic string, partition int) {
+		mu.Lock()
+		defer mu.Unlock()
+		reached[fmt.Sprintf("%s/%d", topic, partition)] = true
+		total := 0
+		for _, ps := range ends {
+			total += len(ps)
+		}
+		if len(reached) == total {
+			stop() // every partition is at its end offset
+		}
+	}
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		stop()
+	}
+	for {
+		gen, err := group.Next(runCtx)
+		if err != nil {
+			if runCtx.Err() != nil {
+				break
+			}
+			return fmt.Errorf("sink: group %s: %w", s.opts.GroupID, err)
+		}
+		var wg sync.WaitGroup
+		for topic, assigned := range gen.Assignments {
+			for _, a := range assigned {
+				end := int64(-1)
+				if ends != nil {
+					end = ends[topic][a.ID]
+				}
+				p := &partition{s: s, gen: gen, topic: topic, id: a.ID, start: a.Offset, end: end, route: s.routes[topic]}
+				wg.Add(1)
+				gen.Start(func(genCtx context.Context) {
+					defer wg.Done()
+					if err := p.consume(runCtx, genCtx, done); err != nil {
+						fail(err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		if runCtx.Err() != nil {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return firstErr
+}
+
+// endOffsets captures the current end offset of every partition.
+func (s *Sink) endOffsets(ctx context.Context) (map[string]map[int]int64, error) {
+	client := &kafka.Client{Addr: kafka.TCP(s.opts.Brokers...)}
+	if s.opts.Dialer != nil {
+		client.Transport = &kafka.Transport{TLS: s.opts.Dialer.TLS, SASL: s.opts.Dialer.SASLMechanism}
+	}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: s.topics()})
+	if err != nil {
+		return nil, fmt.Errorf("sink: metadata: %w", err)
+	}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, t := range meta.Topics {
+		if t.Error != nil {
+			return nil, fmt.Errorf("sink: topic %s: %w", t.Name, t.Error)
+		}
+		for _, p := range t.Partitions {
+			req.Topics[t.Name] = append(req.Topics[t.Name], kafka.LastOffsetOf(p.ID))
+		}
+	}
+	res, err := client.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("sink: end offsets: %w", err)
+	}
+	out := map[string]map[int]int64{}
+	for topic, ps := range res.Topics {
+		out[topic] = map[int]int64{}
+		for _, p := range ps {
+			if p.Error != nil {
+				return nil, fmt.Errorf("sink: end offset of %s/%d: %w", topic, p.Partition, p.Error)
+			}
+			out[topic][p.Partition] = p.LastOffset
+		}
+	}
+	return out, nil
+}
+
+// partition is the consumer of one assigned Kafka partition.
+type partition struct {
+	s     *Sink
+	gen   *kafka.Generation
+	topic string
+	id    int
+	start int64
+	end   int64 // -1: no end (long-running)
+	route route
+
+	batch     map[medtype.Date][]bronze.Record
+	dead      []kafka.Message
+	count     int
+	bytes     int64
+	opened    time.Time
+	next      int64 // offset after the last message read
+	committed int64
+}
+
+func (p *partition) reset() {
+	p.batch = map[medtype.Date][]bronze.Record{}
+	p.dead = nil
+	p.s.buffered.Add(-p.bytes)
+	if p.count > 0 {
+		p.s.open.Add(-1)
+	}
+	p.count, p.bytes = 0, 0
+}
+
+// consume reads the partition until the generation or the run ends,
+// flushing batches; at the end it flushes what it holds and commits.
+func (p *partition) consume(runCtx, genCtx context.Context, done func(string, int)) error {
+	log := p.s.opts.Log.With("topic", p.topic, "partition", p.id)
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: p.s.opts.Brokers, Topic: p.topic, Partition: p.id, Dialer: p.s.opts.Dialer,
+		MaxWait: time.Second, MinBytes: 1, MaxBytes: 10 << 20,
+	})
+	defer r.Close()
+	if err := r.SetOffset(p.start); err != nil {
+		return err
+	}
+	p.batch = map[medtype.Date][]bronze.Record{}
+	p.next, p.committed = -1, -1
+	ctx, cancel := mergeCtx(runCtx, genCtx)
+	defer cancel()
+	if p.end >= 0 && (p.start == p.end || p.start >= 0 && p.start >= p.end) {
+		done(p.topic, p.id) // nothing to read
+	}
+	for {
+		if p.end >= 0 && p.next >= p.end {
+			if err := p.flush(context.WithoutCancel(ctx), log); err != nil {
+				return err
+			}
+			done(p.topic, p.id)
+			<-ctx.Done()
+			return nil
+		}
+		readCtx, cancelRead := context.WithTimeout(ctx, p.untilDue())
+		msg, err := r.FetchMessage(readCtx)
+		cancelRead()
+		switch {
+		case err == nil:
+			p.add(msg)
+			if p.full() {
+				if err := p.flush(ctx, log); err != nil {
+					return p.stopped(ctx, err)
+				}
+			}
+		case ctx.Err() != nil:
+			// Rebalance or shutdown: flush what we hold and commit it,
+			// within the shutdown timeout, unless the generation is gone.
+			fctx, cancel := context.WithTimeout(context.Background(), p.s.opts.Sink.ShutdownTimeout)
+			defer cancel()
+			if genCtx.Err() != nil {
+				// A new generation may own the partition now; its offsets
+				// are not ours to commit. The batch is replayed there.
+				log.Info("generation ended; leaving the uncommitted batch to the next owner", "messages", p.count)
+				return nil
+			}
+			return p.flush(fctx, log)
+		case errors.Is(err, context.DeadlineExceeded):
+			if p.count > 0 {
+				if err := p.flush(ctx, log); err != nil {
+					return p.stopped(ctx, err)
+				}
+			}
+		default:
+			return fmt.Errorf("sink: read %s/%d: %w", p.topic, p.id, err)
+		}
+	}
+}
+
+func (p *partition) stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// untilDue is how long the batch may still wait before its age flush.
+func (p *partition) untilDue() time.Duration {
+	if p.count == 0 {
+		return p.s.opts.Sink.FlushInterval
+	}
+	return max(time.Until(p.opened.Add(p.s.opts.Sink.FlushInterval)), time.Millisecond)
+}
+
+func (p *partition) add(msg kafka.Message) {
+	if p.count == 0 {
+		p.opened = time.Now()
+		p.s.open.Add(1)
+	}
+	p.count++
+	size := int64(len(msg.Value) + len(msg.Key) + 64)
+	p.bytes += size
+	p.s.buffered.Add(size)
+	p.s.stats.Consumed.Add(1)
+	p.next = msg.Offset + 1
+	et, err := bronze.EventTime(msg.Value, p.route.domain.TimestampField, p.route.bounds, time.Now())
+	if err != nil {
+		msg.Headers = append(msg.Headers,
+			kafka.Header{Key: "error", Value: []byte(err.Error())},
+			kafka.Header{Key: "source_topic", Value: []byte(p.topic)},
+			kafka.Header{Key: "source_partition", Value: []byte(strconv.Itoa(p.id))},
+			kafka.Header{Key: "source_offset", Value: []byte(strconv.FormatInt(msg.Offset, 10))})
+		p.dead = append(p.dead, msg)
+		return
+	}
+	headers := map[string]string{}
+	for _, h := range msg.Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	hj, _ := json.Marshal(headers)
+	d := medtype.DateOf(et)
+	p.batch[d] = append(p.batch[d], bronze.Record{
+		Topic: p.topic, Partition: int32(p.id), Offset: msg.Offset, Key: msg.Key, KafkaTS: msg.Time,
+		IngestedAt: time.Now().UTC(), Headers: string(hj), Payload: string(msg.Value), EventTime: et,
+	})
+}
+
+// full reports whether the batch must flush: its own count or size limit,
+// or the process-wide byte budget or buffer cap.
+func (p *partition) full() bool {
+	c := p.s.opts.Sink
+	return p.count >= c.FlushMessages || p.bytes >= int64(c.FlushBytes) ||
+		p.s.buffered.Load() >= int64(c.MemoryBudget) || p.s.open.Load() > int64(c.MaxOpenBuffers)
+}
+
+// flush makes the batch durable (bronze files, then DLQ messages), then
+// commits the offset after it. Storage and DLQ writes are retried with
+// backoff until they succeed or ctx ends; nothing is committed before.
+func (p *partition) flush(ctx context.Context, log *slog.Logger) error {
+	if p.next < 0 || p.next <= p.committed {
+		return nil
+	}
+	start := time.Now()
+	files := 0
+	dom := p.route.domain
+	for date, recs := range p.batch {
+		f := bronze.File{Domain: dom.Name, PartitionKey: dom.PartitionKey, Date: date, Topic: p.topic, Partition: int32(p.id), StartOffset: recs[0].Offset}
+		if err := retry(ctx, log, "write bronze "+f.Key(), func() error { return bronze.Put(ctx, p.s.opts.Bucket, f, recs) }); err != nil {
+			return err
+		}
+		files++
+		p.s.stats.Files.Add(1)
+		p.s.stats.Written.Add(int64(len(recs)))
+	}
+	if len(p.dead) > 0 {
+		msgs := make([]kafka.Message, len(p.dead))
+		for i, m := range p.dead {
+			msgs[i] = kafka.Message{Topic: DLQPrefix + p.topic, Key: m.Key, Value: m.Value, Headers: m.Headers, Time: m.Time}
+		}
+		if err := retry(ctx, log, "write dead letters to "+DLQPrefix+p.topic, func() error { return p.s.dlq.WriteMessages(ctx, msgs...) }); err != nil {
+			return err
+		}
+		p.s.stats.DLQ.Add(int64(len(msgs)))
+	}
+	err := p.gen.CommitOffsets(map[string]map[int]int64{p.topic: {p.id: p.next}})
+	if err != nil {
+		return fmt.Errorf("sink: commit %s/%d at %d: %w", p.topic, p.id, p.next, err)
+	}
+	log.Debug("flushed", "messages", p.count, "files", files, "dead_letters", len(p.dead), "committed", p.next, "ms", time.Since(start).Milliseconds())
+	p.committed = p.next
+	p.reset()
+	return nil
+}
+
+// retry runs fn with exponential backoff (100 ms up to 10 s) until it
+// succeeds or ctx ends.
+func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("sink: %s: %w", what, err)
+		}
+		log.Warn("retrying after an error; nothing is committed meanwhile", "op", what, "error", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sink: %s: %w", what, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// mergeCtx is cancelled when either parent is.
+func mergeCtx(a, b context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(a)
+	stop := context.AfterFunc(b, cancel)
+	return ctx, func() { stop(); cancel() }
+}

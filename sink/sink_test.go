@@ -1,0 +1,198 @@
+package sink_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/medallionlake/medallion/bronze"
+	"github.com/medallionlake/medallion/config"
+	"github.com/medallionlake/medallion/generate"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/sink"
+	"github.com/medallionlake/medallion/storage"
+	"github.com/medallionlake/medallion/storage/filesystem"
+)
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func cluster(t *testing.T, topics ...string) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...), kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	must(t, err)
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+func domainsFor(t *testing.T, names ...string) []config.Domain {
+	all, err := config.BuiltinDomains()
+	must(t, err)
+	var out []config.Domain
+	for _, d := range all {
+		for _, n := range names {
+			if d.Name == n {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// produce writes the messages, each to its generated partition.
+func produce(t *testing.T, brokers []string, msgs []generate.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: kafka.BalancerFunc(func(m kafka.Message, parts ...int) int {
+		p, _ := strconv.Atoi(string(m.Headers[0].Value))
+		return p
+	}), BatchSize: 1000, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	batch := make([]kafka.Message, 0, 1000)
+	for _, m := range msgs {
+		batch = append(batch, kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: m.Time,
+			Headers: []kafka.Header{{Key: "p", Value: []byte(strconv.Itoa(int(m.Partition)))}}})
+		if len(batch) == cap(batch) {
+			must(t, w.WriteMessages(context.Background(), batch...))
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		must(t, w.WriteMessages(context.Background(), batch...))
+	}
+}
+
+func options(brokers []string, b storage.Bucket, doms []config.Domain) sink.Options {
+	c := config.Defaults().Sink
+	c.FlushMessages = 2000
+	return sink.Options{Brokers: brokers, GroupID: "medallion-test", Domains: doms, Sink: c, Bucket: b,
+		SessionTimeout: time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// bronzeRows reads every bronze record back: topic/partition/offset -> payload.
+func bronzeRows(t *testing.T, b storage.Bucket) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := storage.ListAll(ctx, b, "bronze/")
+	must(t, err)
+	out := map[string]string{}
+	for _, o := range objs {
+		data, err := storage.ReadAll(ctx, b, o.Key)
+		must(t, err)
+		recs, err := bronze.Decode(bytesReader(data), int64(len(data)))
+		must(t, err)
+		f, err := bronze.ParseKey(o.Key)
+		must(t, err)
+		for _, r := range recs {
+			k := fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
+			if _, dup := out[k]; dup {
+				t.Fatalf("%s is in bronze twice", k)
+			}
+			if medtype.DateOf(r.EventTime) != f.Date {
+				t.Fatalf("%s sits in %s but its event time is %s", k, o.Key, r.EventTime)
+			}
+			out[k] = r.Payload
+		}
+	}
+	return out
+}
+
+// TestNoLossNoDuplicatesUntilEnd: 100k messages over two topics and six
+// partitions, 0.1% unroutable. Every routable message is in bronze exactly
+// once in its date partition, every other is in its DLQ with headers, and
+// the committed offsets are the end offsets.
+func TestNoLossNoDuplicatesUntilEnd(t *testing.T) {
+	brokers := cluster(t, "raw-events", "raw-orders")
+	msgs, err := generate.Generate(generate.Options{Seed: 1, Start: medtype.MustDate("2024-01-15"), Days: 2, EventsPerDay: 47_700,
+		Unroutable: 0.001, Domains: []string{"events", "orders"}})
+	must(t, err)
+	if len(msgs) < 100_000 {
+		t.Fatalf("only %d messages", len(msgs))
+	}
+	produce(t, brokers, msgs)
+	b, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
+	must(t, err)
+	s, err := sink.New(func() sink.Options { o := options(brokers, b, domainsFor(t, "events", "orders")); o.UntilEnd = true; return o }())
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	must(t, s.Run(ctx))
+
+	offsets := generate.Offsets(msgs)
+	want := map[string]string{}
+	var dead []string
+	for i, m := range msgs {
+		k := fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, offsets[i])
+		if m.Unroutable {
+			dead = append(dead, k)
+			continue
+		}
+		want[k] = string(m.Value)
+	}
+	got := bronzeRows(t, b)
+	if len(got) != len(want) {
+		t.Fatalf("bronze has %d messages, want %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("%s: bronze payload %q, want %q", k, got[k], v)
+		}
+	}
+	if n := s.Stats().DLQ.Load(); n != int64(len(dead)) || n == 0 {
+		t.Fatalf("dead-lettered %d, want %d", n, len(dead))
+	}
+	// The DLQ holds exactly the unroutable messages, with their source.
+	var gotDead []string
+	for _, topic := range []string{"dlq-raw-events", "dlq-raw-orders"} {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxWait: time.Second})
+		for len(gotDead) < len(dead) {
+			rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			m, err := r.ReadMessage(rctx)
+			cancel()
+			if err != nil {
+				break
+			}
+			h := map[string]string{}
+			for _, x := range m.Headers {
+				h[x.Key] = string(x.Value)
+			}
+			if h["error"] == "" || h["source_topic"] != topic[len("dlq-"):] {
+				t.Fatalf("dead letter headers: %v", h)
+			}
+			gotDead = append(gotDead, h["source_topic"]+"/"+h["source_partition"]+"/"+h["source_offset"])
+		}
+		r.Close()
+	}
+	sort.Strings(dead)
+	sort.Strings(gotDead)
+	if fmt.Sprint(dead) != fmt.Sprint(gotDead) {
+		t.Fatalf("DLQ has %v, want %v", gotDead, dead)
+	}
+	// Committed offsets equal the end offsets.
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	res, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: "medallion-test", Topics: map[string][]int{"raw-events": {0, 1, 2}, "raw-orders": {0, 1, 2}}})
+	must(t, err)
+	ends := map[string]int64{}
+	for i, m := range msgs {
+		ends[fmt.Sprintf("%s/%d", m.Topic, m.Partition)] = offsets[i] + 1
+	}
+	for topic, ps := range res.Topics {
+		for _, p := range ps {
+			if k := fmt.Sprintf("%s/%d", topic, p.Partition); p.CommittedOffset != ends[k] {
+				t.Errorf("%s committed %d, end %d", k, p.CommittedOffset, ends[k])
+			}
+		}
+	}
+}

@@ -1,0 +1,5 @@
+package sink_test
+
+import "bytes"
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
