@@ -124,7 +124,11 @@ func TestNoLossNoDuplicatesUntilEnd(t *testing.T) {
 	produce(t, brokers, msgs)
 	b, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
 	must(t, err)
-	s, err := sink.New(func() sink.Options { o := options(brokers, b, domainsFor(t, "events", "orders")); o.UntilEnd = true; return o }())
+	s, err := sink.New(func() sink.Options {
+		o := options(brokers, b, domainsFor(t, "events", "orders"))
+		o.UntilEnd = true
+		return o
+	}())
 	must(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
