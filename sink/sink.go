@@ -57,7 +57,27 @@ type Stats struct {
 	Written  atomic.Int64
 	Files    atomic.Int64
 	DLQ      atomic.Int64
-	Bytes    atomic.Int64
+	progress chan struct{}
+}
+
+func (st *Stats) consumed() {
+	st.Consumed.Add(1)
+	select {
+	case st.progress <- struct{}{}:
+	default:
+	}
+}
+
+// WaitConsumed blocks until at least n messages were consumed or ctx ends.
+func (st *Stats) WaitConsumed(ctx context.Context, n int64) error {
+	for st.Consumed.Load() < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consumed %d of %d: %w", st.Consumed.Load(), n, ctx.Err())
+		case <-st.progress:
+		}
+	}
+	return nil
 }
 
 type route struct {
@@ -88,6 +108,7 @@ func New(opts Options) (*Sink, error) {
 		opts.SessionTimeout = 10 * time.Second
 	}
 	s := &Sink{opts: opts, routes: map[string]route{}}
+	s.stats.progress = make(chan struct{}, 1)
 	for _, d := range opts.Domains {
 		b := bronze.Bounds{MaxFuture: d.TimestampBounds.MaxFuture}
 		if d.TimestampBounds.Min != "" {
@@ -365,7 +386,7 @@ func (p *partition) add(msg kafka.Message) {
 	size := int64(len(msg.Value) + len(msg.Key) + 64)
 	p.bytes += size
 	p.s.buffered.Add(size)
-	p.s.stats.Consumed.Add(1)
+	p.s.stats.consumed()
 	p.next = msg.Offset + 1
 	et, err := bronze.EventTime(msg.Value, p.route.domain.TimestampField, p.route.bounds, time.Now())
 	if err != nil {

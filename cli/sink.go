@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medallionlake/medallion/sink"
+	"github.com/medallionlake/medallion/storage/client"
+)
+
+func (a *app) sinkCommand() *cobra.Command {
+	var untilEnd bool
+	cmd := &cobra.Command{
+		Use:   "sink",
+		Short: "Consume the domains' Kafka topics into bronze (at-least-once)",
+		Long: `Consume every topic of the configured domains with a Kafka consumer group and
+write bronze Parquet files; offsets are committed only after the files (and
+dead letters) they cover are durable. Run one process per group member.
+
+Messages that are not JSON, or whose timestamp field is missing, unparseable or
+outside timestamp_bounds, go to dlq-<topic> with headers error, source_topic,
+source_partition and source_offset.
+
+SIGTERM or SIGINT flushes every buffer and commits, within sink.shutdown_timeout.
+--until-end captures the end offsets at start, consumes up to them, flushes,
+commits and exits 0: the cron-friendly mode.
+
+Example:
+  medallion sink --until-end && medallion run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			bucket, err := client.Open(ctx, cfg.Storage)
+			if err != nil {
+				return err
+			}
+			dialer, err := sink.Dialer(cfg.Kafka)
+			if err != nil {
+				return usageError("%s: %v", describeSource(cfg), err)
+			}
+			s, err := sink.New(sink.Options{Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.GroupID, Dialer: dialer,
+				Domains: cfg.Domains, Sink: cfg.Sink, Bucket: bucket, UntilEnd: untilEnd, Log: a.log})
+			if err != nil {
+				return usageError("%v", err)
+			}
+			start := time.Now()
+			a.log.Info("sink starting", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID, "storage", bucket.String(), "until_end", untilEnd)
+			err = s.Run(ctx)
+			st := s.Stats()
+			fmt.Fprintf(cmd.OutOrStdout(), "sink: %d messages consumed, %d written to %d bronze files, %d dead-lettered in %s\n",
+				st.Consumed.Load(), st.Written.Load(), st.Files.Load(), st.DLQ.Load(), time.Since(start).Round(time.Millisecond))
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+			if ctx.Err() != nil && err != nil && err != context.Canceled {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&untilEnd, "until-end", false, "consume up to the end offsets seen at start, then exit (for cron)")
+	return cmd
+}

@@ -1,0 +1,224 @@
+package sink_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/medallionlake/medallion/generate"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/sink"
+	"github.com/medallionlake/medallion/storage"
+	"github.com/medallionlake/medallion/storage/filesystem"
+)
+
+// faulty wraps a bucket: Put fails while down is set, and afterPut runs
+// after each successful Put (fault injection as a wrapper, not inside the
+// provider).
+type faulty struct {
+	storage.Bucket
+	down     atomic.Bool
+	attempts atomic.Int64
+	failed   chan struct{} // receives once per failed Put, if not full
+	afterPut func()
+}
+
+func (f *faulty) Put(ctx context.Context, key string, r io.Reader, md map[string]string) error {
+	f.attempts.Add(1)
+	if f.down.Load() {
+		select {
+		case f.failed <- struct{}{}:
+		default:
+		}
+		return errors.New("injected storage outage: 503 Slow Down")
+	}
+	if err := f.Bucket.Put(ctx, key, r, md); err != nil {
+		return err
+	}
+	if f.afterPut != nil {
+		f.afterPut()
+	}
+	return nil
+}
+
+func committed(t *testing.T, brokers []string, topic string) map[int]int64 {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	res, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: "medallion-test", Topics: map[string][]int{topic: {0, 1, 2}}})
+	must(t, err)
+	out := map[int]int64{}
+	for _, p := range res.Topics[topic] {
+		out[p.Partition] = p.CommittedOffset
+	}
+	return out
+}
+
+func endsOf(msgs []generate.Message, topic string) map[int]int64 {
+	offsets := generate.Offsets(msgs)
+	out := map[int]int64{0: -1, 1: -1, 2: -1}
+	for i, m := range msgs {
+		if m.Topic == topic {
+			out[int(m.Partition)] = offsets[i] + 1
+		}
+	}
+	return out
+}
+
+func eventMessages(t *testing.T, n int) []generate.Message {
+	t.Helper()
+	msgs, err := generate.Generate(generate.Options{Seed: 3, Start: medtype.MustDate("2024-01-15"), Days: 1, EventsPerDay: n, Domains: []string{"events"}})
+	must(t, err)
+	return msgs
+}
+
+// TestShutdownFlushesAndCommits: SIGTERM (a cancelled context) with partial
+// buffers flushes everything and commits it.
+func TestShutdownFlushesAndCommits(t *testing.T) {
+	brokers := cluster(t, "raw-events")
+	msgs := eventMessages(t, 5000)
+	produce(t, brokers, msgs)
+	b, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
+	must(t, err)
+	o := options(brokers, b, domainsFor(t, "events"))
+	o.Sink.FlushMessages, o.Sink.FlushInterval = 1_000_000, time.Hour // nothing flushes by itself
+	s, err := sink.New(o)
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer wcancel()
+	must(t, s.Stats().WaitConsumed(wctx, int64(len(msgs))))
+	if n := len(bronzeRows(t, b)); n != 0 {
+		t.Fatalf("%d messages were flushed before the shutdown", n)
+	}
+	cancel() // SIGTERM
+	must(t, <-done)
+	if got := len(bronzeRows(t, b)); got != len(msgs) {
+		t.Fatalf("after shutdown bronze has %d messages, want %d", got, len(msgs))
+	}
+	if got, want := committed(t, brokers, "raw-events"), endsOf(msgs, "raw-events"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("committed %v, want %v", got, want)
+	}
+}
+
+// TestStorageOutage: while storage fails the sink retries with backoff and
+// commits nothing; when it recovers the sink carries on.
+func TestStorageOutage(t *testing.T) {
+	brokers := cluster(t, "raw-events")
+	msgs := eventMessages(t, 4000)
+	produce(t, brokers, msgs)
+	fs, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
+	must(t, err)
+	b := &faulty{Bucket: fs, failed: make(chan struct{}, 1)}
+	b.down.Store(true)
+	o := options(brokers, b, domainsFor(t, "events"))
+	o.Sink.FlushMessages = 1000
+	o.UntilEnd = true
+	s, err := sink.New(o)
+	must(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	for i := 0; i < 3; i++ { // three failed attempts, then look
+		<-b.failed
+	}
+	for p, off := range committed(t, brokers, "raw-events") {
+		if off >= 0 {
+			t.Fatalf("partition %d committed %d during the outage", p, off)
+		}
+	}
+	b.down.Store(false)
+	must(t, <-done)
+	if got := len(bronzeRows(t, b)); got != len(msgs) {
+		t.Fatalf("bronze has %d messages, want %d", got, len(msgs))
+	}
+	if got, want := committed(t, brokers, "raw-events"), endsOf(msgs, "raw-events"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("committed %v, want %v", got, want)
+	}
+}
+
+// TestCrashBetweenPutAndCommit: a sink process dies right after its first
+// bronze PUT, before committing. A new sink replays from the last commit:
+// nothing is lost, and the replayed batch is written under the same keys,
+// so bronze holds every message exactly once.
+func TestCrashBetweenPutAndCommit(t *testing.T) {
+	if os.Getenv("MEDALLION_SINK_CHILD") != "" {
+		crashingChild(t)
+		return
+	}
+	brokers := cluster(t, "raw-events")
+	msgs := eventMessages(t, 6000)
+	produce(t, brokers, msgs)
+	root := t.TempDir()
+
+	child := exec.Command(os.Args[0], "-test.run=^TestCrashBetweenPutAndCommit$")
+	child.Env = append(os.Environ(), "MEDALLION_SINK_CHILD=1", "MEDALLION_SINK_BROKERS="+strings.Join(brokers, ","), "MEDALLION_SINK_ROOT="+root)
+	out, err := child.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("the child did not crash after its first PUT: %v\n%s", err, out)
+	}
+	fs, err := filesystem.New(filesystem.Config{Root: root})
+	must(t, err)
+	before, err := storage.ListAll(context.Background(), fs, "bronze/")
+	must(t, err)
+	if len(before) != 1 {
+		t.Fatalf("the crashed sink left %d files, want 1", len(before))
+	}
+	for p, off := range committed(t, brokers, "raw-events") {
+		if off >= 0 {
+			t.Fatalf("partition %d was committed at %d by the crashed sink", p, off)
+		}
+	}
+
+	o := options(brokers, fs, domainsFor(t, "events"))
+	o.Sink.FlushMessages = 1000
+	o.UntilEnd = true
+	s, err := sink.New(o)
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	must(t, s.Run(ctx))
+	got := bronzeRows(t, fs) // fails on any message present twice
+	if len(got) != len(msgs) {
+		t.Fatalf("bronze has %d messages, want %d", len(got), len(msgs))
+	}
+	after, err := storage.ListAll(context.Background(), fs, "bronze/")
+	must(t, err)
+	found := false
+	for _, o := range after {
+		if o.Key == before[0].Key {
+			found = o.ModTime.After(before[0].ModTime) // rewritten by the replay, not left over
+		}
+	}
+	if !found {
+		t.Fatalf("the replayed batch did not rewrite %s", before[0].Key)
+	}
+	if got, want := committed(t, brokers, "raw-events"), endsOf(msgs, "raw-events"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("committed %v, want %v", got, want)
+	}
+}
+
+// crashingChild runs in the child process: a sink whose process exits the
+// moment its first PUT returns.
+func crashingChild(t *testing.T) {
+	fs, err := filesystem.New(filesystem.Config{Root: os.Getenv("MEDALLION_SINK_ROOT")})
+	must(t, err)
+	b := &faulty{Bucket: fs, afterPut: func() { os.Exit(3) }}
+	o := options(strings.Split(os.Getenv("MEDALLION_SINK_BROKERS"), ","), b, domainsFor(t, "events"))
+	o.Sink.FlushMessages = 1000
+	o.UntilEnd = true
+	s, err := sink.New(o)
+	must(t, err)
+	_ = s.Run(context.Background())
+	t.Fatal("the child finished without crashing")
+}
