@@ -50,6 +50,13 @@ Example:
 			if err != nil {
 				return usageError("%v", err)
 			}
+			if addr := cfg.Sink.HTTPAddr; addr != "" {
+				go func() {
+					if err := s.Serve(ctx, addr); err != nil {
+						a.log.Error("metrics endpoint stopped", "addr", addr, "error", err)
+					}
+				}()
+			}
 			start := time.Now()
 			a.log.Info("sink starting", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID, "storage", bucket.String(), "until_end", untilEnd)
 			err = s.Run(ctx)

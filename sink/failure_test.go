@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -136,8 +138,14 @@ func TestStorageOutage(t *testing.T) {
 			t.Fatalf("partition %d committed %d during the outage", p, off)
 		}
 	}
+	if code, body := get(t, s, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "injected storage outage") {
+		t.Fatalf("healthz during the outage: %d %q", code, body)
+	}
 	b.down.Store(false)
 	must(t, <-done)
+	if code, _ := get(t, s, "/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz after recovery: %d", code)
+	}
 	if got := len(bronzeRows(t, b)); got != len(msgs) {
 		t.Fatalf("bronze has %d messages, want %d", got, len(msgs))
 	}
@@ -221,4 +229,11 @@ func crashingChild(t *testing.T) {
 	must(t, err)
 	_ = s.Run(context.Background())
 	t.Fatal("the child finished without crashing")
+}
+
+func get(t *testing.T, s *sink.Sink, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec.Code, rec.Body.String()
 }

@@ -94,6 +94,9 @@ type Sink struct {
 	// buffered is the bytes held by all batches, against the memory budget.
 	buffered atomic.Int64
 	open     atomic.Int64
+	metrics  *metrics
+	// failing holds the error of a write being retried ("" when healthy).
+	failing atomic.Value
 }
 
 // New validates the options and prepares the DLQ writer.
@@ -107,8 +110,9 @@ func New(opts Options) (*Sink, error) {
 	if opts.SessionTimeout == 0 {
 		opts.SessionTimeout = 10 * time.Second
 	}
-	s := &Sink{opts: opts, routes: map[string]route{}}
+	s := &Sink{opts: opts, routes: map[string]route{}, metrics: newMetrics()}
 	s.stats.progress = make(chan struct{}, 1)
+	s.failing.Store("")
 	for _, d := range opts.Domains {
 		b := bronze.Bounds{MaxFuture: d.TimestampBounds.MaxFuture}
 		if d.TimestampBounds.Min != "" {
@@ -214,7 +218,7 @@ func (s *Sink) Run(ctx context.Context) error {
 				if ends != nil {
 					end = ends[topic][a.ID]
 				}
-				p := &partition{s: s, gen: gen, topic: topic, id: a.ID, start: a.Offset, end: end, route: s.routes[topic]}
+				p := &partition{s: s, gen: gen, topic: topic, id: a.ID, start: a.Offset, end: end, route: s.routes[topic], m: s.metrics.forPartition(topic, a.ID)}
 				wg.Add(1)
 				gen.Start(func(genCtx context.Context) {
 					defer wg.Done()
@@ -279,6 +283,7 @@ type partition struct {
 	start int64
 	end   int64 // -1: no end (long-running)
 	route route
+	m     partitionMetrics
 
 	batch     map[medtype.Date][]bronze.Record
 	dead      []kafka.Message
@@ -387,6 +392,9 @@ func (p *partition) add(msg kafka.Message) {
 	p.bytes += size
 	p.s.buffered.Add(size)
 	p.s.stats.consumed()
+	p.m.consumed.Inc()
+	p.m.bytes.Add(float64(len(msg.Value) + len(msg.Key)))
+	p.m.lag.Set(float64(max(msg.HighWaterMark-msg.Offset-1, 0)))
 	p.next = msg.Offset + 1
 	et, err := bronze.EventTime(msg.Value, p.route.domain.TimestampField, p.route.bounds, time.Now())
 	if err != nil {
@@ -430,27 +438,31 @@ func (p *partition) flush(ctx context.Context, log *slog.Logger) error {
 	dom := p.route.domain
 	for date, recs := range p.batch {
 		f := bronze.File{Domain: dom.Name, PartitionKey: dom.PartitionKey, Date: date, Topic: p.topic, Partition: int32(p.id), StartOffset: recs[0].Offset}
-		if err := retry(ctx, log, "write bronze "+f.Key(), func() error { return bronze.Put(ctx, p.s.opts.Bucket, f, recs) }); err != nil {
+		if err := p.s.retry(ctx, log, "write bronze "+f.Key(), func() error { return bronze.Put(ctx, p.s.opts.Bucket, f, recs) }); err != nil {
 			return err
 		}
 		files++
 		p.s.stats.Files.Add(1)
 		p.s.stats.Written.Add(int64(len(recs)))
+		p.m.files.Inc()
+		p.m.written.Add(float64(len(recs)))
 	}
 	if len(p.dead) > 0 {
 		msgs := make([]kafka.Message, len(p.dead))
 		for i, m := range p.dead {
 			msgs[i] = kafka.Message{Topic: DLQPrefix + p.topic, Key: m.Key, Value: m.Value, Headers: m.Headers, Time: m.Time}
 		}
-		if err := retry(ctx, log, "write dead letters to "+DLQPrefix+p.topic, func() error { return p.s.dlq.WriteMessages(ctx, msgs...) }); err != nil {
+		if err := p.s.retry(ctx, log, "write dead letters to "+DLQPrefix+p.topic, func() error { return p.s.dlq.WriteMessages(ctx, msgs...) }); err != nil {
 			return err
 		}
 		p.s.stats.DLQ.Add(int64(len(msgs)))
+		p.m.dlq.Add(float64(len(msgs)))
 	}
 	err := p.gen.CommitOffsets(map[string]map[int]int64{p.topic: {p.id: p.next}})
 	if err != nil {
 		return fmt.Errorf("sink: commit %s/%d at %d: %w", p.topic, p.id, p.next, err)
 	}
+	p.s.metrics.flush.Observe(time.Since(start).Seconds())
 	log.Debug("flushed", "messages", p.count, "files", files, "dead_letters", len(p.dead), "committed", p.next, "ms", time.Since(start).Milliseconds())
 	p.committed = p.next
 	p.reset()
@@ -458,14 +470,16 @@ func (p *partition) flush(ctx context.Context, log *slog.Logger) error {
 }
 
 // retry runs fn with exponential backoff (100 ms up to 10 s) until it
-// succeeds or ctx ends.
-func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
+// succeeds or ctx ends; meanwhile /healthz reports the error.
+func (s *Sink) retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
 	backoff := 100 * time.Millisecond
 	for {
 		err := fn()
 		if err == nil {
+			s.failing.Store("")
 			return nil
 		}
+		s.failing.Store(what + ": " + err.Error())
 		if ctx.Err() != nil {
 			return fmt.Errorf("sink: %s: %w", what, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,6 +184,24 @@ func TestNoLossNoDuplicatesUntilEnd(t *testing.T) {
 	sort.Strings(gotDead)
 	if fmt.Sprint(dead) != fmt.Sprint(gotDead) {
 		t.Fatalf("DLQ has %v, want %v", gotDead, dead)
+	}
+	// The metrics say the same.
+	_, metrics := get(t, s, "/metrics")
+	var written int
+	for k := range want {
+		if strings.HasPrefix(k, "raw-events/") {
+			written++
+		}
+	}
+	for _, line := range []string{
+		fmt.Sprintf(`medallion_sink_messages_written_total{topic="raw-events"} %d`, written),
+		fmt.Sprintf(`medallion_sink_messages_written_total{topic="raw-orders"} %d`, len(want)-written),
+		`medallion_sink_lag_messages{partition="0",topic="raw-orders"} 0`,
+		"medallion_sink_flush_duration_seconds_count",
+	} {
+		if !strings.Contains(metrics, line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 	// Committed offsets equal the end offsets.
 	client := &kafka.Client{Addr: kafka.TCP(brokers...)}

@@ -1,0 +1,98 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the sink's Prometheus series, in a registry of its own.
+type metrics struct {
+	reg      *prometheus.Registry
+	consumed *prometheus.CounterVec
+	written  *prometheus.CounterVec
+	bytes    *prometheus.CounterVec
+	files    *prometheus.CounterVec
+	dlq      *prometheus.CounterVec
+	flush    prometheus.Histogram
+	lag      *prometheus.GaugeVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_messages_consumed_total",
+			Help: "Kafka messages read."}, []string{"topic"}),
+		written: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_messages_written_total",
+			Help: "Messages written to bronze."}, []string{"topic"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_bytes_consumed_total",
+			Help: "Message key and value bytes read."}, []string{"topic"}),
+		files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_files_written_total",
+			Help: "Bronze files written."}, []string{"topic"}),
+		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_dlq_messages_total",
+			Help: "Messages sent to the dead-letter topic."}, []string{"topic"}),
+		flush: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "medallion_sink_flush_duration_seconds",
+			Help: "Time to write a batch to bronze and the DLQ and commit it.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_sink_lag_messages",
+			Help: "Messages behind the partition's high watermark."}, []string{"topic", "partition"}),
+	}
+	m.reg.MustRegister(m.consumed, m.written, m.bytes, m.files, m.dlq, m.flush, m.lag,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// partitionMetrics caches the label lookups of one partition's hot path.
+type partitionMetrics struct {
+	consumed, written, bytes, files, dlq prometheus.Counter
+	lag                                  prometheus.Gauge
+}
+
+func (m *metrics) forPartition(topic string, partition int) partitionMetrics {
+	return partitionMetrics{
+		consumed: m.consumed.WithLabelValues(topic), written: m.written.WithLabelValues(topic),
+		bytes: m.bytes.WithLabelValues(topic), files: m.files.WithLabelValues(topic), dlq: m.dlq.WithLabelValues(topic),
+		lag: m.lag.WithLabelValues(topic, strconv.Itoa(partition)),
+	}
+}
+
+// Handler serves /metrics and /healthz. /healthz answers 503 while a
+// storage or DLQ write is failing (the sink is retrying), else 200.
+func (s *Sink) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if msg, ok := s.failing.Load().(string); ok && msg != "" {
+			http.Error(w, "retrying: "+msg, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// Serve runs the HTTP endpoints on addr until ctx ends.
+func (s *Sink) Serve(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("sink.http_addr %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
