@@ -48,7 +48,9 @@ type Options struct {
 	UntilEnd bool
 	// SessionTimeout of the group membership (default 10s).
 	SessionTimeout time.Duration
-	Log            *slog.Logger
+	// OnCommit, if set, is called after each successful offset commit.
+	OnCommit func(topic string, partition int, offset int64)
+	Log      *slog.Logger
 }
 
 // Stats counts what a sink run did.
@@ -284,6 +286,8 @@ type partition struct {
 	end   int64 // -1: no end (long-running)
 	route route
 	m     partitionMetrics
+	// genCtx ends with the generation that assigned the partition.
+	genCtx context.Context
 
 	batch     map[medtype.Date][]bronze.Record
 	dead      []kafka.Message
@@ -318,6 +322,7 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 	}
 	p.batch = map[medtype.Date][]bronze.Record{}
 	p.next, p.committed = -1, -1
+	p.genCtx = genCtx
 	ctx, cancel := mergeCtx(runCtx, genCtx)
 	defer cancel()
 	if p.end >= 0 && (p.start == p.end || p.start >= 0 && p.start >= p.end) {
@@ -326,7 +331,7 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 	for {
 		if p.end >= 0 && p.next >= p.end {
 			if err := p.flush(context.WithoutCancel(ctx), log); err != nil {
-				return err
+				return p.stopped(ctx, err)
 			}
 			done(p.topic, p.id)
 			<-ctx.Done()
@@ -354,7 +359,10 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 				log.Info("generation ended; leaving the uncommitted batch to the next owner", "messages", p.count)
 				return nil
 			}
-			return p.flush(fctx, log)
+			if err := p.flush(fctx, log); err != nil && !errors.Is(err, errGenerationEnded) {
+				return err // a shutdown that could not make its batch durable
+			}
+			return nil
 		case errors.Is(err, context.DeadlineExceeded):
 			if p.count > 0 {
 				if err := p.flush(ctx, log); err != nil {
@@ -367,8 +375,11 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 	}
 }
 
+// errGenerationEnded stops a partition's consumer without failing the sink.
+var errGenerationEnded = errors.New("generation ended")
+
 func (p *partition) stopped(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(err, errGenerationEnded) {
 		return nil
 	}
 	return err
@@ -460,7 +471,16 @@ func (p *partition) flush(ctx context.Context, log *slog.Logger) error {
 	}
 	err := p.gen.CommitOffsets(map[string]map[int]int64{p.topic: {p.id: p.next}})
 	if err != nil {
+		if p.genCtx.Err() != nil {
+			// A rebalance ended the generation: the batch is durable but
+			// uncommitted, and the partition's next owner replays it.
+			log.Info("generation ended before the commit; the next owner replays the batch", "messages", p.count)
+			return errGenerationEnded
+		}
 		return fmt.Errorf("sink: commit %s/%d at %d: %w", p.topic, p.id, p.next, err)
+	}
+	if p.s.opts.OnCommit != nil {
+		p.s.opts.OnCommit(p.topic, p.id, p.next)
 	}
 	p.s.metrics.flush.Observe(time.Since(start).Seconds())
 	log.Debug("flushed", "messages", p.count, "files", files, "dead_letters", len(p.dead), "committed", p.next, "ms", time.Since(start).Milliseconds())

@@ -82,6 +82,25 @@ func options(brokers []string, b storage.Bucket, doms []config.Domain) sink.Opti
 		SessionTimeout: time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
+// bronzeCounts counts how often each topic/partition/offset is in bronze.
+func bronzeCounts(t *testing.T, b storage.Bucket) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := storage.ListAll(ctx, b, "bronze/")
+	must(t, err)
+	out := map[string]int{}
+	for _, o := range objs {
+		data, err := storage.ReadAll(ctx, b, o.Key)
+		must(t, err)
+		recs, err := bronze.Decode(bytesReader(data), int64(len(data)))
+		must(t, err)
+		for _, r := range recs {
+			out[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)]++
+		}
+	}
+	return out
+}
+
 // bronzeRows reads every bronze record back: topic/partition/offset -> payload.
 func bronzeRows(t *testing.T, b storage.Bucket) map[string]string {
 	t.Helper()
