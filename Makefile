@@ -9,7 +9,7 @@ GO       ?= go
 BIN      := bin
 TESTARGS ?=
 
-.PHONY: all build demo test bench vet fmt tools services clean
+.PHONY: all build demo test bench bench-sink vet fmt tools services clean
 
 all: build
 
@@ -47,6 +47,13 @@ bench:
 	$(GO) test ./pipeline -run '^$$' -bench '^BenchmarkGenerateBronze$$' -benchtime 1x -timeout 60m
 	$(GO) test ./pipeline -run '^$$' -bench '^BenchmarkEngine$$' -benchtime 3x -timeout 60m
 	$(GO) test ./pipeline -run '^$$' -bench '^BenchmarkDirectDuckDB$$' -benchtime 3x -timeout 60m
+
+# Sink benchmark (BENCHMARKS.md): MEDALLION_SINK_BENCH_MESSAGES (default 1M)
+# messages from kfake in its own process; MEDALLION_SINK_BENCH_FLUSH sets
+# sink.flush_messages (default 1000).
+bench-sink:
+	$(GO) test ./sink -run '^$$' -bench '^BenchmarkConsumeCeiling$$' -benchtime 1x -timeout 30m
+	$(GO) test ./sink -run '^$$' -bench '^BenchmarkSink$$' -benchtime 1x -timeout 30m
 
 clean:
 	rm -rf $(BIN)

@@ -59,6 +59,8 @@ type Stats struct {
 	Written  atomic.Int64
 	Files    atomic.Int64
 	DLQ      atomic.Int64
+	// Bytes counts message key and value bytes consumed.
+	Bytes    atomic.Int64
 	progress chan struct{}
 }
 
@@ -296,9 +298,15 @@ type partition struct {
 	opened    time.Time
 	next      int64 // offset after the last message read
 	committed int64
+	due       context.Context // the open batch's age deadline
+	cancelDue context.CancelFunc
 }
 
 func (p *partition) reset() {
+	if p.cancelDue != nil {
+		p.cancelDue()
+		p.due, p.cancelDue = nil, nil
+	}
 	p.batch = map[medtype.Date][]bronze.Record{}
 	p.dead = nil
 	p.s.buffered.Add(-p.bytes)
@@ -337,9 +345,17 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 			<-ctx.Done()
 			return nil
 		}
-		readCtx, cancelRead := context.WithTimeout(ctx, p.untilDue())
+		// An open batch reads under one deadline, its age limit; an empty
+		// one waits for the next message. (A timeout per fetch cost more
+		// CPU than the rest of the sink; BENCHMARKS.md.)
+		readCtx := ctx
+		if p.count > 0 {
+			if p.due == nil {
+				p.due, p.cancelDue = context.WithDeadline(ctx, p.opened.Add(p.s.opts.Sink.FlushInterval))
+			}
+			readCtx = p.due
+		}
 		msg, err := r.FetchMessage(readCtx)
-		cancelRead()
 		switch {
 		case err == nil:
 			p.add(msg)
@@ -385,14 +401,6 @@ func (p *partition) stopped(ctx context.Context, err error) error {
 	return err
 }
 
-// untilDue is how long the batch may still wait before its age flush.
-func (p *partition) untilDue() time.Duration {
-	if p.count == 0 {
-		return p.s.opts.Sink.FlushInterval
-	}
-	return max(time.Until(p.opened.Add(p.s.opts.Sink.FlushInterval)), time.Millisecond)
-}
-
 func (p *partition) add(msg kafka.Message) {
 	if p.count == 0 {
 		p.opened = time.Now()
@@ -405,9 +413,11 @@ func (p *partition) add(msg kafka.Message) {
 	p.s.stats.consumed()
 	p.m.consumed.Inc()
 	p.m.bytes.Add(float64(len(msg.Value) + len(msg.Key)))
+	p.s.stats.Bytes.Add(int64(len(msg.Value) + len(msg.Key)))
 	p.m.lag.Set(float64(max(msg.HighWaterMark-msg.Offset-1, 0)))
 	p.next = msg.Offset + 1
-	et, err := bronze.EventTime(msg.Value, p.route.domain.TimestampField, p.route.bounds, time.Now())
+	now := time.Now()
+	et, err := bronze.EventTime(msg.Value, p.route.domain.TimestampField, p.route.bounds, now)
 	if err != nil {
 		msg.Headers = append(msg.Headers,
 			kafka.Header{Key: "error", Value: []byte(err.Error())},
@@ -417,16 +427,24 @@ func (p *partition) add(msg kafka.Message) {
 		p.dead = append(p.dead, msg)
 		return
 	}
-	headers := map[string]string{}
-	for _, h := range msg.Headers {
-		headers[h.Key] = string(h.Value)
-	}
-	hj, _ := json.Marshal(headers)
 	d := medtype.DateOf(et)
 	p.batch[d] = append(p.batch[d], bronze.Record{
 		Topic: p.topic, Partition: int32(p.id), Offset: msg.Offset, Key: msg.Key, KafkaTS: msg.Time,
-		IngestedAt: time.Now().UTC(), Headers: string(hj), Payload: string(msg.Value), EventTime: et,
+		IngestedAt: now.UTC(), Headers: headersJSON(msg.Headers), Payload: string(msg.Value), EventTime: et,
 	})
+}
+
+// headersJSON renders message headers as a JSON object of strings.
+func headersJSON(hs []kafka.Header) string {
+	if len(hs) == 0 {
+		return "{}"
+	}
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		m[h.Key] = string(h.Value)
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 // full reports whether the batch must flush: its own count or size limit,

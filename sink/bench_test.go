@@ -1,0 +1,185 @@
+package sink_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/medallionlake/medallion/config"
+	"github.com/medallionlake/medallion/internal/testenv"
+	"github.com/medallionlake/medallion/sink"
+	"github.com/medallionlake/medallion/storage/filesystem"
+)
+
+// Sink benchmark (BENCHMARKS.md): MEDALLION_SINK_BENCH_MESSAGES messages
+// (default 1,000,000, about 300 bytes each) in six partitions, served by
+// kfake in a separate process on loopback; sunk to local bronze with the
+// default sink settings, or MEDALLION_SINK_BENCH_FLUSH messages per batch.
+// Run each benchmark in its own process:
+//
+//	make bench-sink
+
+func benchMessages() int {
+	if n, err := strconv.Atoi(os.Getenv("MEDALLION_SINK_BENCH_MESSAGES")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}
+
+// broker starts internal/kfakeserver filled with n messages and returns
+// its address and the payload bytes served.
+func broker(b *testing.B, n int) string {
+	b.Helper()
+	root := testenv.RepoRoot(b)
+	bin := filepath.Join(b.TempDir(), "kfakeserver")
+	build := exec.Command("go", "build", "-o", bin, "./internal/kfakeserver")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build kfakeserver: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "-port", strconv.Itoa(port), "-partitions", "6", "-messages", strconv.Itoa(n))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ready ") {
+		b.Fatalf("kfakeserver did not get ready: %q %v", line, err)
+	}
+	go io.Copy(io.Discard, out)
+	return strings.TrimSpace(strings.TrimPrefix(line, "ready "))
+}
+
+type usage struct {
+	wall time.Time
+	cpu  time.Duration
+}
+
+func now() usage {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return usage{time.Now(), time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+}
+
+func report(b *testing.B, start usage, msgs, bytes int64) {
+	end := now()
+	secs := end.wall.Sub(start.wall).Seconds()
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	b.ReportMetric(float64(msgs)/secs, "msgs/s")
+	b.ReportMetric(float64(bytes)/secs/1e6, "MB/s")
+	b.ReportMetric((end.cpu - start.cpu).Seconds(), "cpu-s")
+	b.ReportMetric(float64(ru.Maxrss)/1024, "peakRSS-MiB")
+}
+
+// BenchmarkSink sinks the backlog to local bronze with --until-end.
+func BenchmarkSink(b *testing.B) {
+	n := benchMessages()
+	for i := 0; i < b.N; i++ {
+		addr := broker(b, n)
+		bucket, err := filesystem.New(filesystem.Config{Root: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		doms, err := config.BuiltinDomains()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var events []config.Domain
+		for _, d := range doms {
+			if d.Name == "events" {
+				events = append(events, d)
+			}
+		}
+		sc := config.Defaults().Sink
+		if f, err := strconv.Atoi(os.Getenv("MEDALLION_SINK_BENCH_FLUSH")); err == nil && f > 0 {
+			sc.FlushMessages = f // default: the shipped default, 1000
+		}
+		s, err := sink.New(sink.Options{Brokers: []string{addr}, GroupID: "bench", Domains: events, Sink: sc,
+			Bucket: bucket, UntilEnd: true, SessionTimeout: time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		start := now()
+		if err := s.Run(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		st := s.Stats()
+		if st.Written.Load() != int64(n) {
+			b.Fatalf("wrote %d of %d messages", st.Written.Load(), n)
+		}
+		report(b, start, st.Consumed.Load(), st.Bytes.Load())
+	}
+}
+
+// BenchmarkConsumeCeiling reads the same backlog with kafka-go, one reader
+// per partition and a no-op handler: the ceiling for the sink.
+func BenchmarkConsumeCeiling(b *testing.B) {
+	n := benchMessages()
+	for i := 0; i < b.N; i++ {
+		addr := broker(b, n)
+		b.ResetTimer()
+		start := now()
+		var got, bytes atomic.Int64
+		var wg sync.WaitGroup
+		for p := 0; p < 6; p++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: "raw-events", Partition: p, MaxWait: time.Second, MaxBytes: 10 << 20})
+				defer r.Close()
+				end := int64(-1)
+				conn, err := kafka.DialLeader(context.Background(), "tcp", addr, "raw-events", p)
+				if err == nil {
+					end, _ = conn.ReadLastOffset()
+					conn.Close()
+				}
+				for end > 0 {
+					m, err := r.FetchMessage(context.Background())
+					if err != nil {
+						return
+					}
+					got.Add(1)
+					bytes.Add(int64(len(m.Value)))
+					if m.Offset+1 >= end {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b.StopTimer()
+		if got.Load() != int64(n) {
+			b.Fatalf("read %d of %d", got.Load(), n)
+		}
+		report(b, start, got.Load(), bytes.Load())
+	}
+}
