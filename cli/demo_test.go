@@ -113,8 +113,8 @@ func TestGenerateIsDeterministic(t *testing.T) {
 	if a != b {
 		t.Fatalf("same seed, different bronze:\n%s\n---\n%s", a, b)
 	}
-	if r := run(t, "generate", "--to", "kafka"); r.code != cli.ExitUsage {
-		t.Fatalf("generate --to kafka: exit %d", r.code)
+	if r := run(t, "generate", "--to", "pigeon"); r.code != cli.ExitUsage {
+		t.Fatalf("generate --to pigeon: exit %d", r.code)
 	}
 }
 

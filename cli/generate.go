@@ -6,11 +6,13 @@ import (
 	"io"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/generate"
 	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/sink"
 	"github.com/medallionlake/medallion/storage/client"
 )
 
@@ -79,13 +81,17 @@ following DOMAINS.md, with duplicates, out-of-order updates, malformed and late
 messages, and write them into bronze exactly as the sink would (messages
 without a usable timestamp are counted as dead-lettered, not written).
 
-Example:
-  medallion generate --days 7 --events-per-day 20000 --seed 7
-  medallion run`,
+With --to kafka the messages are produced to the domains' topics (dead
+letters included; the sink routes them), each to the partition its key hashes
+to, so a topic with 3 partitions gets exactly the data --to bronze writes.
+
+Examples:
+  medallion generate --days 7 --events-per-day 20000 --seed 7 && medallion run
+  medallion generate --to kafka --days 1 && medallion sink --until-end && medallion run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.to != "bronze" {
-				return usageError("--to %q: only bronze is available in this version (kafka arrives with the sink)", o.to)
+			if o.to != "bronze" && o.to != "kafka" {
+				return usageError("--to %q: want bronze or kafka", o.to)
 			}
 			opts, err := o.options(time.Now().UTC())
 			if err != nil {
@@ -95,11 +101,14 @@ Example:
 			if err != nil {
 				return err
 			}
+			if o.to == "kafka" {
+				return a.generateKafka(cmd, cfg, opts)
+			}
 			_, err = a.generateBronze(cmd.Context(), cmd.OutOrStdout(), cfg, opts, true)
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&o.to, "to", "bronze", "destination: bronze")
+	cmd.Flags().StringVar(&o.to, "to", "bronze", "destination: bronze (as the sink would write it) or kafka (the domains' topics on kafka.brokers)")
 	o.flags(cmd)
 	return cmd
 }
@@ -148,4 +157,24 @@ func (a *app) generateBronze(ctx context.Context, w io.Writer, cfg *config.Confi
 		len(msgs), opts.Start.String()+" +"+fmt.Sprint(opts.Days)+"d", bucket, opts.Seed, dup, bad, dead, late)
 	fmt.Fprintf(w, "Wrote %d bronze files with %d records.\n", st.Files, st.Records)
 	return msgs, nil
+}
+
+func (a *app) generateKafka(cmd *cobra.Command, cfg *config.Config, opts generate.Options) error {
+	msgs, err := generate.Generate(opts)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	dialer, err := sink.Dialer(cfg.Kafka)
+	if err != nil {
+		return usageError("%s: %v", describeSource(cfg), err)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), RequiredAcks: kafka.RequireAll, AllowAutoTopicCreation: true,
+		BatchSize: 1000, BatchTimeout: 10 * time.Millisecond, Transport: &kafka.Transport{TLS: dialer.TLS, SASL: dialer.SASLMechanism}}
+	defer w.Close()
+	n, err := generate.Produce(cmd.Context(), w, msgs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "Produced %d messages to %v (seed %d, %s +%dd).\n", n, cfg.Kafka.Brokers, opts.Seed, opts.Start, opts.Days)
+	return nil
 }

@@ -148,15 +148,21 @@ func money(cents int) json.Number { return json.Number(fmt.Sprintf("%d.%02d", ce
 
 func ts(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
-func (g *gen) msg(domain, key string, value map[string]any, at time.Time) Message {
-	body, _ := json.Marshal(value)
+// PartitionOf is the Kafka partition of a key among n: FNV-1a of the key.
+// Producing with it puts every message where Generate says it is.
+func PartitionOf(key []byte, n int) int32 {
 	h := uint32(2166136261)
-	for _, c := range []byte(key) {
+	for _, c := range key {
 		h = (h ^ uint32(c)) * 16777619
 	}
+	return int32(h % uint32(n))
+}
+
+func (g *gen) msg(domain, key string, value map[string]any, at time.Time) Message {
+	body, _ := json.Marshal(value)
 	delay := time.Duration(g.rng.IntN(3000)) * time.Millisecond
 	return Message{Domain: domain, Topic: Topics[domain], Key: []byte(key), Value: body, Time: at.Add(delay),
-		Partition: int32(h % uint32(g.o.Partitions))}
+		Partition: PartitionOf([]byte(key), g.o.Partitions)}
 }
 
 func (g *gen) domain(d string, date medtype.Date) []Message {
