@@ -110,3 +110,10 @@ func TestRunUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestScheduleRejectsABadCron(t *testing.T) {
+	cfg := project(t, "sqlite://./medallion.db")
+	if r := run(t, "schedule", "--config", cfg, "--cron", "every morning"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, `--cron "every morning"`) {
+		t.Fatalf("exit %d stderr %q", r.code, r.stderr)
+	}
+}
