@@ -47,6 +47,7 @@ func usageError(format string, args ...any) error {
 type app struct {
 	configPath string
 	logLevel   string
+	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
 	log        *slog.Logger
@@ -54,9 +55,14 @@ type app struct {
 
 // Main runs the CLI with args and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return MainWithInput(args, os.Stdin, stdout, stderr)
+}
+
+// MainWithInput is Main with stdin given (the query prompt reads it).
+func MainWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &app{stdout: stdout, stderr: stderr}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -170,5 +171,26 @@ func TestQueryAsOfAfterReprocess(t *testing.T) {
 	}
 	if r := run(t, "query", "--config", cfg, "--as-of", "42", "SELECT 1 FROM silver.events, gold.funnel_daily"); r.code != cli.ExitUsage {
 		t.Fatalf("snapshot id with two tables: exit %d", r.code)
+	}
+}
+
+func TestQueryPromptAndStdin(t *testing.T) {
+	cfg := project(t, "sqlite://./medallion.db")
+	seed(t, cfg)
+	if r := run(t, "run", "--config", cfg); r.code != cli.ExitOK {
+		t.Fatalf("run: %s", r.stderr)
+	}
+	var out, errb bytes.Buffer
+	in := strings.NewReader("SELECT count(*) AS n\nFROM gold.orders_daily;\n\\d\nSELECT nope FROM gold.orders_daily;\nSELECT 1 + 1 AS two;\n\\q\n")
+	code := cli.MainWithInput([]string{"query", "--config", cfg, "--interactive"}, in, &out, &errb)
+	s := squash(out.String())
+	if code != cli.ExitOK || !strings.Contains(s, "(1 rows)") || !strings.Contains(s, "gold.orders_daily\n") ||
+		!strings.Contains(s, `error: Binder Error: Referenced column "nope" not found`) || !strings.Contains(s, "two\n2\n") {
+		t.Fatalf("prompt: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	code = cli.MainWithInput([]string{"query", "--config", cfg, "--format", "csv"}, strings.NewReader("SELECT 42 AS answer\n"), &out, &errb)
+	if code != cli.ExitOK || out.String() != "answer\n42\n" {
+		t.Fatalf("stdin statement: exit %d %q", code, out.String())
 	}
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/medallionlake/medallion/duck"
@@ -17,7 +20,10 @@ import (
 )
 
 func (a *app) queryCommand() *cobra.Command {
-	var format, out, asOf string
+	var (
+		format, out, asOf string
+		interactive       bool
+	)
 	cmd := &cobra.Command{
 		Use:   `query "SQL"`,
 		Short: "Run SQL over the silver, gold and quarantine tables",
@@ -32,8 +38,11 @@ Examples:
   medallion query "SELECT status, sum(orders) FROM gold.orders_daily GROUP BY ALL"
   medallion query --format csv --out orders.csv "SELECT * FROM gold.orders_daily"
   medallion query --as-of 2024-01-16T06:00:00Z "SELECT count(*) FROM silver.events"`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return a.queryPrompt(cmd, format, asOf, interactive)
+			}
 			if !slices.Contains(query.Formats, format) {
 				return usageError("--format %q: want one of %s", format, strings.Join(query.Formats, ", "))
 			}
@@ -93,7 +102,104 @@ Examples:
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "output: table, csv, json or parquet")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to this file instead of stdout")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "read tables as of an RFC 3339 time or a snapshot id")
+	cmd.Flags().BoolVar(&interactive, "interactive", false, "prompt for statements even when stdin is not a terminal")
+	_ = cmd.Flags().MarkHidden("interactive")
 	return cmd
+}
+
+// queryPrompt reads statements from stdin: on a terminal (or with
+// --interactive) as a prompt where each statement ends with ';', \d lists
+// the tables and \q quits; otherwise the whole input is one statement.
+func (a *app) queryPrompt(cmd *cobra.Command, format, asOf string, interactive bool) error {
+	if f, ok := a.stdin.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		interactive = true
+	}
+	if !interactive {
+		data, err := io.ReadAll(a.stdin)
+		if err != nil {
+			return err
+		}
+		stmt := strings.TrimSpace(string(data))
+		if stmt == "" {
+			return usageError("no SQL: give it as an argument, on stdin, or run on a terminal for a prompt")
+		}
+		args := []string{stmt}
+		return cmd.RunE(cmd, args)
+	}
+	if format != "table" && format != "csv" && format != "json" {
+		return usageError("--format %q: the prompt prints table, csv or json", format)
+	}
+	ctx := cmd.Context()
+	eng, err := a.openEngine(ctx)
+	if err != nil {
+		return err
+	}
+	defer eng.close()
+	at, err := parseAsOf(asOf, "")
+	if err != nil && at.ID == 0 {
+		return err
+	}
+	s, err := query.Open(ctx, eng.deps.Lake, eng.deps.Duck, at)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	w := cmd.OutOrStdout()
+	fmt.Fprintln(w, "medallion query: end statements with ';'. \\d lists tables, \\q quits.")
+	sc := bufio.NewScanner(a.stdin)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var buf strings.Builder
+	prompt := func() {
+		if buf.Len() == 0 {
+			fmt.Fprint(w, "medallion> ")
+		} else {
+			fmt.Fprint(w, "       ...> ")
+		}
+	}
+	prompt()
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case buf.Len() == 0 && (line == "\\q" || line == "quit" || line == "exit"):
+			return nil
+		case buf.Len() == 0 && line == "\\d":
+			for _, ns := range lake.Namespaces {
+				ids, err := eng.deps.Lake.Tables(ctx, ns)
+				if err != nil {
+					return err
+				}
+				for _, id := range ids {
+					fmt.Fprintln(w, id)
+				}
+			}
+		default:
+			buf.WriteString(line + "\n")
+			if strings.HasSuffix(line, ";") {
+				stmt := strings.TrimSuffix(strings.TrimSpace(buf.String()), ";")
+				buf.Reset()
+				if err := runPromptStatement(ctx, w, s, stmt, format); err != nil {
+					fmt.Fprintln(w, "error:", err)
+				}
+			}
+		}
+		prompt()
+	}
+	fmt.Fprintln(w)
+	return sc.Err()
+}
+
+func runPromptStatement(ctx context.Context, w io.Writer, s *query.Session, stmt, format string) error {
+	rows, err := s.Query(ctx, stmt)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n, err := query.Write(w, rows, format)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "(%d rows)\n", n)
+	return nil
 }
 
 func parseAsOf(s, stmt string) (lake.Snapshot, error) {
