@@ -333,8 +333,10 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 	p.genCtx = genCtx
 	ctx, cancel := mergeCtx(runCtx, genCtx)
 	defer cancel()
-	if p.end >= 0 && (p.start == p.end || p.start >= 0 && p.start >= p.end) {
-		done(p.topic, p.id) // nothing to read
+	// Nothing to read: an empty partition (end 0; the start is then the
+	// relative FirstOffset, -2), or a committed offset already at the end.
+	if p.end == 0 || (p.end > 0 && p.start >= p.end) {
+		done(p.topic, p.id)
 	}
 	for {
 		if p.end >= 0 && p.next >= p.end {

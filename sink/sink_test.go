@@ -238,3 +238,26 @@ func TestNoLossNoDuplicatesUntilEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestUntilEndWithEmptyPartitions: a topic with nothing in it (end offset 0)
+// must not keep --until-end waiting.
+func TestUntilEndWithEmptyPartitions(t *testing.T) {
+	brokers := cluster(t, "raw-events", "raw-orders")
+	msgs := eventMessages(t, 300) // raw-orders stays empty
+	produce(t, brokers, msgs)
+	b, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
+	must(t, err)
+	o := options(brokers, b, domainsFor(t, "events", "orders"))
+	o.UntilEnd = true
+	s, err := sink.New(o)
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	must(t, s.Run(ctx))
+	if ctx.Err() != nil {
+		t.Fatal("--until-end waited for the empty topic until the test's deadline")
+	}
+	if got := len(bronzeRows(t, b)); got != len(msgs) {
+		t.Fatalf("bronze has %d messages, want %d", got, len(msgs))
+	}
+}
