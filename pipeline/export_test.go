@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"database/sql"
-	"sort"
 	"strings"
 	"testing"
 
@@ -87,25 +86,5 @@ func pgRows(t *testing.T, db *sql.DB, q string) []string {
 	t.Helper()
 	rs, err := db.Query(q)
 	must(t, err)
-	defer rs.Close()
-	cols, _ := rs.Columns()
-	var out []string
-	for rs.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		must(t, rs.Scan(ptrs...))
-		parts := make([]string, len(cols))
-		for i, v := range vals {
-			parts[i] = "NULL"
-			if v.Valid {
-				parts[i] = v.String
-			}
-		}
-		out = append(out, strings.Join(parts, "\t"))
-	}
-	sort.Strings(out)
-	return out
+	return scanStrings(t, rs)
 }

@@ -166,6 +166,12 @@ func queryStrings(t *testing.T, conn *sql.Conn, q string) []string {
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
+	return scanStrings(t, rs)
+}
+
+// scanStrings reads every row as tab-joined text (NULL as "NULL"), sorted.
+func scanStrings(t *testing.T, rs *sql.Rows) []string {
+	t.Helper()
 	defer rs.Close()
 	cols, _ := rs.Columns()
 	var out []string
@@ -186,6 +192,9 @@ func queryStrings(t *testing.T, conn *sql.Conn, q string) []string {
 			}
 		}
 		out = append(out, strings.Join(parts, "\t"))
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
 	}
 	sort.Strings(out)
 	return out

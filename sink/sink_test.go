@@ -82,32 +82,12 @@ func options(brokers []string, b storage.Bucket, doms []config.Domain) sink.Opti
 		SessionTimeout: time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
-// bronzeCounts counts how often each topic/partition/offset is in bronze.
-func bronzeCounts(t *testing.T, b storage.Bucket) map[string]int {
+// eachRecord calls fn for every record of every bronze file.
+func eachRecord(t *testing.T, b storage.Bucket, fn func(f bronze.File, r bronze.Record)) {
 	t.Helper()
 	ctx := context.Background()
 	objs, err := storage.ListAll(ctx, b, "bronze/")
 	must(t, err)
-	out := map[string]int{}
-	for _, o := range objs {
-		data, err := storage.ReadAll(ctx, b, o.Key)
-		must(t, err)
-		recs, err := bronze.Decode(bytesReader(data), int64(len(data)))
-		must(t, err)
-		for _, r := range recs {
-			out[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)]++
-		}
-	}
-	return out
-}
-
-// bronzeRows reads every bronze record back: topic/partition/offset -> payload.
-func bronzeRows(t *testing.T, b storage.Bucket) map[string]string {
-	t.Helper()
-	ctx := context.Background()
-	objs, err := storage.ListAll(ctx, b, "bronze/")
-	must(t, err)
-	out := map[string]string{}
 	for _, o := range objs {
 		data, err := storage.ReadAll(ctx, b, o.Key)
 		must(t, err)
@@ -116,16 +96,38 @@ func bronzeRows(t *testing.T, b storage.Bucket) map[string]string {
 		f, err := bronze.ParseKey(o.Key)
 		must(t, err)
 		for _, r := range recs {
-			k := fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
-			if _, dup := out[k]; dup {
-				t.Fatalf("%s is in bronze twice", k)
-			}
-			if medtype.DateOf(r.EventTime) != f.Date {
-				t.Fatalf("%s sits in %s but its event time is %s", k, o.Key, r.EventTime)
-			}
-			out[k] = r.Payload
+			fn(f, r)
 		}
 	}
+}
+
+func recordKey(r bronze.Record) string {
+	return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
+}
+
+// bronzeCounts counts how often each topic/partition/offset is in bronze.
+func bronzeCounts(t *testing.T, b storage.Bucket) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	eachRecord(t, b, func(_ bronze.File, r bronze.Record) { out[recordKey(r)]++ })
+	return out
+}
+
+// bronzeRows reads every bronze record back: topic/partition/offset ->
+// payload. It fails on a record present twice or in the wrong date folder.
+func bronzeRows(t *testing.T, b storage.Bucket) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	eachRecord(t, b, func(f bronze.File, r bronze.Record) {
+		k := recordKey(r)
+		if _, dup := out[k]; dup {
+			t.Fatalf("%s is in bronze twice", k)
+		}
+		if medtype.DateOf(r.EventTime) != f.Date {
+			t.Fatalf("%s sits in %s but its event time is %s", k, f.Key(), r.EventTime)
+		}
+		out[k] = r.Payload
+	})
 	return out
 }
 
