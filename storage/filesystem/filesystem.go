@@ -1,7 +1,9 @@
 // Package filesystem is the local-disk storage provider. Objects are plain
-// files under a root folder; user metadata lives in a hidden sidecar file
-// next to each object. Writes go to a temporary file that is synced and then
-// renamed, so a reader never sees half a file.
+// files under a root folder. User metadata is an extended attribute of the
+// file (set on the temporary file, so it appears atomically with the data),
+// or, where the filesystem has no user xattrs, a hidden sidecar file next to
+// it. Writes go to a temporary file that is synced and then renamed, so a
+// reader never sees half a file.
 //
 // Unlike S3, a key cannot be both an object and a folder ("a/b" and "a/b/c"),
 // and key segments may not start with a dot (those names are the provider's
@@ -21,6 +23,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/medallionlake/medallion/storage"
 )
@@ -29,6 +34,9 @@ import (
 type Config struct {
 	// Root is the folder that holds the objects. It is created if missing.
 	Root string
+	// Sidecar keeps metadata in sidecar files even where extended
+	// attributes work (tests use it to cover the fallback).
+	Sidecar bool
 }
 
 func (c Config) validate() error {
@@ -39,7 +47,12 @@ func (c Config) validate() error {
 }
 
 // Bucket is a storage.Bucket on the local filesystem.
-type Bucket struct{ root string }
+type Bucket struct {
+	root string
+	// xattr is false once the filesystem refused a user xattr (or when
+	// Config.Sidecar is set); metadata then goes to sidecars.
+	xattr atomic.Bool
+}
 
 var _ storage.Bucket = (*Bucket)(nil)
 
@@ -55,8 +68,13 @@ func New(cfg Config) (*Bucket, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("filesystem storage: create %s: %w", root, err)
 	}
-	return &Bucket{root: root}, nil
+	b := &Bucket{root: root}
+	b.xattr.Store(!cfg.Sidecar)
+	return b, nil
 }
+
+// xattrName holds an object's metadata as JSON.
+const xattrName = "user.medallion.metadata"
 
 // Hidden files are ours (temporaries and metadata sidecars), never objects.
 const (
@@ -108,21 +126,48 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, metadata map[
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
+	var js []byte
 	if len(metadata) > 0 {
-		js, _ := json.Marshal(lowerKeys(metadata))
-		if err := writeAtomic(ctx, sidecar(p), strings.NewReader(string(js))); err != nil {
+		js, _ = json.Marshal(lowerKeys(metadata))
+	}
+	inXattr := false
+	if len(js) > 0 && !b.xattr.Load() {
+		if err := writeAtomic(ctx, sidecar(p), strings.NewReader(string(js)), nil); err != nil {
 			return fmt.Errorf("put %s metadata: %w", key, err)
 		}
-	} else if err := os.Remove(sidecar(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	}
+	err = writeAtomic(ctx, p, r, func(f *os.File) error {
+		if len(js) == 0 || !b.xattr.Load() {
+			return nil
+		}
+		err := unix.Fsetxattr(int(f.Fd()), xattrName, js, 0)
+		if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) {
+			b.xattr.Store(false) // this filesystem has no user xattrs: use sidecars
+			return errRetrySidecar
+		}
+		inXattr = err == nil
+		return err
+	})
+	if errors.Is(err, errRetrySidecar) {
+		return b.Put(ctx, key, r, metadata)
+	}
+	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	if err := writeAtomic(ctx, p, r); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+	if len(js) == 0 || inXattr {
+		// A sidecar left by an earlier write must not outlive it.
+		if err := os.Remove(sidecar(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("put %s: %w", key, err)
+		}
 	}
 	return syncDir(dir)
 }
 
-func writeAtomic(ctx context.Context, dst string, r io.Reader) (err error) {
+var errRetrySidecar = errors.New("no xattr support")
+
+// writeAtomic writes r to a temporary file beside dst, lets prepare set
+// attributes on it, syncs it and renames it over dst.
+func writeAtomic(ctx context.Context, dst string, r io.Reader, prepare func(*os.File) error) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+tmpMarker+"*")
 	if err != nil {
 		return err
@@ -133,6 +178,11 @@ func writeAtomic(ctx context.Context, dst string, r io.Reader) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
+	if prepare != nil {
+		if err = prepare(f); err != nil {
+			return err
+		}
+	}
 	if _, err = io.Copy(f, ctxReader{ctx, r}); err != nil {
 		return err
 	}
@@ -301,7 +351,11 @@ func (b *Bucket) Stat(ctx context.Context, key string) (storage.Object, error) {
 		return storage.Object{}, fmt.Errorf("stat %s: %w", key, err)
 	}
 	o := storage.Object{Key: key, Size: info.Size(), ModTime: info.ModTime()}
-	if js, err := os.ReadFile(sidecar(p)); err == nil {
+	if js, ok := getXattr(p); ok {
+		if err := json.Unmarshal(js, &o.Metadata); err != nil {
+			return storage.Object{}, fmt.Errorf("stat %s: corrupt metadata: %w", key, err)
+		}
+	} else if js, err := os.ReadFile(sidecar(p)); err == nil {
 		if err := json.Unmarshal(js, &o.Metadata); err != nil {
 			return storage.Object{}, fmt.Errorf("stat %s: corrupt metadata: %w", key, err)
 		}
@@ -324,6 +378,26 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 		}
 	}
 	return nil
+}
+
+// getXattr reads the metadata attribute; false if there is none.
+func getXattr(path string) ([]byte, bool) {
+	buf := make([]byte, 4096)
+	n, err := unix.Getxattr(path, xattrName, buf)
+	if errors.Is(err, unix.ERANGE) {
+		size, err := unix.Getxattr(path, xattrName, nil)
+		if err != nil {
+			return nil, false
+		}
+		buf = make([]byte, size)
+		n, err = unix.Getxattr(path, xattrName, buf)
+		if err != nil {
+			return nil, false
+		}
+	} else if err != nil {
+		return nil, false
+	}
+	return buf[:n], true
 }
 
 func lowerKeys(m map[string]string) map[string]string {

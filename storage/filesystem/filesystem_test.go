@@ -22,6 +22,48 @@ func TestAcceptanceFilesystem(t *testing.T) {
 	})
 }
 
+// The fallback for filesystems without user xattrs: metadata in sidecars.
+func TestAcceptanceFilesystemSidecar(t *testing.T) {
+	storagetest.Acceptance(t, func(t *testing.T) storage.Bucket {
+		b, err := filesystem.New(filesystem.Config{Root: t.TempDir(), Sidecar: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}
+
+// Metadata written as a sidecar is still read after the bucket starts using
+// xattrs, and a rewrite with xattrs removes the stale sidecar.
+func TestSidecarThenXattr(t *testing.T) {
+	root := t.TempDir()
+	ctx := context.Background()
+	side, err := filesystem.New(filesystem.Config{Root: root, Sidecar: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := side.Put(ctx, "k", strings.NewReader("v1"), map[string]string{"n": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	x, err := filesystem.New(filesystem.Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := x.Stat(ctx, "k")
+	if err != nil || st.Metadata["n"] != "1" {
+		t.Fatalf("sidecar metadata through an xattr bucket: %v %v", st.Metadata, err)
+	}
+	if err := x.Put(ctx, "k", strings.NewReader("v2"), map[string]string{"n": "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ".k.meta.json")); !os.IsNotExist(err) {
+		t.Fatalf("stale sidecar left behind: %v", err)
+	}
+	if st, _ := x.Stat(ctx, "k"); st.Metadata["n"] != "2" {
+		t.Fatalf("metadata after rewrite: %v", st.Metadata)
+	}
+}
+
 // A crash mid-write leaves a hidden temporary file; it must never be listed
 // or read as an object.
 func TestLeftoverTemporariesAreInvisible(t *testing.T) {
