@@ -169,7 +169,7 @@ func (a *app) generateKafka(cmd *cobra.Command, cfg *config.Config, opts generat
 		return usageError("%s: %v", describeSource(cfg), err)
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), RequiredAcks: kafka.RequireAll, AllowAutoTopicCreation: true,
-		BatchSize: 1000, BatchTimeout: 10 * time.Millisecond, Transport: &kafka.Transport{TLS: dialer.TLS, SASL: dialer.SASLMechanism}}
+		BatchSize: 1000, BatchTimeout: 10 * time.Millisecond, Transport: sink.Transport(dialer)}
 	defer w.Close()
 	n, err := generate.Produce(cmd.Context(), w, msgs)
 	if err != nil {

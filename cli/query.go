@@ -135,9 +135,13 @@ func (a *app) queryPrompt(cmd *cobra.Command, format, asOf string, interactive b
 		return err
 	}
 	defer eng.close()
-	at, err := parseAsOf(asOf, "")
-	if err != nil && at.ID == 0 {
-		return err
+	var at lake.Snapshot
+	if asOf != "" {
+		t, err := time.Parse(time.RFC3339, asOf)
+		if err != nil {
+			return usageError("--as-of %q: the prompt takes an RFC 3339 time (a snapshot id needs a statement naming its table)", asOf)
+		}
+		at.AsOf = t
 	}
 	s, err := query.Open(ctx, eng.deps.Lake, eng.deps.Duck, at)
 	if err != nil {
@@ -207,7 +211,7 @@ func parseAsOf(s, stmt string) (lake.Snapshot, error) {
 		return lake.Snapshot{}, nil
 	}
 	if id, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n := countTables(stmt); n != 1 {
+		if n := len(query.TablesIn(stmt)); n != 1 {
 			return lake.Snapshot{}, usageError("--as-of with a snapshot id needs a statement naming exactly one table (it names %d)", n)
 		}
 		return lake.Snapshot{ID: id}, nil
@@ -217,18 +221,4 @@ func parseAsOf(s, stmt string) (lake.Snapshot, error) {
 		return lake.Snapshot{}, usageError("--as-of %q: want an RFC 3339 time (2024-01-16T06:00:00Z) or a snapshot id", s)
 	}
 	return lake.Snapshot{AsOf: t}, nil
-}
-
-func countTables(stmt string) int {
-	seen := map[string]bool{}
-	for _, f := range strings.FieldsFunc(strings.ToLower(stmt), func(r rune) bool {
-		return !(r == '.' || r == '_' || (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9'))
-	}) {
-		for _, ns := range lake.Namespaces {
-			if strings.HasPrefix(f, ns+".") {
-				seen[f] = true
-			}
-		}
-	}
-	return len(seen)
 }

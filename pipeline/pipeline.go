@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,19 +331,9 @@ func (r *runner) planNew(ctx context.Context) error {
 		if c := a.Key.Date.Time().Compare(b.Key.Date.Time()); c != 0 {
 			return c
 		}
-		return compareStrings(a.Key.Domain, b.Key.Domain)
+		return strings.Compare(a.Key.Domain, b.Key.Domain)
 	})
 	return nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // process runs the workers until the queue is empty.

@@ -60,11 +60,25 @@ func (s *Session) Conn() *sql.Conn { return s.conn }
 
 var tableRef = regexp.MustCompile(`(?i)\b(silver|gold|quarantine)\s*\.\s*"?([a-z_][a-z0-9_]*)"?`)
 
+// TablesIn lists the lake tables (namespace.table) a statement names, once
+// each, in order of appearance.
+func TablesIn(stmt string) []lake.TableID {
+	var out []lake.TableID
+	seen := map[lake.TableID]bool{}
+	for _, m := range tableRef.FindAllStringSubmatch(stmt, -1) {
+		id := lake.TableID{Namespace: strings.ToLower(m[1]), Name: strings.ToLower(m[2])}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Prepare attaches every table the statement names, and only those: on S3
 // their files are downloaded first.
 func (s *Session) Prepare(ctx context.Context, stmt string) error {
-	for _, m := range tableRef.FindAllStringSubmatch(stmt, -1) {
-		id := lake.TableID{Namespace: strings.ToLower(m[1]), Name: strings.ToLower(m[2])}
+	for _, id := range TablesIn(stmt) {
 		if err := s.Attach(ctx, id); err != nil {
 			return err
 		}

@@ -15,6 +15,15 @@ import (
 	"github.com/medallionlake/medallion/config"
 )
 
+// Transport is the kafka-go transport (for writers and clients) with the
+// dialer's TLS and SASL; d may be nil for plaintext.
+func Transport(d *kafka.Dialer) *kafka.Transport {
+	if d == nil {
+		return &kafka.Transport{}
+	}
+	return &kafka.Transport{TLS: d.TLS, SASL: d.SASLMechanism}
+}
+
 // Dialer builds the Kafka dialer for the kafka config: TLS (with an
 // optional CA and client certificate) and SASL PLAIN or SCRAM. Secrets come
 // from the config, where they are ${ENV} references.

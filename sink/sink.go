@@ -133,17 +133,12 @@ func New(opts Options) (*Sink, error) {
 	if len(s.routes) == 0 {
 		return nil, errors.New("sink: no domain lists a topic")
 	}
-	transport := &kafka.Transport{}
-	if opts.Dialer != nil {
-		transport.TLS = opts.Dialer.TLS
-		transport.SASL = opts.Dialer.SASLMechanism
-	}
 	s.dlq = &kafka.Writer{
 		Addr:                   kafka.TCP(opts.Brokers...),
 		RequiredAcks:           kafka.RequireAll,
 		AllowAutoTopicCreation: true,
 		BatchTimeout:           10 * time.Millisecond,
-		Transport:              transport,
+		Transport:              Transport(opts.Dialer),
 	}
 	return s, nil
 }
@@ -246,10 +241,7 @@ func (s *Sink) Run(ctx context.Context) error {
 
 // endOffsets captures the current end offset of every partition.
 func (s *Sink) endOffsets(ctx context.Context) (map[string]map[int]int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(s.opts.Brokers...)}
-	if s.opts.Dialer != nil {
-		client.Transport = &kafka.Transport{TLS: s.opts.Dialer.TLS, SASL: s.opts.Dialer.SASLMechanism}
-	}
+	client := &kafka.Client{Addr: kafka.TCP(s.opts.Brokers...), Transport: Transport(s.opts.Dialer)}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: s.topics()})
 	if err != nil {
 		return nil, fmt.Errorf("sink: metadata: %w", err)
