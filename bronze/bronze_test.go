@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/storage"
@@ -78,6 +80,38 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 	if err := bronze.Encode(&buf, nil); err == nil {
 		t.Fatal("encoding zero records succeeded")
+	}
+}
+
+// One Encoder writes file after file; each holds only its own records and
+// its own offsets in its key-value metadata.
+func TestEncoderReuse(t *testing.T) {
+	var e bronze.Encoder
+	for i, in := range [][]bronze.Record{
+		records("raw-events", 2, 1000, 300, "2024-01-15"),
+		records("raw-events", 2, 1300, 7, "2024-01-15"),
+		records("raw-events", 2, 1307, 1, "2024-01-16"),
+	} {
+		var buf bytes.Buffer
+		if err := e.Encode(&buf, in); err != nil {
+			t.Fatal(err)
+		}
+		out, err := bronze.Decode(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != len(in) || out[0].Offset != in[0].Offset || out[len(out)-1].Payload != in[len(in)-1].Payload {
+			t.Fatalf("file %d: decoded %d records starting at %d, want %d from %d", i, len(out), out[0].Offset, len(in), in[0].Offset)
+		}
+		f, err := parquet.OpenFile(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, want := range bronze.Metadata(in) {
+			if got, _ := f.Lookup(k); got != want {
+				t.Errorf("file %d: metadata %s = %q, want %q", i, k, got, want)
+			}
+		}
 	}
 }
 
@@ -193,5 +227,13 @@ func TestEventTime(t *testing.T) {
 		if _, err := bronze.EventTime([]byte(payload), "event_timestamp", bounds, now); !errors.Is(err, want) {
 			t.Errorf("EventTime(%s) = %v, want %v", payload, err, want)
 		}
+	}
+	// A field name is literal, never a gjson path.
+	dotted := `{"meta":{"ts":"2024-01-15T00:00:00Z"},"meta.ts":"2024-01-16T00:00:00Z"}`
+	if got, err := bronze.EventTime([]byte(dotted), "meta.ts", bounds, now); err != nil || got.Day() != 16 {
+		t.Errorf("EventTime(meta.ts) = %v, %v; want the top-level field of 2024-01-16", got, err)
+	}
+	if _, err := bronze.EventTime([]byte(`{"meta":{"ts":"2024-01-15T00:00:00Z"}}`), "meta.ts", bounds, now); !errors.Is(err, bronze.ErrNoTimestamp) {
+		t.Errorf("EventTime(meta.ts) of a nested field = %v, want %v", err, bronze.ErrNoTimestamp)
 	}
 }

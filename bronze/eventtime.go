@@ -65,12 +65,18 @@ func isObject(payload []byte) bool {
 	return false
 }
 
-// escapePath makes a field name a literal gjson path.
+// pathSpecials are the characters gjson gives a meaning in a path.
+const pathSpecials = ".*?|#@\\!=<>%"
+
+// escapePath makes a field name a literal gjson path. A plain name (the
+// common case, checked for every message) is returned as it is.
 func escapePath(field string) string {
+	if !strings.ContainsAny(field, pathSpecials) {
+		return field
+	}
 	var b strings.Builder
 	for _, r := range field {
-		switch r {
-		case '.', '*', '?', '|', '#', '@', '\\', '!', '=', '<', '>', '%':
+		if strings.ContainsRune(pathSpecials, r) {
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)

@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/snappy"
 
 	"github.com/medallionlake/medallion/storage"
 )
@@ -18,20 +17,39 @@ import (
 // and count are also stored in the file's key-value metadata, so the file
 // describes itself even without object metadata.
 func Encode(w io.Writer, records []Record) error {
+	var e Encoder
+	return e.Encode(w, records)
+}
+
+// An Encoder writes bronze files one after another with one Parquet
+// writer: building a writer cost a quarter of a millisecond per file, a
+// tenth of the sink's time with 1,000-message batches. Not safe for
+// concurrent use.
+type Encoder struct {
+	w   *parquet.GenericWriter[Record]
+	buf bytes.Buffer
+}
+
+// Encode writes records as one file; see the function Encode.
+func (e *Encoder) Encode(w io.Writer, records []Record) error {
 	if len(records) == 0 {
 		return errors.New("bronze: refusing to write an empty file")
 	}
-	start, end := offsetRange(records)
-	pw := parquet.NewGenericWriter[Record](w,
-		parquet.Compression(&snappy.Codec{}),
-		parquet.KeyValueMetadata(MetaStartOffset, strconv.FormatInt(start, 10)),
-		parquet.KeyValueMetadata(MetaEndOffset, strconv.FormatInt(end, 10)),
-		parquet.KeyValueMetadata(MetaRecordCount, strconv.Itoa(len(records))),
-	)
-	if _, err := pw.Write(records); err != nil {
+	if e.w == nil {
+		e.w = parquet.NewGenericWriter[Record](w, parquet.Compression(fastSnappy{}))
+	} else {
+		e.w.Reset(w)
+	}
+	md := Metadata(records)
+	for _, k := range []string{MetaStartOffset, MetaEndOffset, MetaRecordCount} {
+		e.w.SetKeyValueMetadata(k, md[k])
+	}
+	if _, err := e.w.Write(records); err != nil {
+		e.w = nil // start the next file on a fresh writer
 		return fmt.Errorf("bronze: encode: %w", err)
 	}
-	if err := pw.Close(); err != nil {
+	if err := e.w.Close(); err != nil {
+		e.w = nil
 		return fmt.Errorf("bronze: encode: %w", err)
 	}
 	return nil
@@ -58,11 +76,17 @@ func Metadata(records []Record) map[string]string {
 // Put encodes records and stores them under f.Key(). Putting the same
 // records again rewrites the same object (idempotent replay).
 func Put(ctx context.Context, b storage.Bucket, f File, records []Record) error {
-	var buf bytes.Buffer
-	if err := Encode(&buf, records); err != nil {
+	var e Encoder
+	return e.Put(ctx, b, f, records)
+}
+
+// Put encodes records and stores them under f.Key(); see the function Put.
+func (e *Encoder) Put(ctx context.Context, b storage.Bucket, f File, records []Record) error {
+	e.buf.Reset()
+	if err := e.Encode(&e.buf, records); err != nil {
 		return err
 	}
-	if err := b.Put(ctx, f.Key(), &buf, Metadata(records)); err != nil {
+	if err := b.Put(ctx, f.Key(), &e.buf, Metadata(records)); err != nil {
 		return fmt.Errorf("upload bronze %s: %w", f.Key(), err)
 	}
 	return nil

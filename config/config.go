@@ -102,8 +102,9 @@ type Sink struct {
 	FlushMessages int           `yaml:"flush_messages"`
 	FlushBytes    ByteSize      `yaml:"flush_bytes"`
 	FlushInterval time.Duration `yaml:"flush_interval"`
-	// MemoryBudget and MaxOpenBuffers bound memory: reaching either forces
-	// the largest buffers to flush early.
+	// MemoryBudget and MaxOpenBuffers bound memory (batches being read and
+	// being written both count): reaching either makes each partition flush
+	// its batch at its next message.
 	MemoryBudget   ByteSize `yaml:"memory_budget"`
 	MaxOpenBuffers int      `yaml:"max_open_buffers"`
 	// HTTPAddr serves /metrics and /healthz; "" disables it.

@@ -1,7 +1,8 @@
 // Package sink consumes the domains' Kafka topics into bronze Parquet,
 // at-least-once: a Kafka consumer group (kafka-go's generation API, for
-// exact per-partition control), one batch buffered per Kafka partition and
-// split by partition date, flushed to bronze and only then committed.
+// exact per-partition control), one batch read per Kafka partition while the
+// one before it is written, split by partition date, flushed to bronze and
+// only then committed.
 //
 // A batch flushes when it reaches the message count, byte size or age
 // limits, when the process-wide byte budget or buffer cap is reached, on
@@ -23,6 +24,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 
@@ -342,7 +344,12 @@ func (c *committer) stop() {
 	<-c.done
 }
 
-// partition is the consumer of one assigned Kafka partition.
+// partition is the consumer of one assigned Kafka partition. It reads the
+// next batch while the one before it is written and committed in the
+// background, so a batch's fsyncs and commit round trip overlap the reading
+// and parsing of the next; it never starts writing a batch before the one
+// before it is committed, so at most one batch is ever durable but
+// uncommitted.
 type partition struct {
 	s       *Sink
 	commits *committer
@@ -352,38 +359,48 @@ type partition struct {
 	end     int64 // -1: no end (long-running)
 	route   route
 	m       partitionMetrics
+	log     *slog.Logger
 	// genCtx ends with the generation that assigned the partition.
 	genCtx context.Context
+	// flushCtx bounds writes and commits: it ends with the generation, or
+	// the shutdown timeout after the run ends.
+	flushCtx context.Context
+	// abort stops the reading when a background flush fails.
+	abort context.CancelCauseFunc
 
-	batch     map[medtype.Date][]bronze.Record
-	dead      []kafka.Message
-	count     int
-	bytes     int64
-	opened    time.Time
-	next      int64 // offset after the last message read
-	committed int64
+	enc       bronze.Encoder // used by one flush at a time
+	open      *batch         // the batch being read
+	next      int64          // offset after the last message read
+	handed    int64          // offset after the last message handed to a flush
+	inflight  chan error
 	due       context.Context // the open batch's age deadline
 	cancelDue context.CancelFunc
 }
 
-func (p *partition) reset() {
-	if p.cancelDue != nil {
-		p.cancelDue()
-		p.due, p.cancelDue = nil, nil
-	}
-	p.batch = map[medtype.Date][]bronze.Record{}
-	p.dead = nil
-	p.s.buffered.Add(-p.bytes)
-	if p.count > 0 {
+// batch is the messages read since the previous hand-off.
+type batch struct {
+	recs   map[medtype.Date][]bronze.Record
+	dead   []kafka.Message
+	count  int
+	bytes  int64
+	opened time.Time
+	next   int64 // the offset to commit once the batch is durable
+}
+
+func newBatch() *batch { return &batch{recs: map[medtype.Date][]bronze.Record{}} }
+
+// release returns a batch's bytes and buffer to the process-wide limits.
+func (p *partition) release(b *batch) {
+	if b.count > 0 {
+		p.s.buffered.Add(-b.bytes)
 		p.s.open.Add(-1)
 	}
-	p.count, p.bytes = 0, 0
 }
 
 // consume reads the partition until the generation or the run ends,
 // flushing batches; at the end it flushes what it holds and commits.
 func (p *partition) consume(runCtx, genCtx context.Context, done func(string, int)) error {
-	log := p.s.opts.Log.With("topic", p.topic, "partition", p.id)
+	p.log = p.s.opts.Log.With("topic", p.topic, "partition", p.id)
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: p.s.opts.Brokers, Topic: p.topic, Partition: p.id, Dialer: p.s.opts.Dialer,
 		MaxWait: time.Second, MinBytes: 1, MaxBytes: 10 << 20,
@@ -392,11 +409,23 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 	if err := r.SetOffset(p.start); err != nil {
 		return err
 	}
-	p.batch = map[medtype.Date][]bronze.Record{}
-	p.next, p.committed = -1, -1
+	p.open = newBatch()
+	p.next, p.handed = -1, -1
 	p.genCtx = genCtx
-	ctx, cancel := mergeCtx(runCtx, genCtx)
+	live, cancel := mergeCtx(runCtx, genCtx)
 	defer cancel()
+	ctx, abort := context.WithCancelCause(live)
+	defer abort(nil)
+	p.abort = abort
+	flushCtx, cancelFlush := flushContext(runCtx, genCtx, p.s.opts.Sink.ShutdownTimeout)
+	defer cancelFlush()
+	p.flushCtx = flushCtx
+	// A flush in progress finishes before the partition is let go: its
+	// commit belongs to this generation. Its error, if any, was reported
+	// by the path that returns. A batch left unwritten (the generation
+	// ended, or an error) is replayed by the partition's next reader.
+	defer func() { p.release(p.open) }()
+	defer p.wait()
 	// Nothing to read: an empty partition (end 0; the start is then the
 	// relative FirstOffset, -2), or a committed offset already at the end.
 	if p.end == 0 || (p.end > 0 && p.start >= p.end) {
@@ -404,8 +433,8 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 	}
 	for {
 		if p.end >= 0 && p.next >= p.end {
-			if err := p.flush(context.WithoutCancel(ctx), log); err != nil {
-				return p.stopped(ctx, err)
+			if err := p.flush(); err != nil {
+				return p.stopped(live, err)
 			}
 			done(p.topic, p.id)
 			<-ctx.Done()
@@ -415,9 +444,9 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 		// one waits for the next message. (A timeout per fetch cost more
 		// CPU than the rest of the sink; BENCHMARKS.md.)
 		readCtx := ctx
-		if p.count > 0 {
+		if p.open.count > 0 {
 			if p.due == nil {
-				p.due, p.cancelDue = context.WithDeadline(ctx, p.opened.Add(p.s.opts.Sink.FlushInterval))
+				p.due, p.cancelDue = context.WithDeadline(ctx, p.open.opened.Add(p.s.opts.Sink.FlushInterval))
 			}
 			readCtx = p.due
 		}
@@ -426,35 +455,45 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 		case err == nil:
 			p.add(msg)
 			if p.full() {
-				if err := p.flush(ctx, log); err != nil {
-					return p.stopped(ctx, err)
+				if err := p.handOff(); err != nil {
+					return p.stopped(live, err)
 				}
 			}
-		case ctx.Err() != nil:
+		case live.Err() == nil && ctx.Err() != nil:
+			// A background flush failed.
+			return p.stopped(live, p.wait())
+		case live.Err() != nil:
 			// Rebalance or shutdown: flush what we hold and commit it,
 			// within the shutdown timeout, unless the generation is gone.
-			fctx, cancel := context.WithTimeout(context.Background(), p.s.opts.Sink.ShutdownTimeout)
-			defer cancel()
 			if genCtx.Err() != nil {
 				// A new generation may own the partition now; its offsets
 				// are not ours to commit. The batch is replayed there.
-				log.Info("generation ended; leaving the uncommitted batch to the next owner", "messages", p.count)
+				p.log.Info("generation ended; leaving the uncommitted batch to the next owner", "messages", p.open.count)
 				return nil
 			}
-			if err := p.flush(fctx, log); err != nil && !errors.Is(err, errGenerationEnded) {
+			if err := p.flush(); err != nil && !errors.Is(err, errGenerationEnded) {
 				return err // a shutdown that could not make its batch durable
 			}
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):
-			if p.count > 0 {
-				if err := p.flush(ctx, log); err != nil {
-					return p.stopped(ctx, err)
+			if p.open.count > 0 {
+				if err := p.handOff(); err != nil {
+					return p.stopped(live, err)
 				}
 			}
 		default:
+			cancelFlush() // the sink fails: the batch in flight is replayed
 			return fmt.Errorf("sink: read %s/%d: %w", p.topic, p.id, err)
 		}
 	}
+}
+
+// flushContext ends when the generation ends, or grace after the run ends.
+func flushContext(runCtx, genCtx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopGen := context.AfterFunc(genCtx, cancel)
+	stopRun := context.AfterFunc(runCtx, func() { time.AfterFunc(grace, cancel) })
+	return ctx, func() { stopGen(); stopRun(); cancel() }
 }
 
 // errGenerationEnded stops a partition's consumer without failing the sink.
@@ -468,13 +507,14 @@ func (p *partition) stopped(ctx context.Context, err error) error {
 }
 
 func (p *partition) add(msg kafka.Message) {
-	if p.count == 0 {
-		p.opened = time.Now()
+	b := p.open
+	if b.count == 0 {
+		b.opened = time.Now()
 		p.s.open.Add(1)
 	}
-	p.count++
+	b.count++
 	size := int64(len(msg.Value) + len(msg.Key) + 64)
-	p.bytes += size
+	b.bytes += size
 	p.s.buffered.Add(size)
 	p.s.stats.consumed()
 	p.m.consumed.Inc()
@@ -490,13 +530,17 @@ func (p *partition) add(msg kafka.Message) {
 			kafka.Header{Key: "source_topic", Value: []byte(p.topic)},
 			kafka.Header{Key: "source_partition", Value: []byte(strconv.Itoa(p.id))},
 			kafka.Header{Key: "source_offset", Value: []byte(strconv.FormatInt(msg.Offset, 10))})
-		p.dead = append(p.dead, msg)
+		b.dead = append(b.dead, msg)
 		return
 	}
 	d := medtype.DateOf(et)
-	p.batch[d] = append(p.batch[d], bronze.Record{
+	b.recs[d] = append(b.recs[d], bronze.Record{
 		Topic: p.topic, Partition: int32(p.id), Offset: msg.Offset, Key: msg.Key, KafkaTS: msg.Time,
-		IngestedAt: now.UTC(), Headers: headersJSON(msg.Headers), Payload: string(msg.Value), EventTime: et,
+		IngestedAt: now.UTC(), Headers: headersJSON(msg.Headers),
+		// kafka-go gives every message a value of its own and nothing
+		// writes to it, so the payload shares its bytes instead of
+		// copying them.
+		Payload: unsafe.String(unsafe.SliceData(msg.Value), len(msg.Value)), EventTime: et,
 	})
 }
 
@@ -517,23 +561,69 @@ func headersJSON(hs []kafka.Header) string {
 // or the process-wide byte budget or buffer cap.
 func (p *partition) full() bool {
 	c := p.s.opts.Sink
-	return p.count >= c.FlushMessages || p.bytes >= int64(c.FlushBytes) ||
+	return p.open.count >= c.FlushMessages || p.open.bytes >= int64(c.FlushBytes) ||
 		p.s.buffered.Load() >= int64(c.MemoryBudget) || p.s.open.Load() > int64(c.MaxOpenBuffers)
 }
 
-// flush makes the batch durable (bronze files, then DLQ messages), then
-// commits the offset after it. Storage and DLQ writes are retried with
-// backoff until they succeed or ctx ends; nothing is committed before.
-func (p *partition) flush(ctx context.Context, log *slog.Logger) error {
-	if p.next < 0 || p.next <= p.committed {
+// handOff starts writing the open batch in the background, once the batch
+// before it is committed, and opens a new one.
+func (p *partition) handOff() error {
+	if err := p.wait(); err != nil {
+		return err
+	}
+	if p.next < 0 || p.next <= p.handed {
 		return nil
 	}
+	b := p.open
+	b.next, p.handed = p.next, p.next
+	p.open = newBatch()
+	if p.cancelDue != nil {
+		p.cancelDue()
+		p.due, p.cancelDue = nil, nil
+	}
+	result := make(chan error, 1)
+	p.inflight = result
+	go func() {
+		err := p.write(b)
+		if err != nil {
+			p.abort(err)
+		}
+		result <- err
+	}()
+	return nil
+}
+
+// wait returns the result of the flush in progress, if any.
+func (p *partition) wait() error {
+	if p.inflight == nil {
+		return nil
+	}
+	err := <-p.inflight
+	p.inflight = nil
+	return err
+}
+
+// flush writes and commits everything read so far.
+func (p *partition) flush() error {
+	if err := p.handOff(); err != nil {
+		return err
+	}
+	return p.wait()
+}
+
+// write makes a batch durable (bronze files, then DLQ messages), then
+// commits the offset after it. Storage and DLQ writes are retried with
+// backoff until they succeed or the flush context ends; nothing is
+// committed before.
+func (p *partition) write(b *batch) error {
+	defer p.release(b)
+	ctx, log := p.flushCtx, p.log
 	start := time.Now()
 	files := 0
 	dom := p.route.domain
-	for date, recs := range p.batch {
+	for date, recs := range b.recs {
 		f := bronze.File{Domain: dom.Name, PartitionKey: dom.PartitionKey, Date: date, Topic: p.topic, Partition: int32(p.id), StartOffset: recs[0].Offset}
-		if err := p.s.retry(ctx, log, "write bronze "+f.Key(), func() error { return bronze.Put(ctx, p.s.opts.Bucket, f, recs) }); err != nil {
+		if err := p.s.retry(ctx, log, "write bronze "+f.Key(), func() error { return p.enc.Put(ctx, p.s.opts.Bucket, f, recs) }); err != nil {
 			return err
 		}
 		files++
@@ -542,9 +632,9 @@ func (p *partition) flush(ctx context.Context, log *slog.Logger) error {
 		p.m.files.Inc()
 		p.m.written.Add(float64(len(recs)))
 	}
-	if len(p.dead) > 0 {
-		msgs := make([]kafka.Message, len(p.dead))
-		for i, m := range p.dead {
+	if len(b.dead) > 0 {
+		msgs := make([]kafka.Message, len(b.dead))
+		for i, m := range b.dead {
 			msgs[i] = kafka.Message{Topic: DLQPrefix + p.topic, Key: m.Key, Value: m.Value, Headers: m.Headers, Time: m.Time}
 		}
 		if err := p.s.retry(ctx, log, "write dead letters to "+DLQPrefix+p.topic, func() error { return p.s.dlq.WriteMessages(ctx, msgs...) }); err != nil {
@@ -553,23 +643,20 @@ func (p *partition) flush(ctx context.Context, log *slog.Logger) error {
 		p.s.stats.DLQ.Add(int64(len(msgs)))
 		p.m.dlq.Add(float64(len(msgs)))
 	}
-	err := p.commits.commit(p.topic, p.id, p.next)
-	if err != nil {
+	if err := p.commits.commit(p.topic, p.id, b.next); err != nil {
 		if p.genCtx.Err() != nil {
 			// A rebalance ended the generation: the batch is durable but
 			// uncommitted, and the partition's next owner replays it.
-			log.Info("generation ended before the commit; the next owner replays the batch", "messages", p.count)
+			log.Info("generation ended before the commit; the next owner replays the batch", "messages", b.count)
 			return errGenerationEnded
 		}
-		return fmt.Errorf("sink: commit %s/%d at %d: %w", p.topic, p.id, p.next, err)
+		return fmt.Errorf("sink: commit %s/%d at %d: %w", p.topic, p.id, b.next, err)
 	}
 	if p.s.opts.OnCommit != nil {
-		p.s.opts.OnCommit(p.topic, p.id, p.next)
+		p.s.opts.OnCommit(p.topic, p.id, b.next)
 	}
 	p.s.metrics.flush.Observe(time.Since(start).Seconds())
-	log.Debug("flushed", "messages", p.count, "files", files, "dead_letters", len(p.dead), "committed", p.next, "ms", time.Since(start).Milliseconds())
-	p.committed = p.next
-	p.reset()
+	log.Debug("flushed", "messages", b.count, "files", files, "dead_letters", len(b.dead), "committed", b.next, "ms", time.Since(start).Milliseconds())
 	return nil
 }
 
