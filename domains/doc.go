@@ -41,22 +41,24 @@
 //   - the lineage columns _topic, _partition, _offset, _kafka_ts,
 //     _source_file and payload, passed through.
 //
-// Helper macros are defined for it: json_field(payload) gives the parsed
-// top-level object; expect_str/expect_num/expect_int/expect_bool/expect_ts/
-// expect_enum/expect_list(name, j, required [, allowed]) return an error
-// text or NULL; parse_ts(text) parses RFC 3339 into a UTC TIMESTAMP; str(j)
-// and num(j) extract values. Use coalesce(...) of the expect_ calls for
-// _reason, the first error wins.
+// Helper macros are defined for it (silver/macros.sql): is_object(payload)
+// guards json_transform(payload, '{"field": "JSON", ...}'), whose fields j
+// are then read with j_str/j_money/j_double/j_int/j_bool/j_json/j_ts(j)
+// (NULL when absent or of another JSON type) and checked with
+// expect_str/expect_num/expect_int/expect_bool/expect_ts/expect_list(name,
+// j, required) and expect_enum(name, j, allowed, required), which return an
+// error text or NULL; parse_ts(text) parses RFC 3339 into a UTC TIMESTAMP.
+// Use coalesce(...) of the expect_ calls for _reason: the first error wins.
 //
 // The framework then drops invalid rows and deduplicates the rest by the
 // YAML's primary_key (dedup: latest keeps the greatest order_by, then
-// _kafka_ts, _partition, _offset) into the table deduped.
+// _kafka_ts, _partition, _offset) into the view deduped.
 //
 // silver/<table>.sql reads deduped and outputs the silver table: the
 // partition key column, typed columns, and lineage such as _source_file.
-// The framework adds record_hash, the SHA-256 of the JSON of the columns
-// whose names do not start with an underscore. Silver tables are visible to
-// gold as silver_<table>.
+// The framework adds record_hash, the SHA-256 of the columns whose names do
+// not start with an underscore, each as text (\N for NULL), joined by the
+// unit separator 0x1F. Silver tables are visible to gold as silver_<table>.
 //
 // gold/<table>.sql reads silver_<table> views (this partition's rows),
 // gold_<table> views of gold tables listed earlier in the YAML (their

@@ -118,9 +118,18 @@ type Column struct {
 
 // Describe lists the columns of a table or view.
 func Describe(ctx context.Context, conn *sql.Conn, relation string) ([]Column, error) {
-	rows, err := conn.QueryContext(ctx, "SELECT column_name, column_type FROM (DESCRIBE "+relation+")")
+	return describe(ctx, conn, relation, relation)
+}
+
+// DescribeQuery lists the columns a SELECT would output, without running it.
+func DescribeQuery(ctx context.Context, conn *sql.Conn, query string) ([]Column, error) {
+	return describe(ctx, conn, query+"\n", "query")
+}
+
+func describe(ctx context.Context, conn *sql.Conn, what, name string) ([]Column, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT column_name, column_type FROM (DESCRIBE "+what+")")
 	if err != nil {
-		return nil, fmt.Errorf("describe %s: %w", relation, err)
+		return nil, fmt.Errorf("describe %s: %w", name, err)
 	}
 	defer rows.Close()
 	var out []Column

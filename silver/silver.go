@@ -42,8 +42,8 @@ type Result struct {
 var lineage = []string{"_topic", "_partition", "_offset", "_kafka_ts", "_source_file", "payload"}
 
 // Run builds a partition's silver tables from its bronze files (keys) on
-// conn. It leaves the TEMP tables deduped and silver_<table> on conn for the
-// gold job. Re-running it on the same files writes nothing.
+// conn. It leaves the TEMP tables silver_<table> on conn for the gold job.
+// Re-running it on the same files writes nothing.
 func Run(ctx context.Context, conn *sql.Conn, env Env, d domains.Domain, date medtype.Date, files []string, stageDir string) (Result, error) {
 	res := Result{Commits: map[string]lake.Commit{}}
 	if err := Prepare(ctx, conn, date); err != nil {
@@ -52,18 +52,12 @@ func Run(ctx context.Context, conn *sql.Conn, env Env, d domains.Domain, date me
 	if err := stageBronze(ctx, conn, env.Bucket, files, filepath.Join(stageDir, "bronze")); err != nil {
 		return res, err
 	}
-	if err := execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE parsed AS %s", d.Parse); err != nil {
-		return res, fmt.Errorf("%s parse.sql: %w", d.Name, err)
-	}
-	cols, err := duck.Describe(ctx, conn, "parsed")
+	cols, err := duck.DescribeQuery(ctx, conn, d.Parse)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("%s parse.sql: %w", d.Name, err)
 	}
 	if err := requireColumns("parse.sql", cols, append([]string{d.PartitionKey, "_reason"}, lineage...)); err != nil {
 		return res, fmt.Errorf("%s %w", d.Name, err)
-	}
-	if res.BronzeRecords, err = duck.Count(ctx, conn, "parsed"); err != nil {
-		return res, err
 	}
 
 	// A row whose own partition date differs from the bronze partition it
@@ -72,10 +66,21 @@ func Run(ctx context.Context, conn *sql.Conn, env Env, d domains.Domain, date me
 	day := "DATE " + duck.Literal(date.String())
 	reason := fmt.Sprintf("coalesce(_reason, CASE WHEN %s IS DISTINCT FROM %s THEN '%s ' || coalesce(CAST(%s AS VARCHAR), 'NULL') || ' is not the bronze partition %s' END)",
 		pk, day, d.PartitionKey, pk, date)
+	// parsed keeps the payload of quarantined rows only: copying every
+	// payload into it cost more than the parse itself (BENCHMARKS.md).
+	if err := execf(ctx, conn, `CREATE OR REPLACE TEMP TABLE parsed AS
+		SELECT * REPLACE (CASE WHEN _reason IS NOT NULL THEN payload END AS payload)
+		FROM (SELECT * REPLACE (%s AS _reason) FROM (%s
+		))`, reason, d.Parse); err != nil {
+		return res, fmt.Errorf("%s parse.sql: %w", d.Name, err)
+	}
+	if res.BronzeRecords, err = duck.Count(ctx, conn, "parsed"); err != nil {
+		return res, err
+	}
 
 	if err := execf(ctx, conn, `CREATE OR REPLACE TEMP TABLE quarantined AS
-		SELECT %s AS partition_date, _source_file, _topic, _partition, _offset, _kafka_ts, %s AS reason, payload
-		FROM parsed WHERE %s IS NOT NULL`, day, reason, reason); err != nil {
+		SELECT %s AS partition_date, _source_file, _topic, _partition, _offset, _kafka_ts, _reason AS reason, payload
+		FROM parsed WHERE _reason IS NOT NULL`, day); err != nil {
 		return res, err
 	}
 	if res.Quarantined, err = duck.Count(ctx, conn, "quarantined"); err != nil {
@@ -100,14 +105,21 @@ func Run(ctx context.Context, conn *sql.Conn, env Env, d domains.Domain, date me
 		}
 		dedup = fmt.Sprintf("QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s) = 1", strings.Join(keys, ", "), order)
 	}
-	if err := execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE deduped AS SELECT * EXCLUDE (_reason, payload) FROM parsed WHERE %s IS NULL %s", reason, dedup); err != nil {
+	// deduped is a view: a single silver table computes the dedup, its
+	// record_hash and its rows in one pass. Several silver tables share one
+	// materialised dedup instead of repeating it.
+	valid := fmt.Sprintf("SELECT * EXCLUDE (_reason, payload) FROM parsed WHERE _reason IS NULL %s", dedup)
+	if len(d.Silver) > 1 {
+		if err := execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE deduped_rows AS %s", valid); err != nil {
+			return res, fmt.Errorf("%s dedup: %w", d.Name, err)
+		}
+		valid = "SELECT * FROM deduped_rows"
+	}
+	if err := execf(ctx, conn, "CREATE OR REPLACE TEMP VIEW deduped AS %s", valid); err != nil {
 		return res, fmt.Errorf("%s dedup: %w", d.Name, err)
 	}
-	if err := execf(ctx, conn, "DROP TABLE parsed"); err != nil {
-		return res, err
-	}
 
-	for i, q := range d.Silver {
+	for _, q := range d.Silver {
 		name := "silver_" + q.Table
 		if err := buildSilverTable(ctx, conn, name, q); err != nil {
 			return res, fmt.Errorf("%s silver/%s.sql: %w", d.Name, q.Table, err)
@@ -119,6 +131,15 @@ func Run(ctx context.Context, conn *sql.Conn, env Env, d domains.Domain, date me
 		if err := requireColumns("silver/"+q.Table+".sql", cols, []string{d.PartitionKey}); err != nil {
 			return res, fmt.Errorf("%s %w", d.Name, err)
 		}
+	}
+	// The silver tables are all the gold job reads.
+	for _, stmt := range []string{"DROP VIEW deduped", "DROP TABLE IF EXISTS deduped_rows", "DROP TABLE parsed"} {
+		if err := execf(ctx, conn, "%s", stmt); err != nil {
+			return res, err
+		}
+	}
+	for i, q := range d.Silver {
+		name := "silver_" + q.Table
 		def := lake.TableDef{ID: lake.TableID{Namespace: string(medtype.LayerSilver), Name: q.Table}, PartitionColumn: d.PartitionKey}
 		if err := write(ctx, conn, env.Lake, def, name, lake.PartitionScope(d.PartitionKey, date), stageDir, res.Commits); err != nil {
 			return res, err
@@ -184,11 +205,7 @@ func stageBronze(ctx context.Context, conn *sql.Conn, b storage.Bucket, files []
 // unit separator (0x1F). (Hashing to_json of the same columns took twice as
 // long; BENCHMARKS.md.)
 func buildSilverTable(ctx context.Context, conn *sql.Conn, name string, q domains.Query) error {
-	raw := name + "_raw"
-	if err := execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE %s AS %s", raw, q.SQL); err != nil {
-		return err
-	}
-	cols, err := duck.Describe(ctx, conn, raw)
+	cols, err := duck.DescribeQuery(ctx, conn, q.SQL)
 	if err != nil {
 		return err
 	}
@@ -206,10 +223,7 @@ func buildSilverTable(ctx context.Context, conn *sql.Conn, name string, q domain
 	}
 	sel := append(business, "sha256(concat_ws(chr(31), "+strings.Join(fields, ", ")+")) AS record_hash")
 	sel = append(sel, lineageCols...)
-	if err := execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM %s", name, strings.Join(sel, ", "), raw); err != nil {
-		return err
-	}
-	return execf(ctx, conn, "DROP TABLE %s", raw)
+	return execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM (%s\n)", name, strings.Join(sel, ", "), q.SQL)
 }
 
 // write replaces the table's scope with src, retrying lost commit races.

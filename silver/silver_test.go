@@ -74,19 +74,22 @@ func TestValidationReasonsAndDedup(t *testing.T) {
 	if res.BronzeRecords != int64(len(payloads)) || res.Quarantined != 8 || res.SilverRecords != 1 {
 		t.Fatalf("result = %+v", res)
 	}
-	rows, err := conn.QueryContext(ctx, "SELECT _offset, reason FROM quarantined ORDER BY _offset")
+	rows, err := conn.QueryContext(ctx, "SELECT _offset, reason, payload FROM quarantined ORDER BY _offset")
 	must(t, err)
 	defer rows.Close()
-	got := map[int]string{}
+	got, raw := map[int]string{}, map[int]string{}
 	for rows.Next() {
 		var off int
-		var reason string
-		must(t, rows.Scan(&off, &reason))
-		got[off] = reason
+		var reason, payload string
+		must(t, rows.Scan(&off, &reason, &payload))
+		got[off], raw[off] = reason, payload
 	}
 	for i, p := range payloads {
 		if got[i] != p.reason {
 			t.Errorf("message %d: reason %q, want %q", i, got[i], p.reason)
+		}
+		if p.reason != "" && raw[i] != p.json {
+			t.Errorf("message %d: quarantined payload %q, want the raw %q", i, raw[i], p.json)
 		}
 	}
 	var status, hash, source string
