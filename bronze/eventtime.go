@@ -65,21 +65,31 @@ func isObject(payload []byte) bool {
 	return false
 }
 
-// pathSpecials are the characters gjson gives a meaning in a path.
-const pathSpecials = ".*?|#@\\!=<>%"
+// pathSpecial marks the bytes gjson gives a meaning in a path.
+var pathSpecial = func() (set [256]bool) {
+	for _, c := range []byte(".*?|#@\\!=<>%") {
+		set[c] = true
+	}
+	return set
+}()
 
 // escapePath makes a field name a literal gjson path. A plain name (the
 // common case, checked for every message) is returned as it is.
 func escapePath(field string) string {
-	if !strings.ContainsAny(field, pathSpecials) {
+	i := 0
+	for i < len(field) && !pathSpecial[field[i]] {
+		i++
+	}
+	if i == len(field) {
 		return field
 	}
 	var b strings.Builder
-	for _, r := range field {
-		if strings.ContainsRune(pathSpecials, r) {
+	b.WriteString(field[:i])
+	for ; i < len(field); i++ {
+		if pathSpecial[field[i]] {
 			b.WriteByte('\\')
 		}
-		b.WriteRune(r)
+		b.WriteByte(field[i])
 	}
 	return b.String()
 }
