@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -39,6 +40,10 @@ type env struct {
 
 var backendNames = []string{"sqlite+local", "postgres+s3"}
 
+// childDirEnv names the folder whose lake a child process of TestKilledRun
+// runs on.
+const childDirEnv = "MEDALLION_ENGINE_CHILD_DIR"
+
 // newEnv builds the embedded deployment (SQLite, local files) or the
 // production one (PostgreSQL, S3 on versitygw).
 func newEnv(t *testing.T, backend string, reg *domains.Registry, domainCfgs []config.Domain) *env {
@@ -60,6 +65,9 @@ func newEnv(t *testing.T, backend string, reg *domains.Registry, domainCfgs []co
 		reg = domains.Default
 	}
 	dir := t.TempDir()
+	if d := os.Getenv(childDirEnv); d != "" && backend == "sqlite+local" {
+		dir = d // a child process of TestKilledRun works on its parent's lake
+	}
 	var (
 		bucket  storage.Bucket
 		metaURL string
