@@ -226,6 +226,9 @@ func (c *Config) resolvePaths(base string) {
 	}
 	c.DuckDB.SpillDir = abs(c.DuckDB.SpillDir)
 	c.DomainsDir = abs(c.DomainsDir)
+	c.Kafka.TLS.CAFile = abs(c.Kafka.TLS.CAFile)
+	c.Kafka.TLS.CertFile = abs(c.Kafka.TLS.CertFile)
+	c.Kafka.TLS.KeyFile = abs(c.Kafka.TLS.KeyFile)
 }
 
 // localPath strips file:// from a local storage URL.

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,7 +165,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	if s.opts.UntilEnd {
 		var err error
 		if ends, err = s.endOffsets(ctx); err != nil {
-			return err
+			return s.connErr(err)
 		}
 	}
 	runCtx, stop := context.WithCancel(ctx)
@@ -175,7 +176,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		RebalanceTimeout: s.opts.SessionTimeout, StartOffset: kafka.FirstOffset,
 	})
 	if err != nil {
-		return fmt.Errorf("sink: join group %s: %w", s.opts.GroupID, err)
+		return s.connErr(fmt.Errorf("sink: join group %s: %w", s.opts.GroupID, err))
 	}
 	defer group.Close()
 
@@ -210,7 +211,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			if runCtx.Err() != nil {
 				break
 			}
-			return fmt.Errorf("sink: group %s: %w", s.opts.GroupID, err)
+			return s.connErr(fmt.Errorf("sink: group %s: %w", s.opts.GroupID, err))
 		}
 		var wg sync.WaitGroup
 		commits := newCommitter(gen)
@@ -239,6 +240,26 @@ func (s *Sink) Run(ctx context.Context) error {
 	mu.Lock()
 	defer mu.Unlock()
 	return firstErr
+}
+
+// connErr adds to a failure to talk to the brokers what the connection
+// used, since a broker that refuses TLS or credentials often just closes
+// the connection ("unexpected EOF").
+func (s *Sink) connErr(err error) error {
+	d := s.opts.Dialer
+	how := "plaintext, no SASL"
+	if d != nil {
+		how = "plaintext"
+		if d.TLS != nil {
+			how = "TLS"
+		}
+		if d.SASLMechanism != nil {
+			how += ", SASL " + d.SASLMechanism.Name()
+		} else {
+			how += ", no SASL"
+		}
+	}
+	return fmt.Errorf("%w (brokers %s over %s: check kafka.brokers, kafka.tls and kafka.sasl)", err, strings.Join(s.opts.Brokers, ","), how)
 }
 
 // endOffsets captures the current end offset of every partition.

@@ -56,10 +56,19 @@ func domainsFor(t *testing.T, names ...string) []config.Domain {
 // produce writes the messages, each to its generated partition.
 func produce(t *testing.T, brokers []string, msgs []generate.Message) {
 	t.Helper()
+	produceVia(t, brokers, nil, msgs)
+}
+
+// produceVia produces through a transport (TLS, SASL); nil is plaintext.
+func produceVia(t *testing.T, brokers []string, tr *kafka.Transport, msgs []generate.Message) {
+	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: kafka.BalancerFunc(func(m kafka.Message, parts ...int) int {
 		p, _ := strconv.Atoi(string(m.Headers[0].Value))
 		return p
 	}), BatchSize: 1000, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	if tr != nil { // a nil *Transport in the interface would not be nil
+		w.Transport = tr
+	}
 	defer w.Close()
 	batch := make([]kafka.Message, 0, 1000)
 	for _, m := range msgs {
