@@ -246,6 +246,10 @@ func (s *Sink) Run(ctx context.Context) error {
 // used, since a broker that refuses TLS or credentials often just closes
 // the connection ("unexpected EOF").
 func (s *Sink) connErr(err error) error {
+	var kerr kafka.Error
+	if errors.As(err, &kerr) || errors.Is(err, context.Canceled) {
+		return err // the broker answered: the connection is not the problem
+	}
 	d := s.opts.Dialer
 	how := "plaintext, no SASL"
 	if d != nil {
