@@ -24,27 +24,45 @@ type Bounds struct {
 	MaxFuture time.Duration
 }
 
-// EventTime extracts the RFC 3339 timestamp in the top-level field of a JSON
-// object payload and checks it against the bounds (MaxFuture is measured
-// from now). It validates the whole payload but decodes only that field:
-// the sink calls it for every message (gjson; encoding/json into a map cost
-// most of the sink's CPU).
+// A Timestamp reads the RFC 3339 timestamp in a top-level field of JSON
+// object payloads and checks it against bounds. Build one per domain: the
+// sink reads every message with it.
+type Timestamp struct {
+	field  string
+	path   string // field as a literal gjson path
+	bounds Bounds
+}
+
+// NewTimestamp reads field, within b.
+func NewTimestamp(field string, b Bounds) Timestamp {
+	return Timestamp{field: field, path: escapePath(field), bounds: b}
+}
+
+// EventTime reads one payload's timestamp: NewTimestamp(field, b).Of.
 func EventTime(payload []byte, field string, b Bounds, now time.Time) (time.Time, error) {
+	return NewTimestamp(field, b).Of(payload, now)
+}
+
+// Of extracts the payload's timestamp, in UTC; MaxFuture is measured from
+// now. It validates the whole payload but decodes only the one field
+// (gjson; encoding/json into a map cost most of the sink's CPU).
+func (ts Timestamp) Of(payload []byte, now time.Time) (time.Time, error) {
 	if !gjson.ValidBytes(payload) || !isObject(payload) {
 		return time.Time{}, ErrNotJSON
 	}
-	r := gjson.GetBytes(payload, escapePath(field))
+	r := gjson.GetBytes(payload, ts.path)
 	if !r.Exists() || r.Type == gjson.Null {
-		return time.Time{}, fmt.Errorf("%w: %q", ErrNoTimestamp, field)
+		return time.Time{}, fmt.Errorf("%w: %q", ErrNoTimestamp, ts.field)
 	}
 	if r.Type != gjson.String {
-		return time.Time{}, fmt.Errorf("%w: %q is %s, not a string", ErrBadTimestamp, field, r.Raw)
+		return time.Time{}, fmt.Errorf("%w: %q is %s, not a string", ErrBadTimestamp, ts.field, r.Raw)
 	}
 	t, err := time.Parse(time.RFC3339Nano, r.Str)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%w: %q = %q", ErrBadTimestamp, field, r.Str)
+		return time.Time{}, fmt.Errorf("%w: %q = %q", ErrBadTimestamp, ts.field, r.Str)
 	}
 	t = t.UTC()
+	b := ts.bounds
 	if !b.Min.IsZero() && t.Before(b.Min) {
 		return time.Time{}, fmt.Errorf("%w: %s is before %s", ErrTimestampOutside, r.Str, b.Min.Format(time.RFC3339))
 	}
@@ -65,31 +83,14 @@ func isObject(payload []byte) bool {
 	return false
 }
 
-// pathSpecial marks the bytes gjson gives a meaning in a path.
-var pathSpecial = func() (set [256]bool) {
-	for _, c := range []byte(".*?|#@\\!=<>%") {
-		set[c] = true
-	}
-	return set
-}()
-
-// escapePath makes a field name a literal gjson path. A plain name (the
-// common case, checked for every message) is returned as it is.
+// escapePath makes a field name a literal gjson path.
 func escapePath(field string) string {
-	i := 0
-	for i < len(field) && !pathSpecial[field[i]] {
-		i++
-	}
-	if i == len(field) {
-		return field
-	}
 	var b strings.Builder
-	b.WriteString(field[:i])
-	for ; i < len(field); i++ {
-		if pathSpecial[field[i]] {
+	for _, r := range field {
+		if strings.ContainsRune(`.*?|#@\!=<>%`, r) {
 			b.WriteByte('\\')
 		}
-		b.WriteByte(field[i])
+		b.WriteRune(r)
 	}
 	return b.String()
 }

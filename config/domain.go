@@ -45,6 +45,14 @@ type Bounds struct {
 	MaxFuture time.Duration `yaml:"max_future"`
 }
 
+// MinTime is Min as a time; zero when Min is empty.
+func (b Bounds) MinTime() (time.Time, error) {
+	if b.Min == "" {
+		return time.Time{}, nil
+	}
+	return ParseTimeBound(b.Min)
+}
+
 // GoldTable is one gold table of a domain.
 type GoldTable struct {
 	// Table is the table name inside the gold namespace.

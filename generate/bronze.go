@@ -42,9 +42,15 @@ func WriteBronze(ctx context.Context, b storage.Bucket, doms []config.Domain, ms
 		fileRecords = 1000
 	}
 	byTopic := map[string]config.Domain{}
+	stamps := map[string]bronze.Timestamp{}
 	for _, d := range doms {
+		min, err := d.TimestampBounds.MinTime()
+		if err != nil {
+			return BronzeStats{}, fmt.Errorf("generate: domain %s: %w", d.Name, err)
+		}
 		for _, t := range d.Topics {
 			byTopic[t] = d
+			stamps[t] = bronze.NewTimestamp(d.TimestampField, bronze.Bounds{Min: min, MaxFuture: d.TimestampBounds.MaxFuture})
 		}
 	}
 	offsets := Offsets(msgs)
@@ -75,15 +81,11 @@ func WriteBronze(ctx context.Context, b storage.Bucket, doms []config.Domain, ms
 		if m.Late != late {
 			continue
 		}
-		d, ok := byTopic[m.Topic]
+		ts, ok := stamps[m.Topic]
 		if !ok {
 			return st, fmt.Errorf("generate: no configured domain consumes topic %s", m.Topic)
 		}
-		bounds := bronze.Bounds{MaxFuture: d.TimestampBounds.MaxFuture}
-		if d.TimestampBounds.Min != "" {
-			bounds.Min, _ = config.ParseTimeBound(d.TimestampBounds.Min)
-		}
-		et, err := bronze.EventTime(m.Value, d.TimestampField, bounds, now)
+		et, err := ts.Of(m.Value, now)
 		if err != nil {
 			st.Unroutable++
 			continue

@@ -89,7 +89,7 @@ func (st *Stats) WaitConsumed(ctx context.Context, n int64) error {
 
 type route struct {
 	domain config.Domain
-	bounds bronze.Bounds
+	ts     bronze.Timestamp
 }
 
 // Sink is one consumer-group member.
@@ -121,16 +121,13 @@ func New(opts Options) (*Sink, error) {
 	s.stats.progress = make(chan struct{}, 1)
 	s.failing.Store("")
 	for _, d := range opts.Domains {
-		b := bronze.Bounds{MaxFuture: d.TimestampBounds.MaxFuture}
-		if d.TimestampBounds.Min != "" {
-			t, err := config.ParseTimeBound(d.TimestampBounds.Min)
-			if err != nil {
-				return nil, fmt.Errorf("sink: domain %s: %w", d.Name, err)
-			}
-			b.Min = t
+		min, err := d.TimestampBounds.MinTime()
+		if err != nil {
+			return nil, fmt.Errorf("sink: domain %s: %w", d.Name, err)
 		}
+		ts := bronze.NewTimestamp(d.TimestampField, bronze.Bounds{Min: min, MaxFuture: d.TimestampBounds.MaxFuture})
 		for _, t := range d.Topics {
-			s.routes[t] = route{domain: d, bounds: b}
+			s.routes[t] = route{domain: d, ts: ts}
 		}
 	}
 	if len(s.routes) == 0 {
@@ -548,7 +545,7 @@ func (p *partition) add(msg kafka.Message) {
 	p.m.lag.Set(float64(max(msg.HighWaterMark-msg.Offset-1, 0)))
 	p.next = msg.Offset + 1
 	now := time.Now()
-	et, err := bronze.EventTime(msg.Value, p.route.domain.TimestampField, p.route.bounds, now)
+	et, err := p.route.ts.Of(msg.Value, now)
 	if err != nil {
 		msg.Headers = append(msg.Headers,
 			kafka.Header{Key: "error", Value: []byte(err.Error())},
