@@ -393,7 +393,6 @@ type partition struct {
 	enc       bronze.Encoder // used by one flush at a time
 	open      *batch         // the batch being read
 	next      int64          // offset after the last message read
-	handed    int64          // offset after the last message handed to a flush
 	inflight  chan error
 	due       context.Context // the open batch's age deadline
 	cancelDue context.CancelFunc
@@ -432,7 +431,7 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 		return err
 	}
 	p.open = newBatch()
-	p.next, p.handed = -1, -1
+	p.next = -1
 	p.genCtx = genCtx
 	live, cancel := mergeCtx(runCtx, genCtx)
 	defer cancel()
@@ -593,11 +592,11 @@ func (p *partition) handOff() error {
 	if err := p.wait(); err != nil {
 		return err
 	}
-	if p.next < 0 || p.next <= p.handed {
-		return nil
+	if p.open.count == 0 {
+		return nil // nothing read since the last hand-off
 	}
 	b := p.open
-	b.next, p.handed = p.next, p.next
+	b.next = p.next
 	p.open = newBatch()
 	if p.cancelDue != nil {
 		p.cancelDue()
