@@ -221,7 +221,11 @@ func runDirect(b *testing.B, ctx context.Context, conn *sql.Conn, d domains.Doma
 	exec("COPY (SELECT * EXCLUDE (_reason) FROM parsed WHERE _reason IS NOT NULL) TO '" + filepath.Join(out, "quarantine.parquet") + "' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)")
 	exec(`CREATE TEMP VIEW deduped AS SELECT * EXCLUDE (_reason, payload) FROM parsed WHERE _reason IS NULL
 		QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _kafka_ts DESC, _partition DESC, _offset DESC) = 1`)
-	exec(`CREATE TEMP TABLE silver_events AS SELECT * EXCLUDE (_source_file), sha256(concat_ws(chr(31), coalesce(CAST(event_date AS VARCHAR), '\N'), coalesce(CAST(event_id AS VARCHAR), '\N'), coalesce(CAST(event_type AS VARCHAR), '\N'), coalesce(CAST(event_timestamp AS VARCHAR), '\N'), coalesce(CAST(user_id AS VARCHAR), '\N'), coalesce(CAST(session_id AS VARCHAR), '\N'), coalesce(CAST(device AS VARCHAR), '\N'), coalesce(CAST(city AS VARCHAR), '\N'), coalesce(CAST(restaurant_id AS VARCHAR), '\N'), coalesce(CAST(item_id AS VARCHAR), '\N'), coalesce(CAST(order_id AS VARCHAR), '\N'), coalesce(CAST(amount AS VARCHAR), '\N'), coalesce(CAST(properties AS VARCHAR), '\N'))) AS record_hash, _source_file FROM (` + d.Silver[0].SQL + "\n)")
+	sel, err := silver.HashedSelect(ctx, conn, d.Silver[0].SQL, d.PartitionKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	exec("CREATE TEMP TABLE silver_events AS " + sel)
 	exec("COPY silver_events TO '" + filepath.Join(out, "silver.parquet") + "' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)")
 	for _, g := range d.Gold {
 		exec("COPY (" + g.SQL + ") TO '" + filepath.Join(out, g.Table+".parquet") + "' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)")

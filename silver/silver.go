@@ -56,8 +56,8 @@ func Run(ctx context.Context, conn *sql.Conn, env Env, d domains.Domain, date me
 	if err != nil {
 		return res, fmt.Errorf("%s parse.sql: %w", d.Name, err)
 	}
-	if err := requireColumns("parse.sql", cols, append([]string{d.PartitionKey, "_reason"}, lineage...)); err != nil {
-		return res, fmt.Errorf("%s %w", d.Name, err)
+	if err := requireColumns(cols, append([]string{d.PartitionKey, "_reason"}, lineage...)); err != nil {
+		return res, fmt.Errorf("%s parse.sql: %w", d.Name, err)
 	}
 
 	// A row whose own partition date differs from the bronze partition it
@@ -121,15 +121,12 @@ func Run(ctx context.Context, conn *sql.Conn, env Env, d domains.Domain, date me
 
 	for _, q := range d.Silver {
 		name := "silver_" + q.Table
-		if err := buildSilverTable(ctx, conn, name, q); err != nil {
-			return res, fmt.Errorf("%s silver/%s.sql: %w", d.Name, q.Table, err)
+		sel, err := HashedSelect(ctx, conn, q.SQL, d.PartitionKey)
+		if err == nil {
+			err = execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE %s AS %s", name, sel)
 		}
-		cols, err := duck.Describe(ctx, conn, name)
 		if err != nil {
-			return res, err
-		}
-		if err := requireColumns("silver/"+q.Table+".sql", cols, []string{d.PartitionKey}); err != nil {
-			return res, fmt.Errorf("%s %w", d.Name, err)
+			return res, fmt.Errorf("%s silver/%s.sql: %w", d.Name, q.Table, err)
 		}
 	}
 	// The silver tables are all the gold job reads.
@@ -199,20 +196,23 @@ func stageBronze(ctx context.Context, conn *sql.Conn, b storage.Bucket, files []
 		len(prefix)+1, duck.ReadParquet(paths, true))
 }
 
-// buildSilverTable runs a silver SELECT and adds record_hash, the SHA-256 of
-// the canonical record: the columns whose names do not start with an
-// underscore, in order, each as DuckDB text (\N for NULL), joined by the
-// unit separator (0x1F). (Hashing to_json of the same columns took twice as
-// long; BENCHMARKS.md.)
-func buildSilverTable(ctx context.Context, conn *sql.Conn, name string, q domains.Query) error {
-	cols, err := duck.DescribeQuery(ctx, conn, q.SQL)
+// HashedSelect wraps a silver SELECT, which must output the partition key
+// column, to add record_hash: the SHA-256 of the canonical record, the
+// columns whose names do not start with an underscore, in order, each as
+// DuckDB text (\N for NULL), joined by the unit separator (0x1F). (Hashing
+// to_json of the same columns took twice as long; BENCHMARKS.md.)
+func HashedSelect(ctx context.Context, conn *sql.Conn, query, partitionKey string) (string, error) {
+	cols, err := duck.DescribeQuery(ctx, conn, query)
 	if err != nil {
-		return err
+		return "", err
+	}
+	if err := requireColumns(cols, []string{partitionKey}); err != nil {
+		return "", err
 	}
 	var business, lineageCols, fields []string
 	for _, c := range cols {
 		if c.Name == "record_hash" {
-			return fmt.Errorf("must not output record_hash: the framework computes it")
+			return "", fmt.Errorf("must not output record_hash: the framework computes it")
 		}
 		if strings.HasPrefix(c.Name, "_") {
 			lineageCols = append(lineageCols, duck.Ident(c.Name))
@@ -223,7 +223,7 @@ func buildSilverTable(ctx context.Context, conn *sql.Conn, name string, q domain
 	}
 	sel := append(business, "sha256(concat_ws(chr(31), "+strings.Join(fields, ", ")+")) AS record_hash")
 	sel = append(sel, lineageCols...)
-	return execf(ctx, conn, "CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM (%s\n)", name, strings.Join(sel, ", "), q.SQL)
+	return fmt.Sprintf("SELECT %s FROM (%s\n)", strings.Join(sel, ", "), query), nil
 }
 
 // write replaces the table's scope with src, retrying lost commit races.
@@ -238,7 +238,7 @@ func write(ctx context.Context, conn *sql.Conn, l *lake.Lake, def lake.TableDef,
 	})
 }
 
-func requireColumns(file string, cols []duck.Column, want []string) error {
+func requireColumns(cols []duck.Column, want []string) error {
 	var missing []string
 	for _, w := range want {
 		if !slices.ContainsFunc(cols, func(c duck.Column) bool { return c.Name == w }) {
@@ -246,7 +246,7 @@ func requireColumns(file string, cols []duck.Column, want []string) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%s does not output %s", file, strings.Join(missing, ", "))
+		return fmt.Errorf("does not output %s", strings.Join(missing, ", "))
 	}
 	return nil
 }

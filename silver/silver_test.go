@@ -111,6 +111,66 @@ func TestValidationReasonsAndDedup(t *testing.T) {
 	}
 }
 
+// A domain whose SQL breaks the contract fails with the file and what is
+// wrong, before anything is written.
+func TestBrokenDomainSQL(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := filesystem.New(filesystem.Config{Root: filepath.Join(dir, "lakehouse")})
+	must(t, err)
+	store, err := meta.Open(ctx, "sqlite://"+filepath.Join(dir, "m.db"))
+	must(t, err)
+	defer store.Close()
+	l, err := lake.Open(ctx, store, b, config.S3{})
+	must(t, err)
+	db, err := duck.Open(config.DuckDB{Threads: 1})
+	must(t, err)
+	defer db.Close()
+	cfgs, err := config.BuiltinDomains()
+	must(t, err)
+	var events domains.Domain
+	for _, c := range cfgs {
+		if c.Name == "events" {
+			events, err = domains.Default.Bind(c)
+			must(t, err)
+		}
+	}
+	day := medtype.MustDate("2024-01-15")
+	at := day.Time()
+	f := bronze.File{Domain: "events", PartitionKey: "event_date", Date: day, Topic: "raw-events"}
+	must(t, bronze.Put(ctx, b, f, []bronze.Record{{Topic: "raw-events", KafkaTS: at, IngestedAt: at, Headers: "{}", EventTime: at,
+		Payload: `{"event_id":"e-1","event_type":"search","event_timestamp":"2024-01-15T01:00:00Z","user_id":"u-1"}`}}))
+
+	cases := []struct {
+		name  string
+		spoil func(d *domains.Domain)
+		want  string
+	}{
+		{"parse without _reason", func(d *domains.Domain) { d.Parse = "SELECT * EXCLUDE (_reason) FROM (" + d.Parse + "\n)" },
+			"events parse.sql: does not output _reason"},
+		{"silver without the partition key", func(d *domains.Domain) {
+			d.Silver = []domains.Query{{Table: "events", SQL: "SELECT event_id, _source_file FROM deduped"}}
+		}, "events silver/events.sql: does not output event_date"},
+		{"silver with its own record_hash", func(d *domains.Domain) {
+			d.Silver = []domains.Query{{Table: "events", SQL: "SELECT event_date, event_id, 'x' AS record_hash FROM deduped"}}
+		}, "events silver/events.sql: must not output record_hash"},
+	}
+	for _, c := range cases {
+		d := events
+		c.spoil(&d)
+		conn, err := db.Conn(ctx)
+		must(t, err)
+		_, err = silver.Run(ctx, conn, silver.Env{Bucket: b, Lake: l}, d, day, []string{f.Key()}, t.TempDir())
+		conn.Close()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	if ids, err := l.Tables(ctx, string(medtype.LayerSilver)); err != nil || len(ids) != 0 {
+		t.Fatalf("broken SQL wrote silver tables %v (%v)", ids, err)
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
