@@ -43,6 +43,14 @@ func usageError(format string, args ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 }
 
+// tableOrJSON checks a --format flag of the commands that print table or json.
+func tableOrJSON(format string) error {
+	if format != "table" && format != "json" {
+		return usageError("--format %q: want table or json", format)
+	}
+	return nil
+}
+
 // app is the state shared by all commands.
 type app struct {
 	configPath string

@@ -37,8 +37,8 @@ Example (crontab, daily at 06:00 UTC):
   0 6 * * * medallion run --config /etc/medallion/medallion.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "table" && format != "json" {
-				return usageError("--format %q: want table or json", format)
+			if err := tableOrJSON(format); err != nil {
+				return err
 			}
 			return a.runPipeline(cmd, pipeline.Options{Command: "run", Workers: workers, Domains: doms}, format)
 		},
@@ -92,8 +92,8 @@ Example:
 			if reprocess != "all" && reprocess != "failed" {
 				return usageError("--reprocess %q: want all or failed", reprocess)
 			}
-			if format != "table" && format != "json" {
-				return usageError("--format %q: want table or json", format)
+			if err := tableOrJSON(format); err != nil {
+				return err
 			}
 			return a.runPipeline(cmd, pipeline.Options{Command: "backfill", Workers: workers, Domains: doms, From: f, To: t,
 				Reprocess: reprocess, DryRun: dryRun}, format)

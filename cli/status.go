@@ -66,8 +66,8 @@ type summaryOut struct {
 }
 
 func (a *app) status(cmd *cobra.Command, o statusOptions) error {
-	if o.format != "table" && o.format != "json" {
-		return usageError("--format %q: want table or json", o.format)
+	if err := tableOrJSON(o.format); err != nil {
+		return err
 	}
 	if o.date != "" && o.domain == "" {
 		return usageError("--date needs --domain")

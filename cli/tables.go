@@ -37,8 +37,8 @@ manifests, without reading data), its current snapshot and when it was
 committed, and its columns. --format json gives the full schema.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "table" && format != "json" {
-				return usageError("--format %q: want table or json", format)
+			if err := tableOrJSON(format); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			eng, err := a.openEngine(ctx)
