@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -40,13 +39,15 @@ type env struct {
 
 var backendNames = []string{"sqlite+local", "postgres+s3"}
 
-// childDirEnv names the folder whose lake a child process of TestKilledRun
-// runs on.
-const childDirEnv = "MEDALLION_ENGINE_CHILD_DIR"
-
 // newEnv builds the embedded deployment (SQLite, local files) or the
 // production one (PostgreSQL, S3 on versitygw).
 func newEnv(t *testing.T, backend string, reg *domains.Registry, domainCfgs []config.Domain) *env {
+	t.Helper()
+	return newEnvIn(t, t.TempDir(), backend, reg, domainCfgs)
+}
+
+// newEnvIn is newEnv with its local files (SQLite, lakehouse) in dir.
+func newEnvIn(t *testing.T, dir, backend string, reg *domains.Registry, domainCfgs []config.Domain) *env {
 	t.Helper()
 	ctx := context.Background()
 	cfg := config.Defaults()
@@ -63,10 +64,6 @@ func newEnv(t *testing.T, backend string, reg *domains.Registry, domainCfgs []co
 	cfg.Domains = domainCfgs
 	if reg == nil {
 		reg = domains.Default
-	}
-	dir := t.TempDir()
-	if d := os.Getenv(childDirEnv); d != "" && backend == "sqlite+local" {
-		dir = d // a child process of TestKilledRun works on its parent's lake
 	}
 	var (
 		bucket  storage.Bucket

@@ -14,22 +14,24 @@ import (
 	"github.com/medallionlake/medallion/pipeline"
 )
 
+// childDirEnv names, in a child process of TestKilledRun, the folder of its
+// parent's lake.
+const childDirEnv = "MEDALLION_ENGINE_CHILD_DIR"
+
 // TestKilledRun: a run's process is killed (SIGKILL) while it holds a
 // partition in flight. Nothing it had not finished is recorded as done;
 // once its lease expires the next run finishes every partition, and the
 // tables equal those of a clean run, with no duplicate rows.
 func TestKilledRun(t *testing.T) {
-	if os.Getenv(childDirEnv) != "" {
+	if dir := os.Getenv(childDirEnv); dir != "" {
 		// The child: a run on the parent's lake, until the parent kills it.
-		e := newEnv(t, "sqlite+local", nil, nil)
+		e := newEnvIn(t, dir, "sqlite+local", nil, nil)
 		e.cfg.Pipeline.Workers = 1
 		e.run(t, pipeline.Options{})
 		return
 	}
 	dir := t.TempDir()
-	t.Setenv(childDirEnv, dir)
-	e := newEnv(t, "sqlite+local", nil, nil)
-	os.Unsetenv(childDirEnv)
+	e := newEnvIn(t, dir, "sqlite+local", nil, nil)
 	msgs, err := generate.Generate(generate.Options{Seed: 5, Start: medtype.MustDate("2024-03-01"), Days: 2, EventsPerDay: 40_000,
 		Duplicates: 0.02, Malformed: 0.002})
 	must(t, err)
@@ -82,12 +84,12 @@ func TestKilledRun(t *testing.T) {
 
 	// While the lease lives, a run leaves that partition alone; once it
 	// has expired, the next run takes it over and finishes everything.
-	sum := e.run(t, pipeline.Options{})
+	e.run(t, pipeline.Options{})
 	if p := e.state(t, killed[0].Domain, killed[0].Date.String()); p.Status != medtype.StateInFlight {
 		t.Fatalf("a live lease was taken over: %s is %s", killed[0], p.Status)
 	}
 	e.deps.Now = func() time.Time { return time.Now().Add(2 * time.Minute) }
-	sum = e.run(t, pipeline.Options{})
+	sum := e.run(t, pipeline.Options{})
 	allDone(t, sum)
 	if p := e.state(t, killed[0].Domain, killed[0].Date.String()); p.Status != medtype.StateDone || p.RetryCount != 1 {
 		t.Fatalf("the killed partition after the rescue: %s, %d retries", p.Status, p.RetryCount)
