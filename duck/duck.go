@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -114,6 +115,17 @@ func (db *DB) StageDir(prefix string) (string, error) {
 type Column struct {
 	Name string
 	Type string // DuckDB type, e.g. DECIMAL(12,2)
+}
+
+// Missing returns the names in want that no column has.
+func Missing(cols []Column, want ...string) []string {
+	var out []string
+	for _, w := range want {
+		if !slices.ContainsFunc(cols, func(c Column) bool { return c.Name == w }) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // Describe lists the columns of a table or view.

@@ -103,13 +103,10 @@ func mergeTable(ctx context.Context, conn *sql.Conn, l *lake.Lake, exp *Exporter
 }
 
 func check(g domains.GoldQuery, cols []duck.Column) error {
-	has := func(n string) bool { return slices.ContainsFunc(cols, func(c duck.Column) bool { return c.Name == n }) }
-	for _, k := range g.MergeKeys {
-		if !has(k) {
-			return fmt.Errorf("merge key %s is not an output column", k)
-		}
+	for _, k := range duck.Missing(cols, g.MergeKeys...) {
+		return fmt.Errorf("merge key %s is not an output column", k)
 	}
-	if g.VersionColumn != "" && !has(g.VersionColumn) {
+	if g.VersionColumn != "" && len(duck.Missing(cols, g.VersionColumn)) > 0 {
 		return fmt.Errorf("version_column %s is not an output column", g.VersionColumn)
 	}
 	return nil

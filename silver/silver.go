@@ -10,7 +10,6 @@ import (
 	_ "embed"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/medallionlake/medallion/domains"
@@ -56,8 +55,8 @@ func Run(ctx context.Context, conn *sql.Conn, env Env, d domains.Domain, date me
 	if err != nil {
 		return res, fmt.Errorf("%s parse.sql: %w", d.Name, err)
 	}
-	if err := requireColumns(cols, append([]string{d.PartitionKey, "_reason"}, lineage...)); err != nil {
-		return res, fmt.Errorf("%s parse.sql: %w", d.Name, err)
+	if missing := duck.Missing(cols, append([]string{d.PartitionKey, "_reason"}, lineage...)...); len(missing) > 0 {
+		return res, fmt.Errorf("%s parse.sql: does not output %s", d.Name, strings.Join(missing, ", "))
 	}
 
 	// A row whose own partition date differs from the bronze partition it
@@ -206,8 +205,8 @@ func HashedSelect(ctx context.Context, conn *sql.Conn, query, partitionKey strin
 	if err != nil {
 		return "", err
 	}
-	if err := requireColumns(cols, []string{partitionKey}); err != nil {
-		return "", err
+	if len(duck.Missing(cols, partitionKey)) > 0 {
+		return "", fmt.Errorf("does not output %s", partitionKey)
 	}
 	var business, lineageCols, fields []string
 	for _, c := range cols {
@@ -236,19 +235,6 @@ func write(ctx context.Context, conn *sql.Conn, l *lake.Lake, def lake.TableDef,
 		commits[def.ID.String()] = c
 		return nil
 	})
-}
-
-func requireColumns(cols []duck.Column, want []string) error {
-	var missing []string
-	for _, w := range want {
-		if !slices.ContainsFunc(cols, func(c duck.Column) bool { return c.Name == w }) {
-			missing = append(missing, w)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("does not output %s", strings.Join(missing, ", "))
-	}
-	return nil
 }
 
 func execf(ctx context.Context, conn *sql.Conn, format string, args ...any) error {
