@@ -2,47 +2,24 @@ package gold_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/medallionlake/medallion/bronze"
-	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/domains"
-	_ "github.com/medallionlake/medallion/domains/all"
-	"github.com/medallionlake/medallion/duck"
 	"github.com/medallionlake/medallion/gold"
-	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/internal/laketest"
 	"github.com/medallionlake/medallion/medtype"
-	"github.com/medallionlake/medallion/meta"
 	"github.com/medallionlake/medallion/silver"
-	"github.com/medallionlake/medallion/storage/filesystem"
 )
 
 // A gold SQL that lacks a merge key or the version column fails with the
 // file and the column, and writes no gold table.
 func TestGoldSQLMustOutputItsKeys(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	b, err := filesystem.New(filesystem.Config{Root: filepath.Join(dir, "lakehouse")})
-	must(t, err)
-	store, err := meta.Open(ctx, "sqlite://"+filepath.Join(dir, "m.db"))
-	must(t, err)
-	defer store.Close()
-	l, err := lake.Open(ctx, store, b, config.S3{})
-	must(t, err)
-	db, err := duck.Open(config.DuckDB{Threads: 1})
-	must(t, err)
-	defer db.Close()
-	cfgs, err := config.BuiltinDomains()
-	must(t, err)
-	var users domains.Domain
-	for _, c := range cfgs {
-		if c.Name == "users" {
-			users, err = domains.Default.Bind(c)
-			must(t, err)
-		}
-	}
+	e := laketest.New(t)
+	b, l, db := e.Bucket, e.Lake, e.Duck
+	users := laketest.Domain(t, "users")
 	day := medtype.MustDate("2024-01-15")
 	at := day.Time()
 	f := bronze.File{Domain: "users", PartitionKey: "snapshot_date", Date: day, Topic: "raw-users"}

@@ -2,47 +2,24 @@ package silver_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/medallionlake/medallion/bronze"
-	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/domains"
-	_ "github.com/medallionlake/medallion/domains/all"
-	"github.com/medallionlake/medallion/duck"
-	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/internal/laketest"
 	"github.com/medallionlake/medallion/medtype"
-	"github.com/medallionlake/medallion/meta"
 	"github.com/medallionlake/medallion/silver"
-	"github.com/medallionlake/medallion/storage/filesystem"
 )
 
 // Each kind of invalid row lands in quarantine with a reason a person can
 // act on; valid rows go through, and the latest version of an order wins.
 func TestValidationReasonsAndDedup(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	b, err := filesystem.New(filesystem.Config{Root: filepath.Join(dir, "lakehouse")})
-	must(t, err)
-	store, err := meta.Open(ctx, "sqlite://"+filepath.Join(dir, "m.db"))
-	must(t, err)
-	defer store.Close()
-	l, err := lake.Open(ctx, store, b, config.S3{})
-	must(t, err)
-	db, err := duck.Open(config.DuckDB{Threads: 1})
-	must(t, err)
-	defer db.Close()
-	cfgs, err := config.BuiltinDomains()
-	must(t, err)
-	var orders domains.Domain
-	for _, c := range cfgs {
-		if c.Name == "orders" {
-			orders, err = domains.Default.Bind(c)
-			must(t, err)
-		}
-	}
+	e := laketest.New(t)
+	b, l, db := e.Bucket, e.Lake, e.Duck
+	orders := laketest.Domain(t, "orders")
 	const base = `"order_id":"o-1","user_id":"u-1","restaurant_id":"r-1","city":"Austin","created_at":"2024-01-15T12:01:09Z","currency":"USD","items":[{"item_id":"m-1","name":"Taco","quantity":3,"unit_price":4.25}],"total_amount":12.75`
 	payloads := []struct{ json, reason string }{
 		{`{` + base + `,"status":"placed","updated_at":"2024-01-15T12:01:09Z"}`, ""},
@@ -115,26 +92,9 @@ func TestValidationReasonsAndDedup(t *testing.T) {
 // wrong, before anything is written.
 func TestBrokenDomainSQL(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	b, err := filesystem.New(filesystem.Config{Root: filepath.Join(dir, "lakehouse")})
-	must(t, err)
-	store, err := meta.Open(ctx, "sqlite://"+filepath.Join(dir, "m.db"))
-	must(t, err)
-	defer store.Close()
-	l, err := lake.Open(ctx, store, b, config.S3{})
-	must(t, err)
-	db, err := duck.Open(config.DuckDB{Threads: 1})
-	must(t, err)
-	defer db.Close()
-	cfgs, err := config.BuiltinDomains()
-	must(t, err)
-	var events domains.Domain
-	for _, c := range cfgs {
-		if c.Name == "events" {
-			events, err = domains.Default.Bind(c)
-			must(t, err)
-		}
-	}
+	e := laketest.New(t)
+	b, l, db := e.Bucket, e.Lake, e.Duck
+	events := laketest.Domain(t, "events")
 	day := medtype.MustDate("2024-01-15")
 	at := day.Time()
 	f := bronze.File{Domain: "events", PartitionKey: "event_date", Date: day, Topic: "raw-events"}
