@@ -213,22 +213,23 @@ func TestEventTime(t *testing.T) {
 		}
 	}
 	bad := map[string]error{
-		`not json`:                         bronze.ErrNotJSON,
-		`[1,2]`:                            bronze.ErrNotJSON,
-		`null`:                             bronze.ErrNotJSON,
-		`{"other":"2024-01-15T10:22:33Z"}`: bronze.ErrNoTimestamp,
-		`{"event_timestamp":null}`:         bronze.ErrNoTimestamp,
-		`{"event_timestamp":1705314153}`:   bronze.ErrBadTimestamp,
-		`{"event_timestamp":"yesterday"}`:  bronze.ErrBadTimestamp,
-		`{"event_timestamp":"1999-12-31T23:59:59Z"}`: bronze.ErrTimestampOutside,
-		`{"event_timestamp":"2024-01-21T00:00:01Z"}`: bronze.ErrTimestampOutside,
+		`not json`: bronze.ErrNotJSON,
+		`[1,2]`:    bronze.ErrNotJSON,
+		`null`:     bronze.ErrNotJSON,
+		"{\"event_timestamp\":\"2024-01-15T10:22:33Z\",\"city\":\"M\xfcnchen\"}": bronze.ErrNotJSON, // Latin-1, not UTF-8
+		`{"other":"2024-01-15T10:22:33Z"}`:                                       bronze.ErrNoTimestamp,
+		`{"event_timestamp":null}`:                                               bronze.ErrNoTimestamp,
+		`{"event_timestamp":1705314153}`:                                         bronze.ErrBadTimestamp,
+		`{"event_timestamp":"yesterday"}`:                                        bronze.ErrBadTimestamp,
+		`{"event_timestamp":"1999-12-31T23:59:59Z"}`:                             bronze.ErrTimestampOutside,
+		`{"event_timestamp":"2024-01-21T00:00:01Z"}`:                             bronze.ErrTimestampOutside,
 	}
 	for payload, want := range bad {
 		if _, err := bronze.EventTime([]byte(payload), "event_timestamp", bounds, now); !errors.Is(err, want) {
 			t.Errorf("EventTime(%s) = %v, want %v", payload, err, want)
 		}
 	}
-	// A field name is literal, never a gjson path.
+	// A field name is literal, never a path.
 	dotted := `{"meta":{"ts":"2024-01-15T00:00:00Z"},"meta.ts":"2024-01-16T00:00:00Z"}`
 	if got, err := bronze.EventTime([]byte(dotted), "meta.ts", bounds, now); err != nil || got.Day() != 16 {
 		t.Errorf("EventTime(meta.ts) = %v, %v; want the top-level field of 2024-01-16", got, err)

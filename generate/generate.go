@@ -7,6 +7,7 @@
 package generate
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -392,9 +393,13 @@ func (g *gen) malform(m Message) Message {
 
 // unroutable makes a message the sink cannot place in any partition.
 func (g *gen) unroutable(m Message) Message {
-	switch g.rng.IntN(3) {
+	switch g.rng.IntN(4) {
 	case 0:
 		m.Value = []byte(`{"truncated": `)
+	case 3:
+		// Well-formed JSON with a byte that is not UTF-8 in its first
+		// string value: DuckDB could not read a bronze file holding it.
+		m.Value = bytes.Replace(m.Value, []byte(`":"`), []byte("\":\"\xff"), 1)
 	case 1:
 		var v map[string]any
 		_ = json.Unmarshal(m.Value, &v)

@@ -1,0 +1,310 @@
+package bronze
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"math/bits"
+	"unicode/utf8"
+)
+
+// The sink checks every message with one pass of this scanner: it
+// validates the payload as a JSON object in UTF-8 and finds the top-level
+// member the partition timestamp is read from. A separate validation and
+// lookup (gjson) took a fifth of the sink's CPU, and no library both
+// checks UTF-8 and finds a member in one pass. Invalid UTF-8 must be
+// caught here: DuckDB refuses to read a whole bronze file if one payload
+// holds it.
+
+// maxDepth is encoding/json's nesting limit.
+const maxDepth = 10000
+
+// member is a top-level value found by scanObject: raw is its JSON text;
+// escaped reports a string value with escape sequences.
+type member struct {
+	raw     []byte
+	escaped bool
+}
+
+// scanObject reports whether data is one JSON object (RFC 8259, UTF-8, at
+// most maxDepth deep) and returns its first top-level member named field
+// (raw nil if it has none).
+func scanObject(data []byte, field string) (member, bool) {
+	s := scanner{data: data, field: field}
+	s.space()
+	if s.i >= len(s.data) || s.data[s.i] != '{' {
+		return member{}, false
+	}
+	if !s.object(1, true) {
+		return member{}, false
+	}
+	s.space()
+	return s.found, s.i == len(s.data)
+}
+
+type scanner struct {
+	data  []byte
+	i     int
+	field string
+	found member
+	seen  bool
+}
+
+func (s *scanner) space() {
+	if s.i < len(s.data) && s.data[s.i] > ' ' {
+		return // the usual case: no whitespace
+	}
+	for s.i < len(s.data) {
+		switch s.data[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) value(depth int) bool {
+	if s.i >= len(s.data) {
+		return false
+	}
+	switch c := s.data[s.i]; {
+	case c == '"':
+		_, ok := s.str()
+		return ok
+	case c == '{':
+		return depth < maxDepth && s.object(depth+1, false)
+	case c == '[':
+		return depth < maxDepth && s.array(depth+1)
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	}
+	return false
+}
+
+// object scans from '{'; top marks the payload's own object, whose
+// members are compared with the field.
+func (s *scanner) object(depth int, top bool) bool {
+	s.i++ // '{'
+	s.space()
+	if s.i < len(s.data) && s.data[s.i] == '}' {
+		s.i++
+		return true
+	}
+	for {
+		if s.i >= len(s.data) || s.data[s.i] != '"' {
+			return false
+		}
+		keyStart := s.i
+		escaped, ok := s.str()
+		if !ok {
+			return false
+		}
+		want := top && !s.seen && keyIs(s.data[keyStart:s.i], escaped, s.field)
+		s.space()
+		if s.i >= len(s.data) || s.data[s.i] != ':' {
+			return false
+		}
+		s.i++
+		s.space()
+		valStart := s.i
+		valEscaped := false
+		if s.i < len(s.data) && s.data[s.i] == '"' {
+			if valEscaped, ok = s.str(); !ok {
+				return false
+			}
+		} else if !s.value(depth) {
+			return false
+		}
+		if want {
+			s.found, s.seen = member{raw: s.data[valStart:s.i], escaped: valEscaped}, true
+		}
+		s.space()
+		if s.i >= len(s.data) {
+			return false
+		}
+		switch s.data[s.i] {
+		case ',':
+			s.i++
+			s.space()
+		case '}':
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func (s *scanner) array(depth int) bool {
+	s.i++ // '['
+	s.space()
+	if s.i < len(s.data) && s.data[s.i] == ']' {
+		s.i++
+		return true
+	}
+	for {
+		if !s.value(depth) {
+			return false
+		}
+		s.space()
+		if s.i >= len(s.data) {
+			return false
+		}
+		switch s.data[s.i] {
+		case ',':
+			s.i++
+			s.space()
+		case ']':
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// specials flags, in the high bit of each byte, the bytes of the word x
+// that end or escape a string or need checking: '"', '\\', control
+// characters and non-ASCII bytes (the usual bit tricks for "has a byte
+// equal to / less than"). Flags above a flagged byte may be false; the
+// lowest one is always true.
+func specials(x uint64) uint64 {
+	quote := x ^ (ones * '"')
+	slash := x ^ (ones * '\\')
+	m := (quote - ones) &^ quote
+	m |= (slash - ones) &^ slash
+	m |= x - ones*0x20 // borrows into the high bit of bytes < 0x20
+	m |= x             // non-ASCII bytes have the high bit set
+	return m & highs
+}
+
+// str scans a string from its opening quote, skipping eight plain bytes
+// at a time, and reports whether it holds escape sequences.
+func (s *scanner) str() (escaped, ok bool) {
+	d := s.data
+	i := s.i + 1
+	for {
+		for i+8 <= len(d) {
+			if m := specials(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i >= len(d) {
+			return false, false
+		}
+		switch c := d[i]; {
+		case c == '"':
+			s.i = i + 1
+			return escaped, true
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(d) {
+				return false, false
+			}
+			switch d[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(d) || !hex4(d[i+2:i+6]) {
+					return false, false
+				}
+				i += 6
+			default:
+				return false, false
+			}
+		case c < 0x20:
+			return false, false
+		case c < utf8.RuneSelf:
+			i++ // a plain byte of the last, short word
+		default:
+			r, n := utf8.DecodeRune(d[i:])
+			if r == utf8.RuneError && n == 1 {
+				return false, false
+			}
+			i += n
+		}
+	}
+}
+
+func hex4(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *scanner) digits() int {
+	start := s.i
+	for s.i < len(s.data) && s.data[s.i] >= '0' && s.data[s.i] <= '9' {
+		s.i++
+	}
+	return s.i - start
+}
+
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number() bool {
+	if s.data[s.i] == '-' {
+		s.i++
+	}
+	if s.i < len(s.data) && s.data[s.i] == '0' {
+		s.i++
+	} else if s.digits() == 0 {
+		return false
+	}
+	if s.i < len(s.data) && s.data[s.i] == '.' {
+		s.i++
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	if s.i < len(s.data) && (s.data[s.i] == 'e' || s.data[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.data) && (s.data[s.i] == '+' || s.data[s.i] == '-') {
+			s.i++
+		}
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *scanner) literal(word string) bool {
+	if len(s.data)-s.i < len(word) || string(s.data[s.i:s.i+len(word)]) != word {
+		return false
+	}
+	s.i += len(word)
+	return true
+}
+
+// keyIs compares a raw JSON key (with its quotes) with field.
+func keyIs(raw []byte, escaped bool, field string) bool {
+	if !escaped {
+		return string(raw[1:len(raw)-1]) == field
+	}
+	k, ok := unquote(raw)
+	return ok && k == field
+}
+
+// unquote decodes a JSON string with escape sequences (rare in keys and
+// timestamps, so the standard decoder is fast enough).
+func unquote(raw []byte) (string, bool) {
+	var v string
+	err := json.Unmarshal(raw, &v)
+	return v, err == nil
+}
