@@ -422,10 +422,7 @@ func (p *partition) release(b *batch) {
 // flushing batches; at the end it flushes what it holds and commits.
 func (p *partition) consume(runCtx, genCtx context.Context, done func(string, int)) error {
 	p.log = p.s.opts.Log.With("topic", p.topic, "partition", p.id)
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: p.s.opts.Brokers, Topic: p.topic, Partition: p.id, Dialer: p.s.opts.Dialer,
-		MaxWait: time.Second, MinBytes: 1, MaxBytes: 10 << 20,
-	})
+	r := kafka.NewReader(ReaderConfig(p.s.opts.Brokers, p.topic, p.id, p.s.opts.Dialer, p.s.opts.UntilEnd))
 	defer r.Close()
 	if err := r.SetOffset(p.start); err != nil {
 		return err
@@ -507,6 +504,21 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 			return fmt.Errorf("sink: read %s/%d: %w", p.topic, p.id, err)
 		}
 	}
+}
+
+// ReaderConfig is how the sink reads one partition (the benchmark's
+// ceiling reads the same way). Fetches have kafka-go's default size, 1 MB:
+// 10 MB fetches cost the broker (kfake) three times the CPU per message,
+// for the sink and a bare consumer alike (BENCHMARKS.md). A fetch waits up
+// to a second for new messages; in --until-end mode a fifth of that, since
+// the last fetch of each partition finds nothing and closing its reader
+// waits for it.
+func ReaderConfig(brokers []string, topic string, partition int, dialer *kafka.Dialer, untilEnd bool) kafka.ReaderConfig {
+	wait := time.Second
+	if untilEnd {
+		wait = 200 * time.Millisecond
+	}
+	return kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, Dialer: dialer, MaxWait: wait, MinBytes: 1, MaxBytes: 1e6}
 }
 
 // flushContext ends when the generation ends, or grace after the run ends.
