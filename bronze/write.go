@@ -36,7 +36,10 @@ func (e *Encoder) Encode(w io.Writer, records []Record) error {
 		return errors.New("bronze: refusing to write an empty file")
 	}
 	if e.w == nil {
-		e.w = parquet.NewGenericWriter[Record](w, parquet.Compression(fastSnappy{}))
+		// Min/max bounds of raw payloads, keys and headers help no reader
+		// and cost the writer a compare of every value.
+		e.w = parquet.NewGenericWriter[Record](w, parquet.Compression(fastSnappy{}),
+			parquet.SkipPageBounds("payload"), parquet.SkipPageBounds("_key"), parquet.SkipPageBounds("_headers"))
 	} else {
 		e.w.Reset(w)
 	}

@@ -9,13 +9,16 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/generate"
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/sink"
@@ -32,6 +35,7 @@ type faulty struct {
 	attempts atomic.Int64
 	failed   chan struct{} // receives once per failed Put, if not full
 	afterPut func()
+	delay    time.Duration // before each Put
 }
 
 func (f *faulty) Put(ctx context.Context, key string, r io.Reader, md map[string]string) error {
@@ -43,6 +47,7 @@ func (f *faulty) Put(ctx context.Context, key string, r io.Reader, md map[string
 		}
 		return errors.New("injected storage outage: 503 Slow Down")
 	}
+	time.Sleep(f.delay)
 	if err := f.Bucket.Put(ctx, key, r, md); err != nil {
 		return err
 	}
@@ -241,4 +246,50 @@ func get(t *testing.T, s *sink.Sink, path string) (int, string) {
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	return rec.Code, rec.Body.String()
+}
+
+// TestReadAheadWhileWriting: with storage slower than Kafka, a batch that
+// reaches flush_messages while the one before it is written reads on, up
+// to ReadAhead times the limit, and is committed as one batch of files of
+// at most flush_messages each. Nothing is lost or written twice.
+func TestReadAheadWhileWriting(t *testing.T) {
+	brokers := cluster(t, "raw-events")
+	msgs := eventMessages(t, 6000)
+	produce(t, brokers, msgs)
+	fs, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
+	must(t, err)
+	o := options(brokers, &faulty{Bucket: fs, delay: 30 * time.Millisecond}, domainsFor(t, "events"))
+	o.Sink.FlushMessages = 100
+	o.UntilEnd = true
+	var mu sync.Mutex
+	last := map[int]int64{}
+	var steps []int64
+	o.OnCommit = func(_ string, p int, off int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, off-max(last[p], 0))
+		last[p] = off
+	}
+	s, err := sink.New(o)
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	must(t, s.Run(ctx))
+
+	if got := bronzeRows(t, fs); len(got) != len(msgs) { // fails on a message present twice
+		t.Fatalf("bronze has %d messages, want %d", len(got), len(msgs))
+	}
+	perFile := map[string]int{}
+	eachRecord(t, fs, func(f bronze.File, _ bronze.Record) { perFile[f.Key()]++ })
+	for k, n := range perFile {
+		if n > o.Sink.FlushMessages {
+			t.Fatalf("%s holds %d messages, more than flush_messages %d", k, n, o.Sink.FlushMessages)
+		}
+	}
+	if m := slices.Max(steps); m <= int64(o.Sink.FlushMessages) || m > int64(sink.ReadAhead*o.Sink.FlushMessages) {
+		t.Fatalf("largest batch committed %d messages, want more than %d (read ahead) and at most %d", m, o.Sink.FlushMessages, sink.ReadAhead*o.Sink.FlushMessages)
+	}
+	if got, want := committed(t, brokers, "raw-events"), endsOf(msgs, "raw-events"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("committed %v, want %v", got, want)
+	}
 }
