@@ -1,9 +1,7 @@
 package bronze
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"math/bits"
 	"unicode/utf8"
 )
 
@@ -169,38 +167,18 @@ func (s *scanner) array(depth int) bool {
 	}
 }
 
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
-// specials flags, in the high bit of each byte, the bytes of the word x
-// that end or escape a string or need checking: '"', '\\', control
-// characters and non-ASCII bytes (the usual bit tricks for "has a byte
-// equal to / less than"). Flags above a flagged byte may be false; the
-// lowest one is always true.
-func specials(x uint64) uint64 {
-	quote := x ^ (ones * '"')
-	slash := x ^ (ones * '\\')
-	m := (quote - ones) &^ quote
-	m |= (slash - ones) &^ slash
-	m |= x - ones*0x20 // borrows into the high bit of bytes < 0x20
-	m |= x             // non-ASCII bytes have the high bit set
-	return m & highs
-}
-
-// str scans a string from its opening quote, skipping eight plain bytes
-// at a time, and reports whether it holds escape sequences.
+// str scans a string from its opening quote and reports whether it holds
+// escape sequences. Plain bytes are skipped with a table, four at a time:
+// faster than eight-byte word tricks for the short strings of events.
 func (s *scanner) str() (escaped, ok bool) {
 	d := s.data
 	i := s.i + 1
 	for {
-		for i+8 <= len(d) {
-			if m := specials(binary.LittleEndian.Uint64(d[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
+		for i+4 <= len(d) && plainByte[d[i]] && plainByte[d[i+1]] && plainByte[d[i+2]] && plainByte[d[i+3]] {
+			i += 4
+		}
+		for i < len(d) && plainByte[d[i]] {
+			i++
 		}
 		if i >= len(d) {
 			return false, false
@@ -300,6 +278,15 @@ func keyIs(raw []byte, escaped bool, field string) bool {
 	k, ok := unquote(raw)
 	return ok && k == field
 }
+
+// plainByte marks the bytes a string holds as they are: printable ASCII
+// other than '"' and '\\'.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // unquote decodes a JSON string with escape sequences (rare in keys and
 // timestamps, so the standard decoder is fast enough).
