@@ -238,3 +238,26 @@ func TestEventTime(t *testing.T) {
 		t.Errorf("EventTime(meta.ts) of a nested field = %v, want %v", err, bronze.ErrNoTimestamp)
 	}
 }
+
+// BenchmarkEncoder writes files of 1,000 sink-benchmark-like messages with
+// one reused Encoder, as the sink does.
+func BenchmarkEncoder(b *testing.B) {
+	now := time.Date(2024, 1, 15, 3, 0, 0, 0, time.UTC)
+	recs := make([]bronze.Record, 1000)
+	size := 0
+	for i := range recs {
+		p := fmt.Sprintf(`{"event_id":"e-%012d","event_type":"view_item","event_timestamp":"2024-01-15T03:25:45.000Z","user_id":"u-%d","session_id":"s-%08d","device":"ios","city":"Austin","restaurant_id":"r-5","item_id":"m-45","order_id":null,"amount":null,"properties":{"note":"%s"}}`, i, i%50_000, i/20, strings.Repeat("x", 40))
+		recs[i] = bronze.Record{Topic: "raw-events", Partition: 3, Offset: int64(i), Key: []byte(fmt.Sprintf("e-%d", i)), KafkaTS: now, IngestedAt: now, Headers: "{}", Payload: p, EventTime: now}
+		size += len(p)
+	}
+	var e bronze.Encoder
+	var buf bytes.Buffer
+	b.SetBytes(int64(size))
+	for b.Loop() {
+		buf.Reset()
+		if err := e.Encode(&buf, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(buf.Len()), "file-bytes")
+}

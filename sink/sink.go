@@ -64,25 +64,19 @@ type Stats struct {
 	Files    atomic.Int64
 	DLQ      atomic.Int64
 	// Bytes counts message key and value bytes consumed.
-	Bytes    atomic.Int64
-	progress chan struct{}
-}
-
-func (st *Stats) consumed() {
-	st.Consumed.Add(1)
-	select {
-	case st.progress <- struct{}{}:
-	default:
-	}
+	Bytes atomic.Int64
 }
 
 // WaitConsumed blocks until at least n messages were consumed or ctx ends.
+// It polls: signalling progress per message cost the sink a lock each.
 func (st *Stats) WaitConsumed(ctx context.Context, n int64) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for st.Consumed.Load() < n {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("consumed %d of %d: %w", st.Consumed.Load(), n, ctx.Err())
-		case <-st.progress:
+		case <-tick.C:
 		}
 	}
 	return nil
@@ -119,7 +113,6 @@ func New(opts Options) (*Sink, error) {
 		opts.SessionTimeout = 10 * time.Second
 	}
 	s := &Sink{opts: opts, routes: map[string]route{}, metrics: newMetrics()}
-	s.stats.progress = make(chan struct{}, 1)
 	s.failing.Store("")
 	for _, d := range opts.Domains {
 		min, err := d.TimestampBounds.MinTime()
@@ -654,7 +647,7 @@ func (p *partition) add(msg kafka.Message) {
 	size := recordSize(len(msg.Value), len(msg.Key))
 	b.bytes += size
 	p.s.buffered.Add(size)
-	p.s.stats.consumed()
+	p.s.stats.Consumed.Add(1)
 	p.m.consumed.Inc()
 	p.m.bytes.Add(float64(len(msg.Value) + len(msg.Key)))
 	p.s.stats.Bytes.Add(int64(len(msg.Value) + len(msg.Key)))

@@ -11,6 +11,7 @@
 package filesystem
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -183,7 +184,12 @@ func writeAtomic(ctx context.Context, dst string, r io.Reader, prepare func(*os.
 			return err
 		}
 	}
-	if _, err = io.Copy(f, ctxReader{ctx, r}); err != nil {
+	var src io.Reader = ctxReader{ctx, r}
+	switch r.(type) {
+	case *bytes.Buffer, *bytes.Reader, *strings.Reader:
+		src = r // in memory: one write, nothing to wait for midway
+	}
+	if _, err = io.Copy(f, src); err != nil {
 		return err
 	}
 	if err = f.Sync(); err != nil {
