@@ -53,14 +53,16 @@ bench:
 # sink.flush_messages (default 1000). The ceiling (a bare kafka-go reader)
 # and the sink alternate, each in its own process, BENCH_PAIRS times
 # (default 3), since this machine drifts from minute to minute. The runs'
-# bronze is deleted after the last one, not between them (BENCHMARKS.md).
+# bronze stays in .bench/ (about 55 MB a run) until `make clean`: deleting
+# thousands of files slows the next minutes' file creation on this
+# machine's filesystem (BENCHMARKS.md).
 BENCH_PAIRS ?= 3
 bench-sink:
 	$(GO) test -c -o $(BIN)/sink.test ./sink
 	cd sink && for i in $$(seq $(BENCH_PAIRS)); do \
 		../$(BIN)/sink.test -test.run '^$$' -test.bench '^BenchmarkConsumeCeiling$$' -test.benchtime 1x -test.timeout 30m | grep Benchmark && \
 		MEDALLION_SINK_BENCH_KEEP=1 ../$(BIN)/sink.test -test.run '^$$' -test.bench '^BenchmarkSink$$' -test.benchtime 1x -test.timeout 30m | grep Benchmark || exit 1; \
-	done; status=$$?; rm -rf ../.bench; exit $$status
+	done
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) .bench

@@ -190,8 +190,8 @@ func BenchmarkConsumeCeiling(b *testing.B) {
 // deleted in the last minutes scans past each of them, and the go tool
 // itself churns the temp folder. A create there took 0.3-0.4 ms against
 // 0.01-0.1 ms elsewhere, a tenth of the sink's CPU (BENCHMARKS.md). For
-// the same reason `make bench-sink` sets MEDALLION_SINK_BENCH_KEEP and
-// deletes the runs' bronze after the last run instead of after each.
+// the same reason `make bench-sink` sets MEDALLION_SINK_BENCH_KEEP: the
+// runs' bronze stays until `make clean`.
 func benchRoot(b *testing.B) string {
 	parent := filepath.Join(testenv.RepoRoot(b), ".bench")
 	if err := os.MkdirAll(parent, 0o755); err != nil {
