@@ -20,9 +20,15 @@ func (a *app) sinkCommand() *cobra.Command {
 write bronze Parquet files; offsets are committed only after the files (and
 dead letters) they cover are durable. Run one process per group member.
 
-Messages that are not JSON, or whose timestamp field is missing, unparseable or
-outside timestamp_bounds, go to dlq-<topic> with headers error, source_topic,
-source_partition and source_offset.
+A partition's batch is written when it reaches sink.flush_messages,
+sink.flush_bytes or sink.flush_interval. If the batch before it is still being
+written, it reads on (up to 4 times those limits) and is written as several
+files of at most the limits, under one commit. A crash replays at most that one
+uncommitted batch per partition; the replay rewrites the same file keys.
+
+Messages that are not JSON objects in UTF-8, or whose timestamp field is
+missing, unparseable or outside timestamp_bounds, go to dlq-<topic> with headers
+error, source_topic, source_partition and source_offset.
 
 SIGTERM or SIGINT flushes every buffer and commits, within sink.shutdown_timeout.
 --until-end captures the end offsets at start, consumes up to them, flushes,
