@@ -36,11 +36,12 @@ type faulty struct {
 	failed   chan struct{} // receives once per failed Put, if not full
 	afterPut func()
 	delay    time.Duration // before each Put
+	fails    func(key string) bool
 }
 
 func (f *faulty) Put(ctx context.Context, key string, r io.Reader, md map[string]string) error {
 	f.attempts.Add(1)
-	if f.down.Load() {
+	if f.down.Load() || (f.fails != nil && f.fails(key)) {
 		select {
 		case f.failed <- struct{}{}:
 		default:
@@ -246,6 +247,73 @@ func get(t *testing.T, s *sink.Sink, path string) (int, string) {
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	return rec.Code, rec.Body.String()
+}
+
+// TestPartialOutage: while one partition's files fail and the others'
+// succeed, /healthz keeps answering 503: a success elsewhere does not hide
+// the write still being retried.
+func TestPartialOutage(t *testing.T) {
+	brokers := cluster(t, "raw-events")
+	msgs := eventMessages(t, 4000)
+	produce(t, brokers, msgs)
+	fs, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
+	must(t, err)
+	var p0down atomic.Bool
+	p0down.Store(true)
+	p0failed := make(chan struct{})
+	var once sync.Once
+	b := &faulty{Bucket: fs, fails: func(key string) bool {
+		if strings.Contains(key, "/raw-events+0+") && p0down.Load() {
+			once.Do(func() { close(p0failed) })
+			return true
+		}
+		<-p0failed // the others write once partition 0 is failing
+		return false
+	}}
+	o := options(brokers, b, domainsFor(t, "events"))
+	o.Sink.FlushMessages = 500
+	o.UntilEnd = true
+	var (
+		s     *sink.Sink
+		mu    sync.Mutex
+		codes []int
+	)
+	ends := endsOf(msgs, "raw-events")
+	others := make(chan struct{}, 2)
+	o.OnCommit = func(_ string, p int, off int64) {
+		if p == 0 || !p0down.Load() {
+			return
+		}
+		code, _ := get(t, s, "/healthz")
+		mu.Lock()
+		codes = append(codes, code)
+		mu.Unlock()
+		if off == ends[p] {
+			others <- struct{}{}
+		}
+	}
+	s, err = sink.New(o)
+	must(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	<-others
+	<-others // partitions 1 and 2 are written to their end
+	if code, body := get(t, s, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "raw-events+0+") {
+		t.Fatalf("healthz while partition 0 fails: %d %q", code, body)
+	}
+	p0down.Store(false)
+	must(t, <-done)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(codes) == 0 || slices.ContainsFunc(codes, func(c int) bool { return c != http.StatusServiceUnavailable }) {
+		t.Fatalf("healthz after the other partitions' commits: %v, want 503 each time", codes)
+	}
+	if code, _ := get(t, s, "/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz after recovery: %d", code)
+	}
+	if got := len(bronzeRows(t, fs)); got != len(msgs) {
+		t.Fatalf("bronze has %d messages, want %d", got, len(msgs))
+	}
 }
 
 // TestReadAheadWhileWriting: with storage slower than Kafka, a batch that

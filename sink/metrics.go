@@ -69,7 +69,8 @@ func (s *Sink) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if msg, ok := s.failing.Load().(string); ok && msg != "" {
+		if s.retrying.Load() > 0 {
+			msg, _ := s.lastFailure.Load().(string)
 			http.Error(w, "retrying: "+msg, http.StatusServiceUnavailable)
 			return
 		}

@@ -97,8 +97,11 @@ type Sink struct {
 	buffered atomic.Int64
 	open     atomic.Int64
 	metrics  *metrics
-	// failing holds the error of a write being retried ("" when healthy).
-	failing atomic.Value
+	// retrying counts the writes being retried, and lastFailure holds the
+	// latest of their errors: one write's success must not hide another's
+	// failure (a batch's files and the partitions write concurrently).
+	retrying    atomic.Int64
+	lastFailure atomic.Value
 }
 
 // New validates the options and prepares the DLQ writer.
@@ -113,7 +116,7 @@ func New(opts Options) (*Sink, error) {
 		opts.SessionTimeout = 10 * time.Second
 	}
 	s := &Sink{opts: opts, routes: map[string]route{}, metrics: newMetrics()}
-	s.failing.Store("")
+	s.lastFailure.Store("")
 	for _, d := range opts.Domains {
 		min, err := d.TimestampBounds.MinTime()
 		if err != nil {
@@ -846,13 +849,22 @@ func (p *partition) write(b *batch) error {
 // succeeds or ctx ends; meanwhile /healthz reports the error.
 func (s *Sink) retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
 	backoff := 100 * time.Millisecond
+	failing := false
+	defer func() {
+		if failing {
+			s.retrying.Add(-1)
+		}
+	}()
 	for {
 		err := fn()
 		if err == nil {
-			s.failing.Store("")
 			return nil
 		}
-		s.failing.Store(what + ": " + err.Error())
+		s.lastFailure.Store(what + ": " + err.Error())
+		if !failing {
+			failing = true
+			s.retrying.Add(1)
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("sink: %s: %w", what, err)
 		}
