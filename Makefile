@@ -60,8 +60,8 @@ BENCH_PAIRS ?= 3
 bench-sink:
 	$(GO) test -c -o $(BIN)/sink.test ./sink
 	cd sink && for i in $$(seq $(BENCH_PAIRS)); do \
-		../$(BIN)/sink.test -test.run '^$$' -test.bench '^BenchmarkConsumeCeiling$$' -test.benchtime 1x -test.timeout 30m | grep Benchmark && \
-		MEDALLION_SINK_BENCH_KEEP=1 ../$(BIN)/sink.test -test.run '^$$' -test.bench '^BenchmarkSink$$' -test.benchtime 1x -test.timeout 30m | grep Benchmark || exit 1; \
+		../$(BIN)/sink.test -test.run '^$$' -test.bench '^BenchmarkConsumeCeiling$$' -test.benchtime 1x -test.timeout 30m && \
+		MEDALLION_SINK_BENCH_KEEP=1 ../$(BIN)/sink.test -test.run '^$$' -test.bench '^BenchmarkSink$$' -test.benchtime 1x -test.timeout 30m || exit 1; \
 	done
 
 clean:
