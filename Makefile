@@ -53,9 +53,9 @@ bench:
 # sink.flush_messages (default 1000). The ceiling (a bare kafka-go reader)
 # and the sink alternate, each in its own process, BENCH_PAIRS times
 # (default 3), since this machine drifts from minute to minute. The runs'
-# bronze stays in .bench/ (about 55 MB a run) until `make clean`: deleting
-# thousands of files slows the next minutes' file creation on this
-# machine's filesystem (BENCHMARKS.md).
+# bronze stays in .bench/ (55 MB a 1M run, 550 MB a 10M one) until
+# `make clean`: deleting thousands of files slows the next minutes' file
+# creation on this machine's filesystem (BENCHMARKS.md).
 BENCH_PAIRS ?= 3
 bench-sink:
 	$(GO) test -c -o $(BIN)/sink.test ./sink
