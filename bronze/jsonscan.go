@@ -88,13 +88,10 @@ func (s *scanner) value(depth int) bool {
 // object scans from '{'; top marks the payload's own object, whose
 // members are compared with the field.
 func (s *scanner) object(depth int, top bool) bool {
-	s.i++ // '{'
-	s.space()
-	if s.i < len(s.data) && s.data[s.i] == '}' {
-		s.i++
+	if s.open('}') {
 		return true
 	}
-	for {
+	for ; ; s.space() {
 		if s.i >= len(s.data) || s.data[s.i] != '"' {
 			return false
 		}
@@ -122,49 +119,49 @@ func (s *scanner) object(depth int, top bool) bool {
 		if want {
 			s.found, s.seen = member{raw: s.data[valStart:s.i], escaped: valEscaped}, true
 		}
-		s.space()
-		if s.i >= len(s.data) {
-			return false
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-			s.space()
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.next('}'); !more {
+			return ok
 		}
 	}
 }
 
 func (s *scanner) array(depth int) bool {
-	s.i++ // '['
-	s.space()
-	if s.i < len(s.data) && s.data[s.i] == ']' {
-		s.i++
+	if s.open(']') {
 		return true
 	}
-	for {
+	for ; ; s.space() {
 		if !s.value(depth) {
 			return false
 		}
-		s.space()
-		if s.i >= len(s.data) {
-			return false
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-			s.space()
-		case ']':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.next(']'); !more {
+			return ok
 		}
 	}
+}
+
+// open steps past a container's opening bracket and any space, and
+// reports whether the container is empty (stepping past its close too).
+func (s *scanner) open(close byte) (empty bool) {
+	s.i++
+	s.space()
+	if s.i < len(s.data) && s.data[s.i] == close {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// next steps past what follows an element: a comma (more elements
+// follow, from the next non-space) or the container's close; ok is false
+// for anything else. Small enough to inline: it runs once per element.
+func (s *scanner) next(close byte) (more, ok bool) {
+	s.space()
+	if s.i >= len(s.data) {
+		return false, false
+	}
+	c := s.data[s.i]
+	s.i++
+	return c == ',', c == ',' || c == close
 }
 
 // str scans a string from its opening quote and reports whether it holds
