@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -472,39 +473,46 @@ func (b *batch) recycle() *batch {
 // files splits the batch into bronze files: per partition date, in offset
 // order, at most maxMessages and about maxBytes each.
 func (b *batch) files(maxMessages int, maxBytes int64, file func(medtype.Date, []bronze.Record)) {
-	byDate := map[medtype.Date][]bronze.Record{}
-	var order []medtype.Date
-	for i, d := range b.dates {
-		if _, ok := byDate[d]; !ok {
-			if i == 0 && b.dates[len(b.dates)-1] == d && allSame(b.dates, d) {
-				byDate[d], order = b.recs, []medtype.Date{d} // the usual case: one date
-				break
-			}
-			order = append(order, d)
-		}
-		byDate[d] = append(byDate[d], b.recs[i])
-	}
-	for _, d := range order {
-		recs := byDate[d]
+	for _, g := range b.byDate() {
+		recs := g.recs
 		for len(recs) > 0 {
 			n, size := 0, int64(0)
 			for n < len(recs) && n < maxMessages && (n == 0 || size < maxBytes) {
 				size += recordSize(len(recs[n].Payload), len(recs[n].Key))
 				n++
 			}
-			file(d, recs[:n])
+			file(g.date, recs[:n])
 			recs = recs[n:]
 		}
 	}
 }
 
-func allSame(ds []medtype.Date, d medtype.Date) bool {
-	for _, x := range ds {
-		if x != d {
-			return false
-		}
+type dateGroup struct {
+	date medtype.Date
+	recs []bronze.Record
+}
+
+// byDate groups the records by partition date, in order of first
+// appearance and in offset order within a date. The usual batch, all of
+// one date, is its own slice.
+func (b *batch) byDate() []dateGroup {
+	if len(b.dates) == 0 {
+		return nil
 	}
-	return true
+	if !slices.ContainsFunc(b.dates, func(d medtype.Date) bool { return d != b.dates[0] }) {
+		return []dateGroup{{date: b.dates[0], recs: b.recs}}
+	}
+	at := map[medtype.Date]int{}
+	var groups []dateGroup
+	for i, d := range b.dates {
+		j, ok := at[d]
+		if !ok {
+			j, at[d] = len(groups), len(groups)
+			groups = append(groups, dateGroup{date: d})
+		}
+		groups[j].recs = append(groups[j].recs, b.recs[i])
+	}
+	return groups
 }
 
 // recordSize is what a message counts against the byte limits.
