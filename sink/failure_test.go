@@ -88,14 +88,29 @@ func eventMessages(t *testing.T, n int) []generate.Message {
 	return msgs
 }
 
+// eventBacklog starts a kfake cluster with raw-events and produces n
+// generated events to it.
+func eventBacklog(t *testing.T, n int) ([]string, []generate.Message) {
+	t.Helper()
+	brokers := cluster(t, "raw-events")
+	msgs := eventMessages(t, n)
+	produce(t, brokers, msgs)
+	return brokers, msgs
+}
+
+// localBronze is filesystem storage in a fresh temp folder.
+func localBronze(t *testing.T) *filesystem.Bucket {
+	t.Helper()
+	b, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
+	must(t, err)
+	return b
+}
+
 // TestShutdownFlushesAndCommits: SIGTERM (a cancelled context) with partial
 // buffers flushes everything and commits it.
 func TestShutdownFlushesAndCommits(t *testing.T) {
-	brokers := cluster(t, "raw-events")
-	msgs := eventMessages(t, 5000)
-	produce(t, brokers, msgs)
-	b, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
-	must(t, err)
+	brokers, msgs := eventBacklog(t, 5000)
+	b := localBronze(t)
 	o := options(brokers, b, domainsFor(t, "events"))
 	o.Sink.FlushMessages, o.Sink.FlushInterval = 1_000_000, time.Hour // nothing flushes by itself
 	s, err := sink.New(o)
@@ -122,11 +137,8 @@ func TestShutdownFlushesAndCommits(t *testing.T) {
 // TestStorageOutage: while storage fails the sink retries with backoff and
 // commits nothing; when it recovers the sink carries on.
 func TestStorageOutage(t *testing.T) {
-	brokers := cluster(t, "raw-events")
-	msgs := eventMessages(t, 4000)
-	produce(t, brokers, msgs)
-	fs, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
-	must(t, err)
+	brokers, msgs := eventBacklog(t, 4000)
+	fs := localBronze(t)
 	b := &faulty{Bucket: fs, failed: make(chan struct{}, 1)}
 	b.down.Store(true)
 	o := options(brokers, b, domainsFor(t, "events"))
@@ -169,9 +181,7 @@ func TestCrashBetweenPutAndCommit(t *testing.T) {
 		crashingChild(t)
 		return
 	}
-	brokers := cluster(t, "raw-events")
-	msgs := eventMessages(t, 6000)
-	produce(t, brokers, msgs)
+	brokers, msgs := eventBacklog(t, 6000)
 	root := t.TempDir()
 
 	child := exec.Command(os.Args[0], "-test.run=^TestCrashBetweenPutAndCommit$")
@@ -253,11 +263,8 @@ func get(t *testing.T, s *sink.Sink, path string) (int, string) {
 // succeed, /healthz keeps answering 503: a success elsewhere does not hide
 // the write still being retried.
 func TestPartialOutage(t *testing.T) {
-	brokers := cluster(t, "raw-events")
-	msgs := eventMessages(t, 4000)
-	produce(t, brokers, msgs)
-	fs, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
-	must(t, err)
+	brokers, msgs := eventBacklog(t, 4000)
+	fs := localBronze(t)
 	var p0down atomic.Bool
 	p0down.Store(true)
 	p0failed := make(chan struct{})
@@ -292,6 +299,7 @@ func TestPartialOutage(t *testing.T) {
 			others <- struct{}{}
 		}
 	}
+	var err error
 	s, err = sink.New(o)
 	must(t, err)
 	done := make(chan error, 1)
@@ -321,11 +329,8 @@ func TestPartialOutage(t *testing.T) {
 // to ReadAhead times the limit, and is committed as one batch of files of
 // at most flush_messages each. Nothing is lost or written twice.
 func TestReadAheadWhileWriting(t *testing.T) {
-	brokers := cluster(t, "raw-events")
-	msgs := eventMessages(t, 6000)
-	produce(t, brokers, msgs)
-	fs, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
-	must(t, err)
+	brokers, msgs := eventBacklog(t, 6000)
+	fs := localBronze(t)
 	o := options(brokers, &faulty{Bucket: fs, delay: 30 * time.Millisecond}, domainsFor(t, "events"))
 	o.Sink.FlushMessages = 100
 	o.UntilEnd = true

@@ -8,19 +8,15 @@ import (
 	"time"
 
 	"github.com/medallionlake/medallion/sink"
-	"github.com/medallionlake/medallion/storage/filesystem"
 )
 
 // TestRebalance: a second sink joins the group halfway. Nothing is lost,
 // the committed offsets end at the end offsets, and every offset committed
 // is covered by bronze (no commit for data that was not written).
 func TestRebalance(t *testing.T) {
-	brokers := cluster(t, "raw-events")
-	msgs := eventMessages(t, 30_000)
-	produce(t, brokers, msgs)
+	brokers, msgs := eventBacklog(t, 30_000)
 	ends := endsOf(msgs, "raw-events")
-	b, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
-	must(t, err)
+	b := localBronze(t)
 
 	var (
 		mu       sync.Mutex

@@ -20,7 +20,6 @@ import (
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/sink"
 	"github.com/medallionlake/medallion/storage"
-	"github.com/medallionlake/medallion/storage/filesystem"
 )
 
 func must(t *testing.T, err error) {
@@ -153,8 +152,7 @@ func TestNoLossNoDuplicatesUntilEnd(t *testing.T) {
 		t.Fatalf("only %d messages", len(msgs))
 	}
 	produce(t, brokers, msgs)
-	b, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
-	must(t, err)
+	b := localBronze(t)
 	s, err := sink.New(func() sink.Options {
 		o := options(brokers, b, domainsFor(t, "events", "orders"))
 		o.UntilEnd = true
@@ -256,8 +254,7 @@ func TestUntilEndWithEmptyPartitions(t *testing.T) {
 	brokers := cluster(t, "raw-events", "raw-orders")
 	msgs := eventMessages(t, 300) // raw-orders stays empty
 	produce(t, brokers, msgs)
-	b, err := filesystem.New(filesystem.Config{Root: t.TempDir()})
-	must(t, err)
+	b := localBronze(t)
 	o := options(brokers, b, domainsFor(t, "events", "orders"))
 	o.UntilEnd = true
 	s, err := sink.New(o)
