@@ -32,13 +32,16 @@ type Encoder struct {
 
 // Encode writes records as one file; see the function Encode.
 func (e *Encoder) Encode(w io.Writer, records []Record) error {
-	if len(records) == 0 {
-		return errors.New("bronze: refusing to write an empty file")
-	}
-	return e.encode(w, records, Metadata(records))
+	_, err := e.encode(w, records)
+	return err
 }
 
-func (e *Encoder) encode(w io.Writer, records []Record, md map[string]string) error {
+// encode writes the file and returns its metadata.
+func (e *Encoder) encode(w io.Writer, records []Record) (map[string]string, error) {
+	if len(records) == 0 {
+		return nil, errors.New("bronze: refusing to write an empty file")
+	}
+	md := Metadata(records)
 	if e.w == nil {
 		// Min/max bounds of raw payloads, keys and headers help no reader
 		// and cost the writer a compare of every value; page header
@@ -55,13 +58,13 @@ func (e *Encoder) encode(w io.Writer, records []Record, md map[string]string) er
 	}
 	if _, err := e.w.Write(records); err != nil {
 		e.w = nil // start the next file on a fresh writer
-		return fmt.Errorf("bronze: encode: %w", err)
+		return nil, fmt.Errorf("bronze: encode: %w", err)
 	}
 	if err := e.w.Close(); err != nil {
 		e.w = nil
-		return fmt.Errorf("bronze: encode: %w", err)
+		return nil, fmt.Errorf("bronze: encode: %w", err)
 	}
-	return nil
+	return md, nil
 }
 
 func offsetRange(records []Record) (start, end int64) {
@@ -91,12 +94,9 @@ func Put(ctx context.Context, b storage.Bucket, f File, records []Record) error 
 
 // Put encodes records and stores them under f.Key(); see the function Put.
 func (e *Encoder) Put(ctx context.Context, b storage.Bucket, f File, records []Record) error {
-	if len(records) == 0 {
-		return errors.New("bronze: refusing to write an empty file")
-	}
 	e.buf.Reset()
-	md := Metadata(records)
-	if err := e.encode(&e.buf, records, md); err != nil {
+	md, err := e.encode(&e.buf, records)
+	if err != nil {
 		return err
 	}
 	if err := b.Put(ctx, f.Key(), &e.buf, md); err != nil {
