@@ -109,6 +109,8 @@ func (s *scanner) object(depth int, top bool) bool {
 		s.space()
 		valStart := s.i
 		valEscaped := false
+		// Strings, most values, skip value's dispatch (a twentieth of the
+		// scan) and tell whether they hold escapes.
 		if s.i < len(s.data) && s.data[s.i] == '"' {
 			if valEscaped, ok = s.str(); !ok {
 				return false
