@@ -22,9 +22,10 @@ dead letters) they cover are durable. Run one process per group member.
 
 A partition's batch is written when it reaches sink.flush_messages,
 sink.flush_bytes or sink.flush_interval. If the batch before it is still being
-written, it reads on (up to 4 times those limits) and is written as several
-files of at most the limits, under one commit. A crash replays at most that one
-uncommitted batch per partition; the replay rewrites the same file keys.
+written, it reads on (up to 4 times those limits), so with a backlog a file
+holds up to 4 x sink.flush_messages messages. Each batch is one file per
+partition date, named by its first offset, and one commit. A crash replays at
+most that one uncommitted batch per partition, from the same first offset.
 
 Messages that are not JSON objects in UTF-8, or whose timestamp field is
 missing, unparseable or outside timestamp_bounds, go to dlq-<topic> with headers

@@ -98,7 +98,9 @@ type SASL struct {
 // Sink tunes the Kafka-to-bronze consumer.
 type Sink struct {
 	// A buffer (one per Kafka partition and partition date) flushes at
-	// FlushMessages, FlushBytes or FlushInterval, whichever comes first.
+	// FlushMessages, FlushBytes or FlushInterval, whichever comes first;
+	// while its partition's previous batch is still being written it reads
+	// on, up to sink.ReadAhead times the count and size limits.
 	FlushMessages int           `yaml:"flush_messages"`
 	FlushBytes    ByteSize      `yaml:"flush_bytes"`
 	FlushInterval time.Duration `yaml:"flush_interval"`

@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -41,8 +42,8 @@ func benchMessages() int {
 }
 
 // broker starts internal/kfakeserver filled with n messages and returns
-// its address and the payload bytes served.
-func broker(b *testing.B, n int) string {
+// its address and process id.
+func broker(b *testing.B, n int) (string, int) {
 	b.Helper()
 	root := testenv.RepoRoot(b)
 	bin := filepath.Join(b.TempDir(), "kfakeserver")
@@ -73,28 +74,49 @@ func broker(b *testing.B, n int) string {
 		b.Fatalf("kfakeserver did not get ready: %q %v", line, err)
 	}
 	go io.Copy(io.Discard, out)
-	return strings.TrimSpace(strings.TrimPrefix(line, "ready "))
+	return strings.TrimSpace(strings.TrimPrefix(line, "ready ")), cmd.Process.Pid
 }
 
+// usage is the benchmark's own wall and CPU time, and the broker's CPU
+// time: both share the machine's cores.
 type usage struct {
-	wall time.Time
-	cpu  time.Duration
+	wall   time.Time
+	cpu    time.Duration
+	broker time.Duration
 }
 
-func now() usage {
+func now(brokerPid int) usage {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return usage{time.Now(), time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	return usage{time.Now(), time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), procCPU(brokerPid)}
 }
 
-func report(b *testing.B, start usage, msgs, bytes int64) {
-	end := now()
+// procCPU is a process's user and system time, from /proc/<pid>/stat (in
+// clock ticks of 10 ms); 0 if it cannot be read.
+func procCPU(pid int) time.Duration {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func report(b *testing.B, start usage, brokerPid int, msgs, bytes int64) {
+	end := now(brokerPid)
 	secs := end.wall.Sub(start.wall).Seconds()
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	b.ReportMetric(float64(msgs)/secs, "msgs/s")
 	b.ReportMetric(float64(bytes)/secs/1e6, "MB/s")
 	b.ReportMetric((end.cpu - start.cpu).Seconds(), "cpu-s")
+	b.ReportMetric((end.broker - start.broker).Seconds(), "broker-cpu-s")
 	b.ReportMetric(float64(ru.Maxrss)/1024, "peakRSS-MiB")
 }
 
@@ -102,7 +124,7 @@ func report(b *testing.B, start usage, msgs, bytes int64) {
 func BenchmarkSink(b *testing.B) {
 	n := benchMessages()
 	for i := 0; i < b.N; i++ {
-		addr := broker(b, n)
+		addr, pid := broker(b, n)
 		bucket, err := filesystem.New(filesystem.Config{Root: benchRoot(b)})
 		if err != nil {
 			b.Fatal(err)
@@ -127,7 +149,7 @@ func BenchmarkSink(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ResetTimer()
-		start := now()
+		start := now(pid)
 		if err := s.Run(context.Background()); err != nil {
 			b.Fatal(err)
 		}
@@ -136,7 +158,7 @@ func BenchmarkSink(b *testing.B) {
 		if st.Written.Load() != int64(n) {
 			b.Fatalf("wrote %d of %d messages", st.Written.Load(), n)
 		}
-		report(b, start, st.Consumed.Load(), st.Bytes.Load())
+		report(b, start, pid, st.Consumed.Load(), st.Bytes.Load())
 	}
 }
 
@@ -145,9 +167,9 @@ func BenchmarkSink(b *testing.B) {
 func BenchmarkConsumeCeiling(b *testing.B) {
 	n := benchMessages()
 	for i := 0; i < b.N; i++ {
-		addr := broker(b, n)
+		addr, pid := broker(b, n)
 		b.ResetTimer()
-		start := now()
+		start := now(pid)
 		var got, bytes atomic.Int64
 		var wg sync.WaitGroup
 		for p := 0; p < 6; p++ {
@@ -180,7 +202,7 @@ func BenchmarkConsumeCeiling(b *testing.B) {
 		if got.Load() != int64(n) {
 			b.Fatalf("read %d of %d", got.Load(), n)
 		}
-		report(b, start, got.Load(), bytes.Load())
+		report(b, start, pid, got.Load(), bytes.Load())
 	}
 }
 
