@@ -52,17 +52,23 @@ bench:
 # messages from kfake in its own process; MEDALLION_SINK_BENCH_FLUSH sets
 # sink.flush_messages (default 1000). The ceiling (a bare kafka-go reader)
 # and the sink alternate, each in its own process, BENCH_PAIRS times
-# (default 3), since this machine drifts from minute to minute. The runs'
+# (default 5), since this machine drifts from minute to minute. The runs'
 # bronze stays in .bench/ (55 MB a 1M run, 550 MB a 10M one) until
 # `make clean`: deleting thousands of files slows the next minutes' file
 # creation on this machine's filesystem (BENCHMARKS.md).
-BENCH_PAIRS ?= 3
+# Each pair prints its sink / ceiling ratio; the last line is their median.
+BENCH_PAIRS ?= 5
 bench-sink:
 	$(GO) test -c -o $(BIN)/sink.test ./sink
 	cd sink && for i in $$(seq $(BENCH_PAIRS)); do \
 		../$(BIN)/sink.test -test.run '^$$' -test.bench '^BenchmarkConsumeCeiling$$' -test.benchtime 1x -test.timeout 30m && \
-		MEDALLION_SINK_BENCH_KEEP=1 ../$(BIN)/sink.test -test.run '^$$' -test.bench '^BenchmarkSink$$' -test.benchtime 1x -test.timeout 30m || exit 1; \
-	done
+		MEDALLION_SINK_BENCH_KEEP=1 ../$(BIN)/sink.test -test.run '^$$' -test.bench '^BenchmarkSink$$' -test.benchtime 1x -test.timeout 30m || { echo "bench-sink: a benchmark failed"; exit 1; }; \
+	done | awk '{ print } /^bench-sink: a benchmark failed/ { failed = 1 } \
+		/^Benchmark/ { for (i = 2; i < NF; i++) if ($$(i+1) == "msgs/s") rate = $$i } \
+		/^BenchmarkConsumeCeiling/ { ceiling = rate } \
+		/^BenchmarkSink/ { r[++n] = 100 * rate / ceiling; printf "pair %d: sink / ceiling = %.1f%%\n", n, r[n] } \
+		END { if (failed || !n) exit 1; for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t } \
+			printf "median sink / ceiling over %d pairs: %.1f%%\n", n, n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
 
 clean:
 	rm -rf $(BIN) .bench
