@@ -29,7 +29,9 @@ most that one uncommitted batch per partition, from the same first offset.
 
 Messages that are not JSON objects in UTF-8, or whose timestamp field is
 missing, unparseable or outside timestamp_bounds, go to dlq-<topic> with headers
-error, source_topic, source_partition and source_offset.
+error, source_topic, source_partition and source_offset. Transaction markers
+are skipped and counted; records of aborted transactions are not filtered out
+(kafka-go reads uncommitted).
 
 SIGTERM or SIGINT flushes every buffer and commits, within sink.shutdown_timeout.
 --until-end captures the end offsets at start, consumes up to them, flushes,
@@ -68,8 +70,12 @@ Example:
 			a.log.Info("sink starting", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID, "storage", bucket.String(), "until_end", untilEnd)
 			err = s.Run(ctx)
 			st := s.Stats()
-			fmt.Fprintf(cmd.OutOrStdout(), "sink: %d messages consumed, %d written to %d bronze files, %d dead-lettered in %s\n",
-				st.Consumed.Load(), st.Written.Load(), st.Files.Load(), st.DLQ.Load(), time.Since(start).Round(time.Millisecond))
+			markers := ""
+			if n := st.Markers.Load(); n > 0 {
+				markers = fmt.Sprintf(" (and %d transaction markers skipped)", n)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "sink: %d messages consumed, %d written to %d bronze files, %d dead-lettered in %s%s\n",
+				st.Consumed.Load(), st.Written.Load(), st.Files.Load(), st.DLQ.Load(), time.Since(start).Round(time.Millisecond), markers)
 			if err != nil && ctx.Err() == nil {
 				return err
 			}

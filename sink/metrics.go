@@ -22,6 +22,7 @@ type metrics struct {
 	bytes    *prometheus.CounterVec
 	files    *prometheus.CounterVec
 	dlq      *prometheus.CounterVec
+	markers  *prometheus.CounterVec
 	flush    prometheus.Histogram
 	lag      *prometheus.GaugeVec
 }
@@ -39,27 +40,29 @@ func newMetrics() *metrics {
 			Help: "Bronze files written."}, []string{"topic"}),
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_dlq_messages_total",
 			Help: "Messages sent to the dead-letter topic."}, []string{"topic"}),
+		markers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_transaction_markers_total",
+			Help: "Transaction commit and abort markers skipped (not messages)."}, []string{"topic"}),
 		flush: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "medallion_sink_flush_duration_seconds",
 			Help: "Time to write a batch to bronze and the DLQ and commit it.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_sink_lag_messages",
 			Help: "Messages behind the partition's high watermark."}, []string{"topic", "partition"}),
 	}
-	m.reg.MustRegister(m.consumed, m.written, m.bytes, m.files, m.dlq, m.flush, m.lag,
+	m.reg.MustRegister(m.consumed, m.written, m.bytes, m.files, m.dlq, m.markers, m.flush, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // partitionMetrics caches the label lookups of one partition's hot path.
 type partitionMetrics struct {
-	consumed, written, bytes, files, dlq prometheus.Counter
-	lag                                  prometheus.Gauge
+	consumed, written, bytes, files, dlq, markers prometheus.Counter
+	lag                                           prometheus.Gauge
 }
 
 func (m *metrics) forPartition(topic string, partition int) partitionMetrics {
 	return partitionMetrics{
 		consumed: m.consumed.WithLabelValues(topic), written: m.written.WithLabelValues(topic),
 		bytes: m.bytes.WithLabelValues(topic), files: m.files.WithLabelValues(topic), dlq: m.dlq.WithLabelValues(topic),
-		lag: m.lag.WithLabelValues(topic, strconv.Itoa(partition)),
+		markers: m.markers.WithLabelValues(topic), lag: m.lag.WithLabelValues(topic, strconv.Itoa(partition)),
 	}
 }
 

@@ -66,6 +66,9 @@ type Stats struct {
 	DLQ      atomic.Int64
 	// Bytes counts message key and value bytes consumed.
 	Bytes atomic.Int64
+	// Markers counts transaction markers skipped: they take an offset but
+	// are not messages, and count in none of the above.
+	Markers atomic.Int64
 }
 
 // WaitConsumed blocks until at least n messages were consumed or ctx ends.
@@ -639,7 +642,14 @@ func (p *partition) add(msg kafka.Message) {
 		b.opened = time.Now()
 		p.s.open.Add(1)
 	}
-	b.count++
+	b.count++ // a marker too: the batch's commit moves past its offset
+	p.next = msg.Offset + 1
+	p.m.lag.Set(float64(max(msg.HighWaterMark-msg.Offset-1, 0)))
+	if txnMarker(msg) {
+		p.s.stats.Markers.Add(1)
+		p.m.markers.Inc()
+		return
+	}
 	size := recordSize(len(msg.Value), len(msg.Key))
 	b.bytes += size
 	p.s.buffered.Add(size)
@@ -647,8 +657,6 @@ func (p *partition) add(msg kafka.Message) {
 	p.m.consumed.Inc()
 	p.m.bytes.Add(float64(len(msg.Value) + len(msg.Key)))
 	p.s.stats.Bytes.Add(int64(len(msg.Value) + len(msg.Key)))
-	p.m.lag.Set(float64(max(msg.HighWaterMark-msg.Offset-1, 0)))
-	p.next = msg.Offset + 1
 	now := time.Now()
 	et, err := p.route.ts.Of(msg.Value, now)
 	if err != nil {
@@ -669,6 +677,21 @@ func (p *partition) add(msg kafka.Message) {
 		// copying them.
 		Payload: unsafe.String(unsafe.SliceData(msg.Value), len(msg.Value)), EventTime: et,
 	})
+}
+
+// txnMarker reports whether msg is a transaction's commit or abort marker.
+// kafka-go v0.4.51 hands these control records over as messages (it parses
+// a batch's control bit and never tests it: segmentio/kafka-go#1446), and
+// the sink would otherwise send one to the DLQ per transaction and
+// partition. kafka.Message does not carry the bit, so a marker is told by
+// its fixed layout: a 4-byte key of version 0 and type 0 (abort) or 1
+// (commit), a 6-byte value of version 0 and the coordinator epoch, and no
+// headers. A real message of that shape is not JSON and would only have
+// gone to the DLQ; skipped markers are counted.
+func txnMarker(msg kafka.Message) bool {
+	k, v := msg.Key, msg.Value
+	return len(k) == 4 && len(v) == 6 && len(msg.Headers) == 0 &&
+		k[0] == 0 && k[1] == 0 && k[2] == 0 && k[3] <= 1 && v[0] == 0 && v[1] == 0
 }
 
 // dateOf is medtype.DateOf, remembered for the last Unix day: consecutive
