@@ -10,9 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/duck"
 	"github.com/medallionlake/medallion/internal/testenv"
@@ -21,7 +18,6 @@ import (
 	"github.com/medallionlake/medallion/meta"
 	"github.com/medallionlake/medallion/storage"
 	"github.com/medallionlake/medallion/storage/filesystem"
-	"github.com/medallionlake/medallion/storage/s3"
 )
 
 type bundle struct {
@@ -45,16 +41,8 @@ func backends(t *testing.T) map[string]func(t *testing.T) bundle {
 		},
 		"postgres+s3": func(t *testing.T) bundle {
 			srv := testenv.StartS3(t)
-			name := testenv.RandomName("lake-")
 			cfg := config.S3{Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}
-			b, err := s3.New(context.Background(), s3.Config{Bucket: name, Prefix: "prod", Endpoint: cfg.Endpoint, Region: cfg.Region,
-				PathStyle: true, AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := b.Client().CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-				t.Fatal(err)
-			}
+			b := srv.Bucket(t, "prod", nil)
 			return setup(t, testenv.PostgresSchema(t), b, cfg)
 		},
 	}

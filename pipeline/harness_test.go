@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/domains"
 	_ "github.com/medallionlake/medallion/domains/all"
@@ -27,7 +24,6 @@ import (
 	"github.com/medallionlake/medallion/pipeline"
 	"github.com/medallionlake/medallion/storage"
 	"github.com/medallionlake/medallion/storage/filesystem"
-	"github.com/medallionlake/medallion/storage/s3"
 )
 
 // env is a complete deployment for one test: meta store, storage, Iceberg
@@ -78,17 +74,8 @@ func newEnvIn(t *testing.T, dir, backend string, reg *domains.Registry, domainCf
 		bucket, metaURL = b, "sqlite://"+filepath.Join(dir, "medallion.db")
 	case "postgres+s3":
 		srv := testenv.StartS3(t)
-		name := testenv.RandomName("lake-")
 		cfg.Storage.S3 = config.S3{Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}
-		b, err := s3.New(ctx, s3.Config{Bucket: name, Prefix: "medallion", Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true,
-			AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Client().CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-			t.Fatal(err)
-		}
-		bucket, metaURL = b, testenv.PostgresSchema(t)
+		bucket, metaURL = srv.Bucket(t, "medallion", nil), testenv.PostgresSchema(t)
 	default:
 		t.Fatalf("unknown backend %s", backend)
 	}

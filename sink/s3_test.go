@@ -7,14 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/internal/testenv"
 	"github.com/medallionlake/medallion/sink"
 	"github.com/medallionlake/medallion/storage"
-	"github.com/medallionlake/medallion/storage/s3"
 )
 
 // TestSinkToS3: the sink against a real S3 server (versitygw) under a key
@@ -24,13 +20,7 @@ func TestSinkToS3(t *testing.T) {
 	brokers, msgs := eventBacklog(t, 20_000)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv := testenv.StartS3(t)
-	name := testenv.RandomName("sink-")
-	b, err := s3.New(ctx, s3.Config{Bucket: name, Prefix: "lake", Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true,
-		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey})
-	must(t, err)
-	_, err = b.Client().CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(name)})
-	must(t, err)
+	b := testenv.StartS3(t).Bucket(t, "lake", nil)
 
 	o := options(brokers, b, domainsFor(t, "events"))
 	o.UntilEnd = true

@@ -23,7 +23,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/medallionlake/medallion/storage/s3"
 )
 
 // RepoRoot is the folder holding the project's go.mod.
@@ -113,6 +117,27 @@ func StartS3(t testing.TB) *S3Server {
 	}
 	t.Fatalf("testenv: start versitygw: %v", lastErr)
 	return nil
+}
+
+// Bucket creates a bucket with a fresh name on the server and returns
+// storage over it under prefix; tune, if not nil, adjusts the storage
+// config first.
+func (s *S3Server) Bucket(t testing.TB, prefix string, tune func(*s3.Config)) *s3.Bucket {
+	t.Helper()
+	name := RandomName("b-")
+	cfg := s3.Config{Bucket: name, Prefix: prefix, Endpoint: s.Endpoint, Region: s.Region, PathStyle: true,
+		AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey}
+	if tune != nil {
+		tune(&cfg)
+	}
+	b, err := s3.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Client().CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatalf("testenv: create bucket %s: %v", name, err)
+	}
+	return b
 }
 
 func startS3(t testing.TB, bin string) (*S3Server, error) {

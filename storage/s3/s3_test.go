@@ -6,9 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/medallionlake/medallion/internal/testenv"
 	"github.com/medallionlake/medallion/storage"
 	"github.com/medallionlake/medallion/storage/s3"
@@ -20,19 +17,7 @@ import (
 // multipart uploads and pagination.
 func newBucket(t *testing.T, srv *testenv.S3Server, prefix string) *s3.Bucket {
 	t.Helper()
-	name := testenv.RandomName("b-")
-	b, err := s3.New(context.Background(), s3.Config{
-		Bucket: name, Prefix: prefix, Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true,
-		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey,
-		MultipartThreshold: s3.MinPartSize, ListPageSize: 7,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Client().CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("create bucket: %v", err)
-	}
-	return b
+	return srv.Bucket(t, prefix, func(c *s3.Config) { c.MultipartThreshold, c.ListPageSize = s3.MinPartSize, 7 })
 }
 
 func TestAcceptanceS3(t *testing.T) {
