@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -260,4 +262,84 @@ func BenchmarkEncoder(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(buf.Len()), "file-bytes")
+}
+
+// TestCreateNeverReplaces: a replay of the same offsets, larger or smaller,
+// never replaces a file; it writes exactly the offsets no file holds, under
+// their own keys, and the offset range comes from the footer where the
+// object metadata was lost.
+func TestCreateNeverReplaces(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	b, err := filesystem.New(filesystem.Config{Root: root, Sidecar: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := bronze.File{Domain: "orders", PartitionKey: "order_date", Date: medtype.MustDate("2024-01-15"), Topic: "raw-orders", Partition: 1}
+	all := records("raw-orders", 1, 100, 30, "2024-01-15")
+	var e bronze.Encoder
+	steps := []struct {
+		recs []bronze.Record
+		want bronze.Created
+	}{
+		{all[:10], bronze.Created{Files: 1, Written: 10, Through: -1}},                      // 100-109
+		{all[:20], bronze.Created{Files: 1, Written: 10, Held: 10, Taken: 1, Through: 109}}, // 110-119 under 110
+		{all[:5], bronze.Created{Held: 5, Taken: 1, Through: 109}},                          // a smaller, stale replay
+		{all, bronze.Created{Files: 1, Written: 10, Held: 20, Taken: 2, Through: 119}},      // 120-129 under 120
+		{all[20:], bronze.Created{Held: 10, Taken: 1, Through: 129}},                        // all there
+	}
+	for i, s := range steps {
+		got, err := e.Create(ctx, b, f, s.recs)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if got != s.want {
+			t.Fatalf("step %d: created %+v, want %+v", i, got, s.want)
+		}
+		if i == 0 { // lose the first file's metadata: the footer says the same
+			first := f
+			first.StartOffset = 100
+			key := first.Key()
+			if err := os.Remove(filepath.Join(root, filepath.Dir(key), "."+filepath.Base(key)+".meta.json")); err != nil {
+				t.Fatal(err)
+			}
+			if md := statMetadata(t, b, key); len(md) != 0 {
+				t.Fatalf("metadata still there: %v", md)
+			}
+		}
+	}
+	objs, err := storage.ListAll(ctx, b, "bronze/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offsets []int64
+	for _, o := range objs {
+		data, err := storage.ReadAll(ctx, b, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := bronze.Decode(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			offsets = append(offsets, r.Offset)
+		}
+	}
+	want := make([]int64, 30)
+	for i := range want {
+		want[i] = int64(100 + i)
+	}
+	if !slices.Equal(offsets, want) {
+		t.Fatalf("bronze holds offsets %v, want each of 100-129 once", offsets)
+	}
+}
+
+func statMetadata(t *testing.T, b storage.Bucket, key string) map[string]string {
+	t.Helper()
+	o, err := b.Stat(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.Metadata
 }

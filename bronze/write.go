@@ -2,10 +2,12 @@ package bronze
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/parquet-go/parquet-go"
@@ -85,8 +87,9 @@ func Metadata(records []Record) map[string]string {
 	}
 }
 
-// Put encodes records and stores them under f.Key(). Putting the same
-// records again rewrites the same object (idempotent replay).
+// Put encodes records and stores them under f.Key(), replacing what is
+// there: for tools that write bronze of their own (generate). The sink uses
+// Create.
 func Put(ctx context.Context, b storage.Bucket, f File, records []Record) error {
 	var e Encoder
 	return e.Put(ctx, b, f, records)
@@ -94,15 +97,122 @@ func Put(ctx context.Context, b storage.Bucket, f File, records []Record) error 
 
 // Put encodes records and stores them under f.Key(); see the function Put.
 func (e *Encoder) Put(ctx context.Context, b storage.Bucket, f File, records []Record) error {
+	return e.store(ctx, b.Put, f, records)
+}
+
+func (e *Encoder) store(ctx context.Context, put func(context.Context, string, io.Reader, map[string]string) error, f File, records []Record) error {
 	e.buf.Reset()
 	md, err := e.encode(&e.buf, records)
 	if err != nil {
 		return err
 	}
-	if err := b.Put(ctx, f.Key(), &e.buf, md); err != nil {
+	if err := put(ctx, f.Key(), &e.buf, md); err != nil {
 		return fmt.Errorf("upload bronze %s: %w", f.Key(), err)
 	}
 	return nil
+}
+
+// Created says what Create did.
+type Created struct {
+	Files   int // files written
+	Written int // records written
+	// Held counts the records not written because a file already under
+	// their key held their offsets: a replay of work that was done.
+	Held int
+	// Taken counts the keys that another writer had already created.
+	Taken int
+	// Through is the last offset of the existing files read (-1 if none):
+	// they hold every record of the date up to it, so the caller's next
+	// records up to it are written already, under a key it will not try.
+	Through int64
+}
+
+// Add sums what two Creates did.
+func (c *Created) Add(o Created) {
+	c.Files += o.Files
+	c.Written += o.Written
+	c.Held += o.Held
+	c.Taken += o.Taken
+	c.Through = max(c.Through, o.Through)
+}
+
+// Create stores records (one topic partition and date, in offset order) as
+// write-once bronze files, never replacing one: a writer that stalled past
+// a rebalance could otherwise replace the new owner's larger file, whose
+// offsets are committed, with its own smaller one.
+//
+// The first file goes under the first record's offset. Where that key is
+// taken, the existing file's offset range [start, end] is read: it was cut
+// from a run of the partition's offsets that covered the whole range, so it
+// holds every record of this date in it. The records past end are written
+// under the next one's offset, and so on; if the existing files hold every
+// record, nothing is written. (A record whose routing depends on the time
+// it was read, a timestamp near timestamp_bounds.max_future, can have gone
+// to the DLQ in the first write and to this date in the second; it is then
+// in the DLQ only.)
+func (e *Encoder) Create(ctx context.Context, b storage.Bucket, f File, records []Record) (Created, error) {
+	c := Created{Through: -1}
+	for len(records) > 0 {
+		f.StartOffset = records[0].Offset
+		err := e.store(ctx, b.Create, f, records)
+		if err == nil {
+			c.Files++
+			c.Written += len(records)
+			return c, nil
+		}
+		if !errors.Is(err, storage.ErrExists) {
+			return c, err
+		}
+		c.Taken++
+		_, end, err := OffsetRange(ctx, b, f.Key())
+		if err != nil {
+			return c, err
+		}
+		c.Through = end
+		i, _ := slices.BinarySearchFunc(records, end+1, func(r Record, off int64) int { return cmp.Compare(r.Offset, off) })
+		c.Held += i
+		records = records[i:]
+	}
+	return c, nil
+}
+
+// OffsetRange is the first and last offset a bronze file holds: from its
+// object metadata, or, where that is missing (a local sidecar lost in a
+// crash), from its Parquet footer.
+func OffsetRange(ctx context.Context, b storage.Bucket, key string) (start, end int64, err error) {
+	o, err := b.Stat(ctx, key)
+	if err != nil {
+		return 0, 0, fmt.Errorf("bronze: offsets of %s: %w", key, err)
+	}
+	md := o.Metadata
+	if md[MetaStartOffset] == "" || md[MetaEndOffset] == "" {
+		if md, err = footerMetadata(ctx, b, key); err != nil {
+			return 0, 0, err
+		}
+	}
+	start, err1 := strconv.ParseInt(md[MetaStartOffset], 10, 64)
+	end, err2 := strconv.ParseInt(md[MetaEndOffset], 10, 64)
+	if err := errors.Join(err1, err2); err != nil || end < start {
+		return 0, 0, fmt.Errorf("bronze: %s has no valid offset range (start %q, end %q)", key, md[MetaStartOffset], md[MetaEndOffset])
+	}
+	return start, end, nil
+}
+
+// footerMetadata reads the key-value metadata of a bronze file's footer.
+func footerMetadata(ctx context.Context, b storage.Bucket, key string) (map[string]string, error) {
+	data, err := storage.ReadAll(ctx, b, key)
+	if err != nil {
+		return nil, fmt.Errorf("bronze: offsets of %s: %w", key, err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("bronze: offsets of %s: %w", key, err)
+	}
+	md := map[string]string{}
+	for _, k := range []string{MetaStartOffset, MetaEndOffset, MetaRecordCount} {
+		md[k], _ = f.Lookup(k)
+	}
+	return md, nil
 }
 
 // Decode reads every record of a bronze file (tests and tools; the engine

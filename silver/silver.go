@@ -174,7 +174,8 @@ func stripComments(s string) string {
 }
 
 // stageBronze defines the view bronze over the partition's files, with
-// _source_file set to each row's bronze object key.
+// _source_file set to each row's bronze object key, and each Kafka record
+// (topic, partition, offset) once.
 func stageBronze(ctx context.Context, conn *sql.Conn, b storage.Bucket, files []string, dir string) error {
 	if len(files) == 0 {
 		// Every file of the partition is gone: silver becomes empty.
@@ -191,8 +192,15 @@ func stageBronze(ctx context.Context, conn *sql.Conn, b storage.Bucket, files []
 		return err
 	}
 	prefix := strings.TrimSuffix(abs, filepath.FromSlash(files[0]))
-	return execf(ctx, conn, "CREATE OR REPLACE TEMP VIEW bronze AS SELECT * EXCLUDE (filename), substr(filename, %d) AS _source_file FROM %s",
-		len(prefix)+1, duck.ReadParquet(paths, true))
+	dedup := ""
+	if overlap, err := overlapping(ctx, conn, files, paths); err != nil {
+		return fmt.Errorf("stage bronze: %w", err)
+	} else if overlap {
+		// One Kafka record in two files: keep one, the same one every run.
+		dedup = "QUALIFY row_number() OVER (PARTITION BY _topic, _partition, _offset ORDER BY _source_file) = 1"
+	}
+	return execf(ctx, conn, "CREATE OR REPLACE TEMP VIEW bronze AS SELECT * EXCLUDE (filename), substr(filename, %d) AS _source_file FROM %s %s",
+		len(prefix)+1, duck.ReadParquet(paths, true), dedup)
 }
 
 // HashedSelect wraps a silver SELECT, which must output the partition key

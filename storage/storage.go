@@ -23,6 +23,11 @@ import (
 // absent; it is not a transient failure and retrying will not help.
 var ErrNotFound = errors.New("object not found")
 
+// ErrExists is returned (wrapped) by Create when the key already holds an
+// object. The object there is someone else's write and stays as it is: the
+// caller reads it instead of replacing it. Retrying will not help.
+var ErrExists = errors.New("object already exists")
+
 // Object describes a stored object.
 type Object struct {
 	Key     string
@@ -55,6 +60,12 @@ type Bucket interface {
 	// new one, never part of one. It is idempotent: putting the same bytes
 	// again leaves the same object.
 	Put(ctx context.Context, key string, r io.Reader, metadata map[string]string) error
+	// Create is Put that never replaces: it stores r under key only if no
+	// object has that key, and otherwise returns ErrExists and leaves the
+	// object there unchanged. Of two concurrent Creates of one key exactly
+	// one succeeds. Write-once objects (bronze files) use it, so that a
+	// writer that woke up late can never replace what another one wrote.
+	Create(ctx context.Context, key string, r io.Reader, metadata map[string]string) error
 	// Get opens the object for reading. The caller closes it.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// GetRange opens length bytes from offset; length < 0 reads to the end.

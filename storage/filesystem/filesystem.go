@@ -116,6 +116,19 @@ func sidecar(p string) string {
 // renames it over the key; the metadata sidecar is written the same way
 // first, so the data rename is the commit point.
 func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, metadata map[string]string) error {
+	return b.put(ctx, key, r, metadata, true)
+}
+
+// Create writes like Put but commits with a hard link, which fails if the
+// name exists: no-replace, on every POSIX filesystem. A sidecar, where one
+// is needed, follows the data (the data's commit must come first, or a
+// losing writer would replace the winner's metadata); a crash between the
+// two leaves an object without metadata, never wrong metadata.
+func (b *Bucket) Create(ctx context.Context, key string, r io.Reader, metadata map[string]string) error {
+	return b.put(ctx, key, r, metadata, false)
+}
+
+func (b *Bucket) put(ctx context.Context, key string, r io.Reader, metadata map[string]string, replace bool) error {
 	p, err := b.path(key)
 	if err != nil {
 		return err
@@ -131,12 +144,16 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, metadata map[
 	if len(metadata) > 0 {
 		js, _ = json.Marshal(lowerKeys(metadata))
 	}
-	inXattr := false
-	if len(js) > 0 && !b.xattr.Load() {
-		if err := writeAtomic(ctx, sidecar(p), strings.NewReader(string(js)), nil); err != nil {
+	commit, inSidecar := rename, len(js) > 0 && !b.xattr.Load()
+	if !replace {
+		commit = linkNoReplace
+	}
+	if inSidecar && replace {
+		if err := writeAtomic(ctx, sidecar(p), strings.NewReader(string(js)), nil, rename); err != nil {
 			return fmt.Errorf("put %s metadata: %w", key, err)
 		}
 	}
+	inXattr := false
 	err = writeAtomic(ctx, p, r, func(f *os.File) error {
 		if len(js) == 0 || !b.xattr.Load() {
 			return nil
@@ -148,12 +165,20 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, metadata map[
 		}
 		inXattr = err == nil
 		return err
-	})
+	}, commit)
 	if errors.Is(err, errRetrySidecar) {
-		return b.Put(ctx, key, r, metadata)
+		return b.put(ctx, key, r, metadata, replace)
+	}
+	if errors.Is(err, fs.ErrExist) && !replace {
+		return fmt.Errorf("create %s: %w", key, storage.ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if inSidecar && !replace {
+		if err := writeAtomic(ctx, sidecar(p), strings.NewReader(string(js)), nil, rename); err != nil {
+			return fmt.Errorf("put %s metadata: %w", key, err)
+		}
 	}
 	if len(js) == 0 || inXattr {
 		// A sidecar left by an earlier write must not outlive it.
@@ -166,9 +191,22 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, metadata map[
 
 var errRetrySidecar = errors.New("no xattr support")
 
+// rename commits a temporary file by renaming it over dst.
+func rename(tmp, dst string) error { return os.Rename(tmp, dst) }
+
+// linkNoReplace commits a temporary file under dst only if dst does not
+// exist (an fs.ErrExist otherwise), and removes the temporary name.
+func linkNoReplace(tmp, dst string) error {
+	err := os.Link(tmp, dst)
+	if rerr := os.Remove(tmp); err == nil && rerr != nil {
+		return rerr
+	}
+	return err
+}
+
 // writeAtomic writes r to a temporary file beside dst, lets prepare set
-// attributes on it, syncs it and renames it over dst.
-func writeAtomic(ctx context.Context, dst string, r io.Reader, prepare func(*os.File) error) (err error) {
+// attributes on it, syncs it and commits it under dst.
+func writeAtomic(ctx context.Context, dst string, r io.Reader, prepare func(*os.File) error, commit func(tmp, dst string) error) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+tmpMarker+"*")
 	if err != nil {
 		return err
@@ -198,7 +236,7 @@ func writeAtomic(ctx context.Context, dst string, r io.Reader, prepare func(*os.
 	if err = f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), dst)
+	return commit(f.Name(), dst)
 }
 
 // syncDir makes the entries of dir durable (a rename into it). It uses the

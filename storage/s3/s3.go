@@ -141,6 +141,22 @@ func (b *Bucket) stripKey(full string) string {
 // Put uploads r; bodies above the multipart threshold go in parts. S3 makes
 // an object visible only once the upload completes, so Put is atomic.
 func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, metadata map[string]string) error {
+	return b.put(ctx, key, r, metadata, nil)
+}
+
+// Create uploads with If-None-Match: *, which S3 (and versitygw) checks when
+// the upload completes: 412 Precondition Failed means the key exists. A 409
+// (a concurrent conditional write in progress) is an ordinary error, for the
+// caller to retry.
+func (b *Bucket) Create(ctx context.Context, key string, r io.Reader, metadata map[string]string) error {
+	err := b.put(ctx, key, r, metadata, aws.String("*"))
+	if httpStatus(err) == http.StatusPreconditionFailed {
+		return fmt.Errorf("create %s/%s: %w", b, key, storage.ErrExists)
+	}
+	return err
+}
+
+func (b *Bucket) put(ctx context.Context, key string, r io.Reader, metadata map[string]string, ifNoneMatch *string) error {
 	if err := storage.ValidateKey(key); err != nil {
 		return err
 	}
@@ -149,10 +165,11 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, metadata map[
 		md[strings.ToLower(k)] = v
 	}
 	_, err := b.uploader.UploadObject(ctx, &transfermanager.UploadObjectInput{
-		Bucket:   aws.String(b.cfg.Bucket),
-		Key:      aws.String(b.fullKey(key)),
-		Body:     r,
-		Metadata: md,
+		Bucket:      aws.String(b.cfg.Bucket),
+		Key:         aws.String(b.fullKey(key)),
+		Body:        r,
+		Metadata:    md,
+		IfNoneMatch: ifNoneMatch,
 	})
 	if err != nil {
 		return fmt.Errorf("put %s/%s: %w", b, key, err)

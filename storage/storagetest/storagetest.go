@@ -215,6 +215,60 @@ func Acceptance(t *testing.T, newBucket func(t *testing.T) storage.Bucket) {
 		}
 	})
 
+	t.Run("CreateNeverReplaces", func(t *testing.T) {
+		b := newBucket(t)
+		md := map[string]string{"start-offset": "0", "end-offset": "9"}
+		must(t, b.Create(ctx, "once/k", strings.NewReader("first"), md))
+		err := b.Create(ctx, "once/k", strings.NewReader("second, larger"), map[string]string{"start-offset": "0", "end-offset": "99"})
+		if !errors.Is(err, storage.ErrExists) {
+			t.Fatalf("second create: err = %v, want storage.ErrExists", err)
+		}
+		if got := string(get(t, b, "once/k")); got != "first" {
+			t.Fatalf("after a refused create get = %q, want the first object", got)
+		}
+		st, err := b.Stat(ctx, "once/k")
+		must(t, err)
+		if st.Metadata["end-offset"] != "9" || st.Size != int64(len("first")) {
+			t.Fatalf("a refused create changed the object: size %d metadata %v", st.Size, st.Metadata)
+		}
+		if got := keysOf(list(t, b, "once/")); !slices.Equal(got, []string{"once/k"}) {
+			t.Fatalf("a refused create left objects behind: %v", got)
+		}
+		// A Put still replaces (other writers of the lake rely on it).
+		must(t, b.Put(ctx, "once/k", strings.NewReader("put"), nil))
+		if got := string(get(t, b, "once/k")); got != "put" {
+			t.Fatalf("put after create: get = %q", got)
+		}
+	})
+
+	t.Run("ConcurrentCreatesOneWins", func(t *testing.T) {
+		b := newBucket(t)
+		const n = 8
+		errs := make(chan error, n)
+		for i := range n {
+			go func() {
+				errs <- b.Create(ctx, "race/k", strings.NewReader(fmt.Sprintf("writer %d", i)), map[string]string{"writer": fmt.Sprint(i)})
+			}()
+		}
+		won := 0
+		for range n {
+			switch err := <-errs; {
+			case err == nil:
+				won++
+			case !errors.Is(err, storage.ErrExists):
+				t.Errorf("concurrent create: %v", err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d of %d concurrent creates succeeded, want exactly one", won, n)
+		}
+		st, err := b.Stat(ctx, "race/k")
+		must(t, err)
+		if got := string(get(t, b, "race/k")); got != "writer "+st.Metadata["writer"] {
+			t.Fatalf("the object's data (%q) and metadata (%v) come from different writers", got, st.Metadata)
+		}
+	})
+
 	t.Run("URIAndFetch", func(t *testing.T) {
 		b := newBucket(t)
 		must(t, b.Put(ctx, "warehouse/silver/events/data/x.parquet", strings.NewReader("parquet bytes"), nil))
@@ -257,6 +311,7 @@ func Acceptance(t *testing.T, newBucket func(t *testing.T) storage.Bucket) {
 		cancel()
 		checks := map[string]error{}
 		checks["put"] = b.Put(cctx, "c/new", strings.NewReader("x"), nil)
+		checks["create"] = b.Create(cctx, "c/new", strings.NewReader("x"), nil)
 		_, checks["get"] = b.Get(cctx, "c/k")
 		_, checks["getrange"] = b.GetRange(cctx, "c/k", 0, 1)
 		_, checks["stat"] = b.Stat(cctx, "c/k")
