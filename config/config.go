@@ -113,6 +113,13 @@ type Sink struct {
 	HTTPAddr string `yaml:"http_addr"`
 	// ShutdownTimeout bounds the flush and commit after SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TopicWait is how long a topic the brokers do not know is waited for
+	// (it may be being created) before the sink stops.
+	TopicWait time.Duration `yaml:"topic_wait"`
+	// DLQMaxMessageBytes is the largest dead letter the DLQ topic accepts
+	// (the broker's message.max.bytes or the topic's max.message.bytes):
+	// larger dead letters are truncated to fit.
+	DLQMaxMessageBytes ByteSize `yaml:"dlq_max_message_bytes"`
 }
 
 // Pipeline tunes `medallion run` and `medallion backfill`.
@@ -191,6 +198,9 @@ func Defaults() Config {
 			MaxOpenBuffers:  256,
 			HTTPAddr:        ":9464",
 			ShutdownTimeout: 30 * time.Second,
+			TopicWait:       time.Minute,
+			// Kafka's default message.max.bytes is 1 MiB and 12 bytes.
+			DLQMaxMessageBytes: 1 << 20,
 		},
 		Pipeline:   Pipeline{Workers: 2, LeaseTTL: 10 * time.Minute, MaxRetries: 3},
 		DuckDB:     DuckDB{Threads: 0},

@@ -43,6 +43,10 @@ func (cfg *Config) validate() []problem {
 	c.positive("sink.memory_budget", int64(s.MemoryBudget))
 	c.positive("sink.max_open_buffers", int64(s.MaxOpenBuffers))
 	c.positive("sink.shutdown_timeout", int64(s.ShutdownTimeout))
+	c.positive("sink.topic_wait", int64(s.TopicWait))
+	if s.DLQMaxMessageBytes < 4<<10 {
+		c.add("sink.dlq_max_message_bytes", "must be at least 4KiB, got %s", s.DLQMaxMessageBytes)
+	}
 	if s.FlushBytes > s.MemoryBudget {
 		c.add("sink.flush_bytes", "must not exceed sink.memory_budget (%s)", s.MemoryBudget)
 	}

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,17 +35,33 @@ func (s *Sink) connErr(err error) error {
 	return fmt.Errorf("%w (brokers %s over %s: check kafka.brokers, kafka.tls and kafka.sasl)", err, strings.Join(s.opts.Brokers, ","), how)
 }
 
-// endOffsets captures the current end offset of every partition.
-func (s *Sink) endOffsets(ctx context.Context) (map[string]map[int]int64, error) {
+// endOffsets captures the current end offset of every partition, retrying
+// what the brokers may answer later.
+func (s *Sink) endOffsets(ctx context.Context) (ends map[string]map[int]int64, err error) {
+	wait := topicWait{limit: s.opts.Sink.TopicWait}
+	err = s.retry(ctx, s.opts.Log, "read end offsets", func() error {
+		ends, err = s.listEnds(ctx)
+		if err != nil {
+			s.metrics.kafkaErrors.WithLabelValues("offsets").Inc()
+		}
+		if werr := wait.check(err, s.topics()); werr != nil {
+			return permanentError{werr}
+		}
+		return kafkaOp(err)
+	})
+	return ends, err
+}
+
+func (s *Sink) listEnds(ctx context.Context) (map[string]map[int]int64, error) {
 	client := &kafka.Client{Addr: kafka.TCP(s.opts.Brokers...), Transport: Transport(s.opts.Dialer)}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: s.topics()})
 	if err != nil {
-		return nil, fmt.Errorf("sink: metadata: %w", err)
+		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for _, t := range meta.Topics {
 		if t.Error != nil {
-			return nil, fmt.Errorf("sink: topic %s: %w", t.Name, t.Error)
+			return nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
 		}
 		for _, p := range t.Partitions {
 			req.Topics[t.Name] = append(req.Topics[t.Name], kafka.LastOffsetOf(p.ID))
@@ -52,14 +69,14 @@ func (s *Sink) endOffsets(ctx context.Context) (map[string]map[int]int64, error)
 	}
 	res, err := client.ListOffsets(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("sink: end offsets: %w", err)
+		return nil, fmt.Errorf("end offsets: %w", err)
 	}
 	out := map[string]map[int]int64{}
 	for topic, ps := range res.Topics {
 		out[topic] = map[int]int64{}
 		for _, p := range ps {
 			if p.Error != nil {
-				return nil, fmt.Errorf("sink: end offset of %s/%d: %w", topic, p.Partition, p.Error)
+				return nil, fmt.Errorf("end offset of %s/%d: %w", topic, p.Partition, p.Error)
 			}
 			out[topic][p.Partition] = p.LastOffset
 		}
@@ -80,4 +97,77 @@ func ReaderConfig(brokers []string, topic string, partition int, dialer *kafka.D
 		wait = 200 * time.Millisecond
 	}
 	return kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, Dialer: dialer, MaxWait: wait, MinBytes: 1, MaxBytes: 1e6}
+}
+
+// permanent reports whether retrying cannot fix a Kafka error: the brokers
+// refused the credentials or the access, a name or setting is invalid, a
+// message is larger than the broker accepts, or TLS failed. Every other
+// error (coordinator moves and loads, rebalances, leadership changes,
+// unknown members, timeouts, dropped connections) is retried with backoff
+// for as long as it lasts, except an unknown topic (sink.topic_wait).
+func permanent(err error) bool {
+	var kerr kafka.Error
+	if errors.As(err, &kerr) {
+		switch kerr {
+		case kafka.TopicAuthorizationFailed, kafka.GroupAuthorizationFailed, kafka.ClusterAuthorizationFailed,
+			kafka.BrokerAuthorizationFailed, kafka.SASLAuthenticationFailed, kafka.UnsupportedSASLMechanism,
+			kafka.IllegalSASLState, kafka.InvalidTopic, kafka.InvalidGroupId, kafka.InvalidSessionTimeout,
+			kafka.MessageSizeTooLarge, kafka.RecordListTooLarge:
+			return true
+		}
+		return false
+	}
+	var (
+		tooLarge kafka.MessageTooLargeError
+		verify   *tls.CertificateVerificationError
+		header   tls.RecordHeaderError
+	)
+	return errors.As(err, &tooLarge) || errors.As(err, &verify) || errors.As(err, &header)
+}
+
+// permanentError stops retry at once: retrying cannot fix it.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+// kafkaOp marks a Kafka operation's error permanent for retry where it is.
+func kafkaOp(err error) error {
+	if err != nil && permanent(err) {
+		return permanentError{err}
+	}
+	return err
+}
+
+// topicWait tracks how long the brokers have not known a topic or, before
+// the sink first reached them, not answered.
+type topicWait struct {
+	limit     time.Duration
+	since     time.Time
+	connected bool
+}
+
+// check returns an error once err has reported an unknown topic, or an
+// unreachable broker before any success, for longer than the limit; a nil
+// err is a success and resets the wait.
+func (w *topicWait) check(err error, topics []string) error {
+	var kerr kafka.Error
+	unreachable := err != nil && !w.connected && !errors.As(err, &kerr) && !errors.Is(err, context.Canceled)
+	if err == nil {
+		w.connected = true
+	}
+	if !unreachable && !errors.Is(err, kafka.UnknownTopicOrPartition) {
+		w.since = time.Time{}
+		return nil
+	}
+	if w.since.IsZero() {
+		w.since = time.Now()
+	}
+	if time.Since(w.since) < w.limit {
+		return nil
+	}
+	if unreachable {
+		return fmt.Errorf("no answer from the brokers for %s (sink.topic_wait): %w", w.limit, err)
+	}
+	return fmt.Errorf("the brokers do not know topic %s after %s (sink.topic_wait): create it, or fix the domain's topics: %w",
+		strings.Join(topics, " or "), w.limit, err)
 }

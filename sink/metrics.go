@@ -23,8 +23,13 @@ type metrics struct {
 	files    *prometheus.CounterVec
 	dlq      *prometheus.CounterVec
 	markers  *prometheus.CounterVec
-	flush    prometheus.Histogram
-	lag      *prometheus.GaugeVec
+	// held, taken and unconfirmed count the work of replays and zombies.
+	held, taken, unconfirmed *prometheus.CounterVec
+	// kafkaErrors counts broker errors by operation (join, fetch, commit,
+	// dlq), each retried unless permanent.
+	kafkaErrors *prometheus.CounterVec
+	flush       prometheus.Histogram
+	lag         *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -42,12 +47,20 @@ func newMetrics() *metrics {
 			Help: "Messages sent to the dead-letter topic."}, []string{"topic"}),
 		markers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_transaction_markers_total",
 			Help: "Transaction commit and abort markers skipped (not messages)."}, []string{"topic"}),
+		held: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_messages_already_in_bronze_total",
+			Help: "Messages not written because a bronze file written earlier (by a replay or another member) holds them."}, []string{"topic"}),
+		taken: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_bronze_keys_taken_total",
+			Help: "Bronze writes that found their key created already, and wrote only the offsets the file there lacks."}, []string{"topic"}),
+		unconfirmed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_unconfirmed_messages_total",
+			Help: "Messages written to bronze by a batch whose commit came after its partition moved to another member: the new owner may write them too (silver removes such duplicates)."}, []string{"topic"}),
+		kafkaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_kafka_errors_total",
+			Help: "Errors from the brokers by operation (join, fetch, commit, dlq, offsets); each is retried unless retrying cannot fix it."}, []string{"op"}),
 		flush: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "medallion_sink_flush_duration_seconds",
 			Help: "Time to write a batch to bronze and the DLQ and commit it.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_sink_lag_messages",
 			Help: "Messages behind the partition's high watermark."}, []string{"topic", "partition"}),
 	}
-	m.reg.MustRegister(m.consumed, m.written, m.bytes, m.files, m.dlq, m.markers, m.flush, m.lag,
+	m.reg.MustRegister(m.consumed, m.written, m.bytes, m.files, m.dlq, m.markers, m.held, m.taken, m.unconfirmed, m.kafkaErrors, m.flush, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -55,6 +68,7 @@ func newMetrics() *metrics {
 // partitionMetrics caches the label lookups of one partition's hot path.
 type partitionMetrics struct {
 	consumed, written, bytes, files, dlq, markers prometheus.Counter
+	held, taken, unconfirmed                      prometheus.Counter
 	lag                                           prometheus.Gauge
 }
 
@@ -62,7 +76,8 @@ func (m *metrics) forPartition(topic string, partition int) partitionMetrics {
 	return partitionMetrics{
 		consumed: m.consumed.WithLabelValues(topic), written: m.written.WithLabelValues(topic),
 		bytes: m.bytes.WithLabelValues(topic), files: m.files.WithLabelValues(topic), dlq: m.dlq.WithLabelValues(topic),
-		markers: m.markers.WithLabelValues(topic), lag: m.lag.WithLabelValues(topic, strconv.Itoa(partition)),
+		markers: m.markers.WithLabelValues(topic), held: m.held.WithLabelValues(topic), taken: m.taken.WithLabelValues(topic),
+		unconfirmed: m.unconfirmed.WithLabelValues(topic), lag: m.lag.WithLabelValues(topic, strconv.Itoa(partition)),
 	}
 }
 

@@ -62,6 +62,9 @@ type partition struct {
 	due       context.Context
 	cancelDue context.CancelFunc
 	ahead     bool // the open batch is full and reads ahead
+	// held is, per date, the last offset that bronze files found by this
+	// assignment's writes hold already (bronze.Created.Through).
+	held map[medtype.Date]int64
 	// day caches the partition date of the last timestamp's Unix day.
 	day     int64
 	dayDate medtype.Date
@@ -180,9 +183,14 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 					return p.stopped(live, err)
 				}
 			}
-		default:
+		case permanent(err):
 			cancelFlush() // the sink fails: the batch in flight is replayed
 			return fmt.Errorf("sink: read %s/%d: %w", p.topic, p.id, err)
+		default:
+			// The reader reconnects and retries by itself (with backoff);
+			// it reports each error it could not retry away at once.
+			p.s.metrics.kafkaErrors.WithLabelValues("fetch").Inc()
+			p.log.Warn("retrying after an error from the broker", "op", "fetch", "offset", p.next, "error", err)
 		}
 	}
 }

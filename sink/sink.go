@@ -112,6 +112,9 @@ func New(opts Options) (*Sink, error) {
 	if opts.SessionTimeout == 0 {
 		opts.SessionTimeout = 10 * time.Second
 	}
+	if opts.Sink.TopicWait == 0 {
+		opts.Sink.TopicWait = time.Minute
+	}
 	s := &Sink{opts: opts, routes: map[string]route{}, metrics: newMetrics()}
 	s.lastFailure.Store("")
 	for _, d := range opts.Domains {
@@ -164,7 +167,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID: s.opts.GroupID, Brokers: s.opts.Brokers, Dialer: s.opts.Dialer, Topics: s.topics(),
 		SessionTimeout: s.opts.SessionTimeout, HeartbeatInterval: s.opts.SessionTimeout / 5,
-		RebalanceTimeout: s.opts.SessionTimeout, StartOffset: kafka.FirstOffset,
+		RebalanceTimeout: s.opts.SessionTimeout, StartOffset: kafka.FirstOffset, JoinGroupBackoff: time.Second,
 	})
 	if err != nil {
 		return s.connErr(fmt.Errorf("sink: join group %s: %w", s.opts.GroupID, err))
@@ -196,14 +199,19 @@ func (s *Sink) Run(ctx context.Context) error {
 		mu.Unlock()
 		stop()
 	}
+	wait := topicWait{limit: s.opts.Sink.TopicWait}
 	for {
 		gen, err := group.Next(runCtx)
 		if err != nil {
 			if runCtx.Err() != nil {
 				break
 			}
-			return s.connErr(fmt.Errorf("sink: group %s: %w", s.opts.GroupID, err))
+			if err := s.joinFailed(err, &wait); err != nil {
+				return err
+			}
+			continue // kafka-go joins again, after a backoff
 		}
+		_ = wait.check(nil, nil) // joined
 		var wg sync.WaitGroup
 		commits := newCommitter(gen)
 		for topic, assigned := range gen.Assignments {
@@ -231,4 +239,18 @@ func (s *Sink) Run(ctx context.Context) error {
 	mu.Lock()
 	defer mu.Unlock()
 	return firstErr
+}
+
+// joinFailed decides on an error from joining the group: nil to retry (the
+// group joins again by itself), or the error that stops the sink.
+func (s *Sink) joinFailed(err error, wait *topicWait) error {
+	s.metrics.kafkaErrors.WithLabelValues("join").Inc()
+	if permanent(err) {
+		return s.connErr(fmt.Errorf("sink: group %s: %w", s.opts.GroupID, err))
+	}
+	if werr := wait.check(err, s.topics()); werr != nil {
+		return s.connErr(werr)
+	}
+	s.opts.Log.Warn("retrying after an error from the group; nothing is committed meanwhile", "group", s.opts.GroupID, "error", err)
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,7 +88,16 @@ func options(brokers []string, b storage.Bucket, doms []config.Domain) sink.Opti
 	c := config.Defaults().Sink
 	c.FlushMessages = 2000
 	return sink.Options{Brokers: brokers, GroupID: "medallion-test", Domains: doms, Sink: c, Bucket: b,
-		SessionTimeout: time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		SessionTimeout: time.Second, Log: testLog()}
+}
+
+// testLog discards the sink's log, or, with MEDALLION_SINK_TEST_LOG=1,
+// writes it to stderr at debug level (to follow a failing test).
+func testLog() *slog.Logger {
+	if os.Getenv("MEDALLION_SINK_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // eachRecord calls fn for every record of every bronze file.

@@ -1,15 +1,19 @@
 package sink
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/medallionlake/medallion/bronze"
+	"github.com/medallionlake/medallion/medtype"
 )
 
 // write makes a batch durable (bronze files, then DLQ messages), then
@@ -25,21 +29,22 @@ func (p *partition) write(b *batch) error {
 	// their fsyncs and round trips overlap; the commit waits for all.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ReadAhead)
-	files := b.byDate()
-	for _, file := range files {
+	files := p.unheld(b.byDate())
+	created := make([]bronze.Created, len(files))
+	for i := range created {
+		created[i].Through = -1
+	}
+	for i, file := range files {
 		date, recs := file.date, file.recs
 		g.Go(func() error {
-			f := bronze.File{Domain: dom.Name, PartitionKey: dom.PartitionKey, Date: date, Topic: p.topic, Partition: int32(p.id), StartOffset: recs[0].Offset}
+			f := bronze.File{Domain: dom.Name, PartitionKey: dom.PartitionKey, Date: date, Topic: p.topic, Partition: int32(p.id)}
 			enc := p.encoder()
 			defer p.reuse(enc)
-			if err := p.s.retry(gctx, log, "write bronze "+f.Key(), func() error { return enc.Put(gctx, p.s.opts.Bucket, f, recs) }); err != nil {
+			return p.s.retry(gctx, log, "write bronze "+f.Key(), func() error {
+				c, err := enc.Create(gctx, p.s.opts.Bucket, f, recs)
+				created[i].Add(c) // a retry finds the files of a failed try taken
 				return err
-			}
-			p.s.stats.Files.Add(1)
-			p.s.stats.Written.Add(int64(len(recs)))
-			p.m.files.Inc()
-			p.m.written.Add(float64(len(recs)))
-			return nil
+			})
 		})
 	}
 	if len(b.dead) > 0 {
@@ -48,7 +53,13 @@ func (p *partition) write(b *batch) error {
 			for i, m := range b.dead {
 				msgs[i] = kafka.Message{Topic: DLQPrefix + p.topic, Key: m.Key, Value: m.Value, Headers: m.Headers, Time: m.Time}
 			}
-			if err := p.s.retry(gctx, log, "write dead letters to "+DLQPrefix+p.topic, func() error { return p.s.dlq.WriteMessages(gctx, msgs...) }); err != nil {
+			if err := p.s.retry(gctx, log, "write dead letters to "+DLQPrefix+p.topic, func() error {
+				err := p.s.dlq.WriteMessages(gctx, msgs...)
+				if err != nil {
+					p.s.metrics.kafkaErrors.WithLabelValues("dlq").Inc()
+				}
+				return kafkaOp(err)
+			}); err != nil {
 				return err
 			}
 			p.s.stats.DLQ.Add(int64(len(msgs)))
@@ -56,28 +67,88 @@ func (p *partition) write(b *batch) error {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	written := p.count(files, created)
+	if err != nil && p.genCtx.Err() != nil {
+		// The partition moved while the batch was written: the writes are
+		// abandoned (their context ended with the generation) and the next
+		// owner replays the batch.
+		log.Warn("generation ended during the write; the next owner replays the batch", "messages", b.count, "written", written)
+		p.m.unconfirmed.Add(float64(written))
+		return errGenerationEnded
+	}
+	if err != nil {
 		return err
 	}
-	if err := p.commits.commit(p.topic, p.id, b.next); err != nil {
+	err = p.s.retry(p.flushCtx, log, fmt.Sprintf("commit %s/%d at %d", p.topic, p.id, b.next), func() error {
+		err := p.commits.commit(p.topic, p.id, b.next)
+		if err != nil {
+			p.s.metrics.kafkaErrors.WithLabelValues("commit").Inc()
+		}
+		return kafkaOp(err)
+	})
+	if err != nil {
 		if p.genCtx.Err() != nil {
 			// A rebalance ended the generation: the batch is durable but
 			// uncommitted, and the partition's next owner replays it.
-			log.Info("generation ended before the commit; the next owner replays the batch", "messages", b.count)
+			log.Warn("generation ended before the commit; the next owner replays the batch, and may write again what this one wrote",
+				"messages", b.count, "written", written)
+			p.m.unconfirmed.Add(float64(written))
 			return errGenerationEnded
 		}
-		return fmt.Errorf("sink: commit %s/%d at %d: %w", p.topic, p.id, b.next, err)
+		return err
 	}
 	if p.s.opts.OnCommit != nil {
 		p.s.opts.OnCommit(p.topic, p.id, b.next)
 	}
 	p.s.metrics.flush.Observe(time.Since(start).Seconds())
-	log.Debug("flushed", "messages", b.count, "files", len(files), "dead_letters", len(b.dead), "committed", b.next, "ms", time.Since(start).Milliseconds())
+	log.Debug("flushed", "messages", b.count, "written", written, "dead_letters", len(b.dead), "committed", b.next, "ms", time.Since(start).Milliseconds())
 	return nil
 }
 
+// unheld drops from each date's records those that bronze files seen by an
+// earlier batch of this assignment already hold (bronze.Created.Through).
+func (p *partition) unheld(files []dateGroup) []dateGroup {
+	out := files[:0]
+	for _, f := range files {
+		through, ok := p.held[f.date]
+		if ok {
+			i, _ := slices.BinarySearchFunc(f.recs, through+1, func(r bronze.Record, off int64) int { return cmp.Compare(r.Offset, off) })
+			p.m.held.Add(float64(i))
+			f.recs = f.recs[i:]
+		}
+		if len(f.recs) > 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// count adds what the batch's Creates did to the stats and metrics, and
+// remembers the existing files they found; it returns the records written.
+func (p *partition) count(files []dateGroup, created []bronze.Created) int {
+	written := 0
+	for i, c := range created {
+		written += c.Written
+		p.s.stats.Files.Add(int64(c.Files))
+		p.m.files.Add(float64(c.Files))
+		p.m.held.Add(float64(c.Held))
+		p.m.taken.Add(float64(c.Taken))
+		if c.Through >= 0 {
+			if p.held == nil {
+				p.held = map[medtype.Date]int64{}
+			}
+			p.held[files[i].date] = max(p.held[files[i].date], c.Through)
+		}
+	}
+	p.s.stats.Written.Add(int64(written))
+	p.m.written.Add(float64(written))
+	return written
+}
+
 // retry runs fn with exponential backoff (100 ms up to 10 s) until it
-// succeeds or ctx ends; meanwhile /healthz reports the error.
+// succeeds, fails with a permanentError, or ctx ends; meanwhile /healthz
+// reports the error.
 func (s *Sink) retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
 	backoff := 100 * time.Millisecond
 	failing := false
@@ -90,6 +161,10 @@ func (s *Sink) retry(ctx context.Context, log *slog.Logger, what string, fn func
 		err := fn()
 		if err == nil {
 			return nil
+		}
+		var perm permanentError
+		if errors.As(err, &perm) {
+			return fmt.Errorf("sink: %s: %w", what, perm.error)
 		}
 		s.lastFailure.Store(what + ": " + err.Error())
 		if !failing {
