@@ -3,7 +3,6 @@ package sink
 import (
 	"encoding/json"
 	"slices"
-	"strconv"
 	"time"
 	"unsafe"
 
@@ -99,12 +98,7 @@ func (p *partition) add(msg kafka.Message) {
 	now := time.Now()
 	et, err := p.route.ts.Of(msg.Value, now)
 	if err != nil {
-		msg.Headers = append(msg.Headers,
-			kafka.Header{Key: "error", Value: []byte(err.Error())},
-			kafka.Header{Key: "source_topic", Value: []byte(p.topic)},
-			kafka.Header{Key: "source_partition", Value: []byte(strconv.Itoa(p.id))},
-			kafka.Header{Key: "source_offset", Value: []byte(strconv.FormatInt(msg.Offset, 10))})
-		b.dead = append(b.dead, msg)
+		b.dead = append(b.dead, deadLetter(p.topic, p.id, msg, err, int(p.s.opts.Sink.DLQMaxMessageBytes)))
 		return
 	}
 	b.dates = append(b.dates, p.dateOf(et))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -62,6 +63,12 @@ type partition struct {
 	due       context.Context
 	cancelDue context.CancelFunc
 	ahead     bool // the open batch is full and reads ahead
+	// committed is the offset this partition last committed (its start
+	// before; -1 for none).
+	committed atomic.Int64
+	// lastErr is the last batch's failure, set by the writer before it
+	// reports the batch's result.
+	lastErr error
 	// held is, per date, the last offset that bronze files found by this
 	// assignment's writes hold already (bronze.Created.Through).
 	held map[medtype.Date]int64
@@ -122,10 +129,20 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 	flushCtx, cancelFlush := flushContext(runCtx, genCtx, p.s.opts.Sink.ShutdownTimeout)
 	defer cancelFlush()
 	p.flushCtx = flushCtx
+	p.committed.Store(max(p.start, -1))
 	// A flush in progress finishes before the partition is let go: its
 	// commit belongs to this generation. Its error, if any, was reported
 	// by the path that returns. A batch left unwritten (the generation
-	// ended, or an error) is replayed by the partition's next reader.
+	// ended, or an error) is replayed by the partition's next reader. When
+	// the run ends with offsets read and not committed, that is reported
+	// (shutdown tells the truth), unless the partition's generation ended
+	// and nothing else failed: another member owns it now.
+	defer func() {
+		handedOver := genCtx.Err() != nil && (p.lastErr == nil || errors.Is(p.lastErr, errGenerationEnded))
+		if runCtx.Err() != nil && !handedOver && p.next > p.committed.Load() {
+			p.s.leftUncommitted(p, p.lastErr)
+		}
+	}()
 	defer func() { p.release(p.open) }()
 	defer p.wait()
 	// Nothing to read: an empty partition (end 0; the start is then the
@@ -261,6 +278,7 @@ func (p *partition) handOff() error {
 	go func() {
 		err := p.write(b)
 		if err != nil {
+			p.lastErr = err
 			p.abort(err)
 		} else {
 			p.spare = b.recycle() // taken only after the result is received

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,9 +31,6 @@ import (
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/storage"
 )
-
-// DLQPrefix names a topic's dead-letter topic: dlq-<topic>.
-const DLQPrefix = "dlq-"
 
 // Options configure a sink.
 type Options struct {
@@ -99,6 +98,10 @@ type Sink struct {
 	// failure (a batch's files and the partitions write concurrently).
 	retrying    atomic.Int64
 	lastFailure atomic.Value
+	// uncommitted lists the partitions that stopped, as the run ended,
+	// with offsets read but not committed.
+	mu          sync.Mutex
+	uncommitted []string
 }
 
 // New validates the options and prepares the DLQ writer.
@@ -115,6 +118,9 @@ func New(opts Options) (*Sink, error) {
 	if opts.Sink.TopicWait == 0 {
 		opts.Sink.TopicWait = time.Minute
 	}
+	if opts.Sink.DLQMaxMessageBytes == 0 {
+		opts.Sink.DLQMaxMessageBytes = 1 << 20
+	}
 	s := &Sink{opts: opts, routes: map[string]route{}, metrics: newMetrics()}
 	s.lastFailure.Store("")
 	for _, d := range opts.Domains {
@@ -130,13 +136,7 @@ func New(opts Options) (*Sink, error) {
 	if len(s.routes) == 0 {
 		return nil, errors.New("sink: no domain lists a topic")
 	}
-	s.dlq = &kafka.Writer{
-		Addr:                   kafka.TCP(opts.Brokers...),
-		RequiredAcks:           kafka.RequireAll,
-		AllowAutoTopicCreation: true,
-		BatchTimeout:           10 * time.Millisecond,
-		Transport:              Transport(opts.Dialer),
-	}
+	s.dlq = newDLQWriter(opts.Brokers, Transport(opts.Dialer), int(opts.Sink.DLQMaxMessageBytes))
 	return s, nil
 }
 
@@ -238,7 +238,36 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return firstErr
+	return errors.Join(firstErr, s.uncommittedErr())
+}
+
+// leftUncommitted records a partition that stopped, as the run ended,
+// with offsets read but not committed.
+func (s *Sink) leftUncommitted(p *partition, cause error) {
+	from, to := p.committed.Load(), p.next
+	why := "the sink stopped before they were written"
+	if cause != nil {
+		why = cause.Error()
+	}
+	from = max(from, 0)
+	s.opts.Log.Error("offsets not committed as the sink stopped; the next run reads them again",
+		"topic", p.topic, "partition", p.id, "from", from, "to", to, "error", why)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.uncommitted = append(s.uncommitted, fmt.Sprintf("%s/%d offsets %d to %d (%s)", p.topic, p.id, from, to-1, why))
+}
+
+// uncommittedErr is the error a run ends with when partitions stopped
+// with offsets not committed, or nil.
+func (s *Sink) uncommittedErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.uncommitted) == 0 {
+		return nil
+	}
+	slices.Sort(s.uncommitted)
+	return fmt.Errorf("sink: stopped with offsets not committed (the next run reads them again; bronze may hold them already): %s",
+		strings.Join(s.uncommitted, "; "))
 }
 
 // joinFailed decides on an error from joining the group: nil to retry (the

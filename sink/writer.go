@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/medallionlake/medallion/bronze"
@@ -49,10 +48,7 @@ func (p *partition) write(b *batch) error {
 	}
 	if len(b.dead) > 0 {
 		g.Go(func() error {
-			msgs := make([]kafka.Message, len(b.dead))
-			for i, m := range b.dead {
-				msgs[i] = kafka.Message{Topic: DLQPrefix + p.topic, Key: m.Key, Value: m.Value, Headers: m.Headers, Time: m.Time}
-			}
+			msgs := b.dead
 			if err := p.s.retry(gctx, log, "write dead letters to "+DLQPrefix+p.topic, func() error {
 				err := p.s.dlq.WriteMessages(gctx, msgs...)
 				if err != nil {
@@ -98,6 +94,7 @@ func (p *partition) write(b *batch) error {
 		}
 		return err
 	}
+	p.committed.Store(b.next)
 	if p.s.opts.OnCommit != nil {
 		p.s.opts.OnCommit(p.topic, p.id, b.next)
 	}
