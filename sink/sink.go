@@ -43,6 +43,10 @@ type Options struct {
 	// UntilEnd consumes up to the end offsets captured at start, flushes,
 	// commits and returns.
 	UntilEnd bool
+	// MaxDuration, with UntilEnd, stops the run (flushing and committing
+	// what it read) and fails it if the end offsets were not reached in
+	// this time; 0 for no limit.
+	MaxDuration time.Duration
 	// SessionTimeout of the group membership (default 10s).
 	SessionTimeout time.Duration
 	// OnCommit, if set, is called after each successful offset commit.
@@ -151,19 +155,29 @@ func (s *Sink) topics() []string {
 	return out
 }
 
+// groupWatchInterval is how often --until-end asks for the group's
+// committed offsets, for the partitions other members hold.
+const groupWatchInterval = 500 * time.Millisecond
+
 // Run consumes until ctx is cancelled (then flushes and commits what it
 // holds) or, with UntilEnd, until every partition reached its end offset.
 func (s *Sink) Run(ctx context.Context) error {
 	defer s.dlq.Close()
-	var ends map[string]map[int]int64
-	if s.opts.UntilEnd {
-		var err error
-		if ends, err = s.endOffsets(ctx); err != nil {
-			return s.connErr(err)
-		}
-	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	var until *untilEnd
+	if s.opts.UntilEnd {
+		ends, err := s.endOffsets(ctx)
+		if err != nil {
+			return s.connErr(err)
+		}
+		until = newUntilEnd(ends, stop)
+		client := &kafka.Client{Addr: kafka.TCP(s.opts.Brokers...), Transport: Transport(s.opts.Dialer)}
+		go until.watchGroup(runCtx, client, s.opts.GroupID, groupWatchInterval)
+		if s.opts.MaxDuration > 0 {
+			defer time.AfterFunc(s.opts.MaxDuration, until.expire).Stop()
+		}
+	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID: s.opts.GroupID, Brokers: s.opts.Brokers, Dialer: s.opts.Dialer, Topics: s.topics(),
 		SessionTimeout: s.opts.SessionTimeout, HeartbeatInterval: s.opts.SessionTimeout / 5,
@@ -176,21 +190,8 @@ func (s *Sink) Run(ctx context.Context) error {
 
 	var (
 		mu       sync.Mutex
-		reached  = map[string]bool{}
 		firstErr error
 	)
-	done := func(topic string, partition int) {
-		mu.Lock()
-		defer mu.Unlock()
-		reached[fmt.Sprintf("%s/%d", topic, partition)] = true
-		total := 0
-		for _, ps := range ends {
-			total += len(ps)
-		}
-		if len(reached) == total {
-			stop() // every partition is at its end offset
-		}
-	}
 	fail := func(err error) {
 		mu.Lock()
 		if firstErr == nil {
@@ -216,15 +217,11 @@ func (s *Sink) Run(ctx context.Context) error {
 		commits := newCommitter(gen)
 		for topic, assigned := range gen.Assignments {
 			for _, a := range assigned {
-				end := int64(-1)
-				if ends != nil {
-					end = ends[topic][a.ID]
-				}
-				p := &partition{s: s, commits: commits, topic: topic, id: a.ID, start: a.Offset, end: end, route: s.routes[topic], m: s.metrics.forPartition(topic, a.ID)}
+				p := &partition{s: s, commits: commits, topic: topic, id: a.ID, start: a.Offset, end: until.end(topic, a.ID), route: s.routes[topic], m: s.metrics.forPartition(topic, a.ID)}
 				wg.Add(1)
 				gen.Start(func(genCtx context.Context) {
 					defer wg.Done()
-					if err := p.consume(runCtx, genCtx, done); err != nil {
+					if err := p.consume(runCtx, genCtx, until.done); err != nil {
 						fail(err)
 					}
 				})
@@ -238,7 +235,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return errors.Join(firstErr, s.uncommittedErr())
+	return errors.Join(firstErr, until.err(s.opts.MaxDuration), s.uncommittedErr())
 }
 
 // leftUncommitted records a partition that stopped, as the run ended,
