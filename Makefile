@@ -2,7 +2,8 @@
 #
 #   make demo    run the whole loop on the embedded defaults
 #   make test    vet and run every test against real PostgreSQL, a real S3
-#                server (versitygw, built from .ci/tools) and DuckDB
+#                server (versitygw, built from .ci/tools), DuckDB, and real
+#                Kafka clients (kcat, confluent-kafka) against kfake
 #   make bench   run the benchmarks (figures go in BENCHMARKS.md)
 
 GO       ?= go
@@ -25,9 +26,12 @@ tools: $(BIN)/versitygw
 $(BIN)/versitygw: .ci/tools/go.mod .ci/tools/go.sum
 	$(GO) build -modfile=.ci/tools/go.mod -o $@ github.com/versity/versitygw/cmd/versitygw
 
-# PostgreSQL for the tests: starts the local cluster if it is down.
+# PostgreSQL for the tests: starts the local cluster if it is down; and the
+# outside Kafka and Prometheus clients the sink tests use (kcat,
+# python3-confluent-kafka, promtool), installed from Debian if missing.
 services:
 	./.ci/ensure-postgres
+	./.ci/ensure-clients
 
 vet:
 	$(GO) vet ./...

@@ -60,6 +60,9 @@ func newMetrics() *metrics {
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_sink_lag_messages",
 			Help: "Messages behind the partition's high watermark."}, []string{"topic", "partition"}),
 	}
+	for _, op := range []string{"join", "fetch", "commit", "dlq", "offsets"} {
+		m.kafkaErrors.WithLabelValues(op) // at 0 from the start, for rate() in alerts
+	}
 	m.reg.MustRegister(m.consumed, m.written, m.bytes, m.files, m.dlq, m.markers, m.held, m.taken, m.unconfirmed, m.kafkaErrors, m.flush, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

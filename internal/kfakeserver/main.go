@@ -5,6 +5,8 @@
 // production: kfake keeps everything in memory.
 //
 //	go run ./internal/kfakeserver -port 9092 -topic raw-events -partitions 6 -messages 1000000
+//
+// SIGTERM or SIGINT closes the cluster (with -data-dir, after saving it).
 package main
 
 import (
@@ -28,6 +30,7 @@ func main() {
 	topic := flag.String("topic", "raw-events", "topic to create and fill")
 	partitions := flag.Int("partitions", 6, "partitions of the topic")
 	messages := flag.Int("messages", 0, "messages to produce before reporting ready")
+	dataDir := flag.String("data-dir", "", "keep the cluster's state in this folder, so a restart on the same port resumes it (tests restart the broker this way)")
 	flag.Parse()
 	// kfake keeps the whole backlog in its heap. With the default GOGC the
 	// heap grew to twice the backlog between collections, and on the
@@ -36,8 +39,12 @@ func main() {
 	// lets a 10M-message backlog fit this machine comfortably.
 	debug.SetGCPercent(50)
 
-	c, err := kfake.NewCluster(kfake.Ports(*port), kfake.SeedTopics(int32(*partitions), *topic), kfake.AllowAutoTopicCreation(),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	opts := []kfake.Opt{kfake.Ports(*port), kfake.SeedTopics(int32(*partitions), *topic), kfake.AllowAutoTopicCreation(),
+		kfake.GroupMinSessionTimeout(100 * time.Millisecond)}
+	if *dataDir != "" {
+		opts = append(opts, kfake.DataDir(*dataDir), kfake.SyncWrites())
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		log.Fatal(err)
 	}
