@@ -81,7 +81,7 @@ Example:
 				return usageError("%s: %v", describeSource(cfg), err)
 			}
 			s, err := sink.New(sink.Options{Brokers: cfg.Kafka.Brokers, GroupID: cfg.Kafka.GroupID, Dialer: dialer,
-				Domains: cfg.Domains, Sink: cfg.Sink, Bucket: bucket, UntilEnd: untilEnd, MaxDuration: maxDuration, Log: a.log})
+				Domains: cfg.Domains, Sink: cfg.Sink, Bucket: bucket, UntilEnd: untilEnd, MaxDuration: maxDuration, SessionTimeout: cfg.Kafka.SessionTimeout, Log: a.log})
 			if err != nil {
 				return usageError("%v", err)
 			}

@@ -73,8 +73,11 @@ type Kafka struct {
 	Brokers  []string `yaml:"brokers"`
 	GroupID  string   `yaml:"group_id"`
 	ClientID string   `yaml:"client_id"`
-	TLS      TLS      `yaml:"tls"`
-	SASL     SASL     `yaml:"sasl"`
+	// SessionTimeout is the consumer group session: a member silent for
+	// longer (a crash, a pause) loses its partitions to the others.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	TLS            TLS           `yaml:"tls"`
+	SASL           SASL          `yaml:"sasl"`
 }
 
 // TLS configures TLS to the brokers.
@@ -186,9 +189,10 @@ func Defaults() Config {
 		},
 		Meta: Meta{URL: "sqlite://./medallion.db"},
 		Kafka: Kafka{
-			Brokers:  []string{"localhost:9092"},
-			GroupID:  "medallion-sink",
-			ClientID: "medallion",
+			Brokers:        []string{"localhost:9092"},
+			GroupID:        "medallion-sink",
+			ClientID:       "medallion",
+			SessionTimeout: 10 * time.Second,
 		},
 		Sink: Sink{
 			FlushMessages:   1000,

@@ -155,6 +155,9 @@ func (cfg *Config) validateKafka(c *checker) {
 	if k.GroupID == "" {
 		c.add("kafka.group_id", "must not be empty")
 	}
+	if k.SessionTimeout < 100*time.Millisecond {
+		c.add("kafka.session_timeout", "must be at least 100ms, got %s", k.SessionTimeout)
+	}
 	c.oneOf("kafka.sasl.mechanism", k.SASL.Mechanism, "", "plain", "scram-sha-256", "scram-sha-512")
 	if k.SASL.Mechanism != "" && k.SASL.Username == "" {
 		c.add("kafka.sasl.username", "is required with sasl.mechanism %q", k.SASL.Mechanism)

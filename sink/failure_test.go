@@ -73,8 +73,23 @@ func (f *faulty) write(ctx context.Context, key string, put func() error) error 
 
 func committed(t *testing.T, brokers []string, topic string) map[int]int64 {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
-	res, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: "medallion-test", Topics: map[string][]int{topic: {0, 1, 2}}})
+	return groupCommitted(t, brokers, "medallion-test", topic, 3)
+}
+
+// freshClient does not share kafka-go's default connection pool, whose
+// connections to a broker that restarted fail once each.
+func freshClient(brokers []string) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Transport: &kafka.Transport{IdleTimeout: time.Second}}
+}
+
+// groupCommitted is a group's committed offsets of a topic's partitions.
+func groupCommitted(t *testing.T, brokers []string, group, topic string, partitions int) map[int]int64 {
+	t.Helper()
+	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {}}}
+	for p := range partitions {
+		req.Topics[topic] = append(req.Topics[topic], p)
+	}
+	res, err := freshClient(brokers).OffsetFetch(context.Background(), req)
 	must(t, err)
 	out := map[int]int64{}
 	for _, p := range res.Topics[topic] {
