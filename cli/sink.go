@@ -41,9 +41,9 @@ Messages that are not JSON objects in UTF-8, or whose timestamp field is
 missing, unparseable or outside timestamp_bounds, go to dlq-<topic> with headers
 error, source_topic, source_partition and source_offset. A dead letter larger
 than sink.dlq_max_message_bytes keeps what fits of it, with headers
-original_size and truncated. Transaction markers are skipped and counted;
-records of aborted transactions are not filtered out (kafka-go reads
-uncommitted).
+original_size and truncated. The sink reads read_committed: transaction
+markers are skipped and counted, and records of aborted transactions are
+dropped before bronze.
 
 Broker errors that may pass (coordinator moves, rebalances, leader changes,
 timeouts, lost connections) are retried with backoff, and nothing is committed

@@ -17,10 +17,15 @@ type batch struct {
 	recs   []bronze.Record // routable messages, in offset order
 	dates  []medtype.Date  // the partition date of each of recs
 	dead   []kafka.Message
+	deadAt []int64 // the offset of each of dead
 	count  int
 	bytes  int64
 	opened time.Time
+	first  int64 // the offset of the first message read
 	next   int64 // the offset to commit once the batch is durable
+	// checkAborted asks the writer to drop records of aborted
+	// transactions first (txn.go).
+	checkAborted bool
 }
 
 // newBatch reuses the last written batch's slices: allocating and growing
@@ -39,8 +44,33 @@ func (p *partition) newBatch() *batch {
 func (b *batch) recycle() *batch {
 	clear(b.recs)
 	clear(b.dead)
-	*b = batch{recs: b.recs[:0], dates: b.dates[:0], dead: b.dead[:0]}
+	*b = batch{recs: b.recs[:0], dates: b.dates[:0], dead: b.dead[:0], deadAt: b.deadAt[:0]}
 	return b
+}
+
+// drop removes the messages at the given offsets, keeping the order.
+func (b *batch) drop(offsets map[int64]bool) (dropped int) {
+	keep := 0
+	for i, r := range b.recs {
+		if !offsets[r.Offset] {
+			b.recs[keep], b.dates[keep] = r, b.dates[i]
+			keep++
+		}
+	}
+	dropped = len(b.recs) - keep
+	clear(b.recs[keep:])
+	b.recs, b.dates = b.recs[:keep], b.dates[:keep]
+	keep = 0
+	for i, m := range b.dead {
+		if !offsets[b.deadAt[i]] {
+			b.dead[keep], b.deadAt[keep] = m, b.deadAt[i]
+			keep++
+		}
+	}
+	dropped += len(b.dead) - keep
+	clear(b.dead[keep:])
+	b.dead, b.deadAt = b.dead[:keep], b.deadAt[:keep]
+	return dropped
 }
 
 type dateGroup struct {
@@ -77,7 +107,7 @@ func recordSize(value, key int) int64 { return int64(value + key + 64) }
 func (p *partition) add(msg kafka.Message) {
 	b := p.open
 	if b.count == 0 {
-		b.opened = time.Now()
+		b.opened, b.first = time.Now(), msg.Offset
 		p.s.open.Add(1)
 	}
 	b.count++ // a marker too: the batch's commit moves past its offset
@@ -86,6 +116,7 @@ func (p *partition) add(msg kafka.Message) {
 	if txnMarker(msg) {
 		p.s.stats.Markers.Add(1)
 		p.m.markers.Inc()
+		p.transactional.Store(true)
 		return
 	}
 	size := recordSize(len(msg.Value), len(msg.Key))
@@ -99,6 +130,7 @@ func (p *partition) add(msg kafka.Message) {
 	et, err := p.route.ts.Of(msg.Value, now)
 	if err != nil {
 		b.dead = append(b.dead, deadLetter(p.topic, p.id, msg, err, int(p.s.opts.Sink.DLQMaxMessageBytes)))
+		b.deadAt = append(b.deadAt, msg.Offset)
 		return
 	}
 	b.dates = append(b.dates, p.dateOf(et))

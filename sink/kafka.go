@@ -90,13 +90,15 @@ func (s *Sink) listEnds(ctx context.Context) (map[string]map[int]int64, error) {
 // for the sink and a bare consumer alike (BENCHMARKS.md). A fetch waits up
 // to a second for new messages; in --until-end mode a fifth of that, since
 // the last fetch of each partition finds nothing and closing its reader
-// waits for it.
+// waits for it. It reads read_committed, so an open transaction's records
+// are read only once it ended (txn.go drops the aborted ones).
 func ReaderConfig(brokers []string, topic string, partition int, dialer *kafka.Dialer, untilEnd bool) kafka.ReaderConfig {
 	wait := time.Second
 	if untilEnd {
 		wait = 200 * time.Millisecond
 	}
-	return kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, Dialer: dialer, MaxWait: wait, MinBytes: 1, MaxBytes: 1e6}
+	return kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, Dialer: dialer, MaxWait: wait, MinBytes: 1, MaxBytes: 1e6,
+		IsolationLevel: kafka.ReadCommitted}
 }
 
 // permanent reports whether retrying cannot fix a Kafka error: the brokers

@@ -25,6 +25,7 @@ type metrics struct {
 	markers  *prometheus.CounterVec
 	// held, taken and unconfirmed count the work of replays and zombies.
 	held, taken, unconfirmed *prometheus.CounterVec
+	aborted                  *prometheus.CounterVec
 	// kafkaErrors counts broker errors by operation (join, fetch, commit,
 	// dlq), each retried unless permanent.
 	kafkaErrors *prometheus.CounterVec
@@ -53,6 +54,8 @@ func newMetrics() *metrics {
 			Help: "Bronze writes that found their key created already, and wrote only the offsets the file there lacks."}, []string{"topic"}),
 		unconfirmed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_unconfirmed_messages_total",
 			Help: "Messages written to bronze by a batch whose commit came after its partition moved to another member: the new owner may write them too (silver removes such duplicates)."}, []string{"topic"}),
+		aborted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_aborted_messages_total",
+			Help: "Messages of aborted transactions, dropped before bronze."}, []string{"topic"}),
 		kafkaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_kafka_errors_total",
 			Help: "Errors from the brokers by operation (join, fetch, commit, dlq, offsets); each is retried unless retrying cannot fix it."}, []string{"op"}),
 		flush: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "medallion_sink_flush_duration_seconds",
@@ -63,7 +66,7 @@ func newMetrics() *metrics {
 	for _, op := range []string{"join", "fetch", "commit", "dlq", "offsets"} {
 		m.kafkaErrors.WithLabelValues(op) // at 0 from the start, for rate() in alerts
 	}
-	m.reg.MustRegister(m.consumed, m.written, m.bytes, m.files, m.dlq, m.markers, m.held, m.taken, m.unconfirmed, m.kafkaErrors, m.flush, m.lag,
+	m.reg.MustRegister(m.consumed, m.written, m.bytes, m.files, m.dlq, m.markers, m.held, m.taken, m.unconfirmed, m.aborted, m.kafkaErrors, m.flush, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -71,7 +74,7 @@ func newMetrics() *metrics {
 // partitionMetrics caches the label lookups of one partition's hot path.
 type partitionMetrics struct {
 	consumed, written, bytes, files, dlq, markers prometheus.Counter
-	held, taken, unconfirmed                      prometheus.Counter
+	held, taken, unconfirmed, aborted             prometheus.Counter
 	lag                                           prometheus.Gauge
 }
 
@@ -80,7 +83,7 @@ func (m *metrics) forPartition(topic string, partition int) partitionMetrics {
 		consumed: m.consumed.WithLabelValues(topic), written: m.written.WithLabelValues(topic),
 		bytes: m.bytes.WithLabelValues(topic), files: m.files.WithLabelValues(topic), dlq: m.dlq.WithLabelValues(topic),
 		markers: m.markers.WithLabelValues(topic), held: m.held.WithLabelValues(topic), taken: m.taken.WithLabelValues(topic),
-		unconfirmed: m.unconfirmed.WithLabelValues(topic), lag: m.lag.WithLabelValues(topic, strconv.Itoa(partition)),
+		unconfirmed: m.unconfirmed.WithLabelValues(topic), aborted: m.aborted.WithLabelValues(topic), lag: m.lag.WithLabelValues(topic, strconv.Itoa(partition)),
 	}
 }
 

@@ -63,6 +63,11 @@ type partition struct {
 	due       context.Context
 	cancelDue context.CancelFunc
 	ahead     bool // the open batch is full and reads ahead
+	// transactional is set once the partition showed a transaction
+	// (txn.go), by the reader or a writer; checked once its first batch
+	// was handed off.
+	transactional atomic.Bool
+	checked       bool
 	// committed is the offset this partition last committed (its start
 	// before; -1 for none).
 	committed atomic.Int64
@@ -266,6 +271,8 @@ func (p *partition) handOff() error {
 	}
 	b := p.open
 	b.next = p.next
+	b.checkAborted = p.transactional.Load() || !p.checked
+	p.checked = true
 	p.open = p.newBatch()
 	if p.cancelDue != nil {
 		p.cancelDue()

@@ -65,6 +65,9 @@ type Stats struct {
 	// Markers counts transaction markers skipped: they take an offset but
 	// are not messages, and count in none of the above.
 	Markers atomic.Int64
+	// Aborted counts the messages of aborted transactions dropped (they
+	// count as consumed, and in nothing after).
+	Aborted atomic.Int64
 }
 
 // WaitConsumed blocks until at least n messages were consumed or ctx ends.
@@ -92,6 +95,7 @@ type Sink struct {
 	opts   Options
 	routes map[string]route
 	dlq    *kafka.Writer
+	tr     *kafka.Transport // the DLQ writer's, also for protocol requests
 	stats  Stats
 	// buffered is the bytes held by all batches, against the memory budget.
 	buffered atomic.Int64
@@ -140,7 +144,8 @@ func New(opts Options) (*Sink, error) {
 	if len(s.routes) == 0 {
 		return nil, errors.New("sink: no domain lists a topic")
 	}
-	s.dlq = newDLQWriter(opts.Brokers, Transport(opts.Dialer), int(opts.Sink.DLQMaxMessageBytes))
+	s.tr = Transport(opts.Dialer)
+	s.dlq = newDLQWriter(opts.Brokers, s.tr, int(opts.Sink.DLQMaxMessageBytes))
 	return s, nil
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/medtype"
 )
@@ -23,6 +25,12 @@ func (p *partition) write(b *batch) error {
 	defer p.release(b)
 	ctx, log := p.flushCtx, p.log
 	start := time.Now()
+	if err := p.dropAborted(ctx, b); err != nil {
+		if p.genCtx.Err() != nil {
+			return errGenerationEnded
+		}
+		return err
+	}
 	dom := p.route.domain
 	// The batch's files and dead letters are written side by side, so
 	// their fsyncs and round trips overlap; the commit waits for all.
@@ -100,6 +108,35 @@ func (p *partition) write(b *batch) error {
 	}
 	p.s.metrics.flush.Observe(time.Since(start).Seconds())
 	log.Debug("flushed", "messages", b.count, "written", written, "dead_letters", len(b.dead), "committed", b.next, "ms", time.Since(start).Milliseconds())
+	return nil
+}
+
+// dropAborted removes from the batch the records of aborted transactions,
+// where the batch asks for the check (txn.go).
+func (p *partition) dropAborted(ctx context.Context, b *batch) error {
+	if !b.checkAborted || len(b.recs)+len(b.dead) == 0 {
+		return nil
+	}
+	var aborted map[int64]bool
+	err := p.s.retry(ctx, p.log, fmt.Sprintf("look up aborted transactions in %s/%d", p.topic, p.id), func() (err error) {
+		var txn bool
+		aborted, txn, err = abortedOffsets(ctx, p.s.tr, kafka.TCP(p.s.opts.Brokers...), p.topic, p.id, b.first, b.next)
+		if txn {
+			p.transactional.Store(true)
+		}
+		if err != nil {
+			p.s.metrics.kafkaErrors.WithLabelValues("fetch").Inc()
+		}
+		return kafkaOp(err)
+	})
+	if err != nil {
+		return err
+	}
+	if n := b.drop(aborted); n > 0 {
+		p.s.stats.Aborted.Add(int64(n))
+		p.m.aborted.Add(float64(n))
+		p.log.Info("dropped the records of aborted transactions", "messages", n, "from", b.first, "to", b.next-1)
+	}
 	return nil
 }
 
