@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/generate"
+	"github.com/medallionlake/medallion/internal/testenv"
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/sink"
 	"github.com/medallionlake/medallion/storage"
@@ -73,29 +72,7 @@ func (f *faulty) write(ctx context.Context, key string, put func() error) error 
 
 func committed(t *testing.T, brokers []string, topic string) map[int]int64 {
 	t.Helper()
-	return groupCommitted(t, brokers, "medallion-test", topic, 3)
-}
-
-// freshClient does not share kafka-go's default connection pool, whose
-// connections to a broker that restarted fail once each.
-func freshClient(brokers []string) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Transport: &kafka.Transport{IdleTimeout: time.Second}}
-}
-
-// groupCommitted is a group's committed offsets of a topic's partitions.
-func groupCommitted(t *testing.T, brokers []string, group, topic string, partitions int) map[int]int64 {
-	t.Helper()
-	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {}}}
-	for p := range partitions {
-		req.Topics[topic] = append(req.Topics[topic], p)
-	}
-	res, err := freshClient(brokers).OffsetFetch(context.Background(), req)
-	must(t, err)
-	out := map[int]int64{}
-	for _, p := range res.Topics[topic] {
-		out[p.Partition] = p.CommittedOffset
-	}
-	return out
+	return testenv.GroupCommitted(t, brokers, "medallion-test", topic, 3)
 }
 
 func endsOf(msgs []generate.Message, topic string) map[int]int64 {

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/medallionlake/medallion/bronze"
+	"github.com/medallionlake/medallion/internal/testenv"
 	"github.com/medallionlake/medallion/sink"
 )
 
@@ -49,7 +50,7 @@ func TestTransactionMarkers(t *testing.T) {
 		t.Fatalf("dead letters %d, markers %d, consumed %d: want 0, 6 (two transactions over three partitions) and %d",
 			st.DLQ.Load(), st.Markers.Load(), st.Consumed.Load(), len(msgs))
 	}
-	if got, want := committed(t, brokers, "raw-events"), endOffsets(t, brokers, "raw-events", 3); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := committed(t, brokers, "raw-events"), testenv.EndOffsets(t, brokers, "raw-events", 3); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("committed %v, want the end offsets %v (past the markers)", got, want)
 	}
 }
@@ -122,7 +123,7 @@ func TestAbortedTransactionsAreDropped(t *testing.T) {
 	if a := s.Stats().Aborted.Load(); a != int64(n+2*n) {
 		t.Errorf("dropped %d aborted records, want %d", a, n+2*n)
 	}
-	ends := endOffsets(t, brokers, "raw-events", 3)
+	ends := testenv.EndOffsets(t, brokers, "raw-events", 3)
 	ends[2] = -1 // empty: nothing to commit
 	if got := committed(t, brokers, "raw-events"); fmt.Sprint(got) != fmt.Sprint(ends) {
 		t.Fatalf("committed %v, want the end offsets %v", got, ends)
