@@ -30,10 +30,8 @@ import (
 // read, has that transaction's records of the batches before its marker
 // written.
 
-const (
-	controlAbort  = 0 // a control record's type: the transaction aborted
-	abortsMaxSize = 4 << 20
-)
+// controlAbort is a control record's type when the transaction aborted.
+const controlAbort = 0
 
 // abortedOffsets returns the offsets in [from, to) of a topic partition
 // that belong to aborted transactions, the way a read_committed Java
@@ -42,7 +40,10 @@ const (
 // marker comes after it.
 //
 // transactional reports whether the range holds any transactional batch.
-func abortedOffsets(ctx context.Context, rt kafka.RoundTripper, addr net.Addr, topic string, partition int, from, to int64) (aborted map[int64]bool, transactional bool, err error) {
+// Each fetch asks for about size bytes, the range's size, so a check reads
+// little more than the range.
+func abortedOffsets(ctx context.Context, rt kafka.RoundTripper, addr net.Addr, topic string, partition int, from, to, size int64) (aborted map[int64]bool, transactional bool, err error) {
+	maxBytes := int32(min(max(size, 64<<10), 4<<20))
 	aborted = map[int64]bool{}
 	var (
 		pending []fetchAPI.ResponseTransaction // aborted transactions not yet begun, by first offset
@@ -51,9 +52,9 @@ func abortedOffsets(ctx context.Context, rt kafka.RoundTripper, addr net.Addr, t
 	)
 	for pos := from; pos < to; {
 		res, err := rt.RoundTrip(ctx, addr, &fetchAPI.Request{
-			ReplicaID: -1, MinBytes: 1, MaxBytes: abortsMaxSize, IsolationLevel: int8(kafka.ReadCommitted), SessionID: -1, SessionEpoch: -1,
+			ReplicaID: -1, MinBytes: 1, MaxBytes: maxBytes, IsolationLevel: int8(kafka.ReadCommitted), SessionID: -1, SessionEpoch: -1,
 			Topics: []fetchAPI.RequestTopic{{Topic: topic, Partitions: []fetchAPI.RequestPartition{{
-				Partition: int32(partition), CurrentLeaderEpoch: -1, FetchOffset: pos, LogStartOffset: -1, PartitionMaxBytes: abortsMaxSize,
+				Partition: int32(partition), CurrentLeaderEpoch: -1, FetchOffset: pos, LogStartOffset: -1, PartitionMaxBytes: maxBytes,
 			}}}},
 		})
 		if err != nil {

@@ -120,7 +120,7 @@ func (p *partition) dropAborted(ctx context.Context, b *batch) error {
 	var aborted map[int64]bool
 	err := p.s.retry(ctx, p.log, fmt.Sprintf("look up aborted transactions in %s/%d", p.topic, p.id), func() (err error) {
 		var txn bool
-		aborted, txn, err = abortedOffsets(ctx, p.s.tr, kafka.TCP(p.s.opts.Brokers...), p.topic, p.id, b.first, b.next)
+		aborted, txn, err = abortedOffsets(ctx, p.s.tr, kafka.TCP(p.s.opts.Brokers...), p.topic, p.id, b.first, b.next, b.bytes)
 		if txn {
 			p.transactional.Store(true)
 		}
