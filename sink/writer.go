@@ -9,9 +9,8 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/medtype"
@@ -23,92 +22,98 @@ import (
 // committed before.
 func (p *partition) write(b *batch) error {
 	defer p.release(b)
-	ctx, log := p.flushCtx, p.log
 	start := time.Now()
-	if err := p.dropAborted(ctx, b); err != nil {
-		if p.genCtx.Err() != nil {
-			return errGenerationEnded
-		}
+	if err := p.dropAborted(p.flushCtx, b); err != nil {
+		return p.abandoned(err, b, 0, "during the write")
+	}
+	written, err := p.durable(b)
+	if err != nil {
+		return p.abandoned(err, b, written, "during the write")
+	}
+	if err := p.commit(b); err != nil {
+		return p.abandoned(err, b, written, "before the commit")
+	}
+	if p.s.opts.OnCommit != nil {
+		p.s.opts.OnCommit(p.topic, p.id, b.next)
+	}
+	p.s.metrics.flush.Observe(time.Since(start).Seconds())
+	p.log.Debug("flushed", "messages", b.count, "written", written, "dead_letters", len(b.dead), "committed", b.next, "ms", time.Since(start).Milliseconds())
+	return nil
+}
+
+// abandoned is a batch's failure, or errGenerationEnded when the partition
+// moved to another member meanwhile: its writes were abandoned (their
+// context ended with the generation) and the next owner replays the batch,
+// writing again what this one wrote but the next owner does not find.
+func (p *partition) abandoned(err error, b *batch, written int, when string) error {
+	if p.genCtx.Err() == nil {
 		return err
 	}
+	p.log.Warn("generation ended "+when+"; the next owner replays the batch", "messages", b.count, "written", written)
+	p.m.unconfirmed.Add(float64(written))
+	return errGenerationEnded
+}
+
+// durable writes the batch's bronze files and dead letters side by side,
+// so their fsyncs and round trips overlap, and returns the records it
+// wrote to bronze.
+func (p *partition) durable(b *batch) (int, error) {
 	dom := p.route.domain
-	// The batch's files and dead letters are written side by side, so
-	// their fsyncs and round trips overlap; the commit waits for all.
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(p.flushCtx)
 	g.SetLimit(ReadAhead)
 	files := p.unheld(b.byDate())
 	created := make([]bronze.Created, len(files))
-	for i := range created {
-		created[i].Through = -1
-	}
 	for i, file := range files {
-		date, recs := file.date, file.recs
+		created[i].Through = -1
 		g.Go(func() error {
-			f := bronze.File{Domain: dom.Name, PartitionKey: dom.PartitionKey, Date: date, Topic: p.topic, Partition: int32(p.id)}
+			f := bronze.File{Domain: dom.Name, PartitionKey: dom.PartitionKey, Date: file.date, Topic: p.topic, Partition: int32(p.id)}
 			enc := p.encoder()
 			defer p.reuse(enc)
-			return p.s.retry(gctx, log, "write bronze "+f.Key(), func() error {
-				c, err := enc.Create(gctx, p.s.opts.Bucket, f, recs)
+			return p.s.retry(gctx, p.log, "write bronze "+f.Key(), func() error {
+				c, err := enc.Create(gctx, p.s.opts.Bucket, f, file.recs)
 				created[i].Add(c) // a retry finds the files of a failed try taken
 				return err
 			})
 		})
 	}
 	if len(b.dead) > 0 {
-		g.Go(func() error {
-			msgs := b.dead
-			if err := p.s.retry(gctx, log, "write dead letters to "+DLQPrefix+p.topic, func() error {
-				err := p.s.dlq.WriteMessages(gctx, msgs...)
-				if err != nil {
-					p.s.metrics.kafkaErrors.WithLabelValues("dlq").Inc()
-				}
-				return kafkaOp(err)
-			}); err != nil {
-				return err
-			}
-			p.s.stats.DLQ.Add(int64(len(msgs)))
-			p.m.dlq.Add(float64(len(msgs)))
-			return nil
-		})
+		g.Go(func() error { return p.writeDeadLetters(gctx, b.dead) })
 	}
 	err := g.Wait()
-	written := p.count(files, created)
-	if err != nil && p.genCtx.Err() != nil {
-		// The partition moved while the batch was written: the writes are
-		// abandoned (their context ended with the generation) and the next
-		// owner replays the batch.
-		log.Warn("generation ended during the write; the next owner replays the batch", "messages", b.count, "written", written)
-		p.m.unconfirmed.Add(float64(written))
-		return errGenerationEnded
-	}
+	return p.count(files, created), err
+}
+
+// writeDeadLetters sends the batch's dead letters to dlq-<topic>.
+func (p *partition) writeDeadLetters(ctx context.Context, msgs []kafka.Message) error {
+	err := p.s.retry(ctx, p.log, "write dead letters to "+DLQPrefix+p.topic, func() error {
+		err := p.s.dlq.WriteMessages(ctx, msgs...)
+		if err != nil {
+			p.s.metrics.kafkaErrors.WithLabelValues("dlq").Inc()
+		}
+		return kafkaOp(err)
+	})
 	if err != nil {
 		return err
 	}
-	err = p.s.retry(p.flushCtx, log, fmt.Sprintf("commit %s/%d at %d", p.topic, p.id, b.next), func() error {
+	p.s.stats.DLQ.Add(int64(len(msgs)))
+	p.m.dlq.Add(float64(len(msgs)))
+	return nil
+}
+
+// commit commits the offset after the batch, retrying what the broker may
+// answer later until the generation or the shutdown timeout ends.
+func (p *partition) commit(b *batch) error {
+	err := p.s.retry(p.flushCtx, p.log, fmt.Sprintf("commit %s/%d at %d", p.topic, p.id, b.next), func() error {
 		err := p.commits.commit(p.topic, p.id, b.next)
 		if err != nil {
 			p.s.metrics.kafkaErrors.WithLabelValues("commit").Inc()
 		}
 		return kafkaOp(err)
 	})
-	if err != nil {
-		if p.genCtx.Err() != nil {
-			// A rebalance ended the generation: the batch is durable but
-			// uncommitted, and the partition's next owner replays it.
-			log.Warn("generation ended before the commit; the next owner replays the batch, and may write again what this one wrote",
-				"messages", b.count, "written", written)
-			p.m.unconfirmed.Add(float64(written))
-			return errGenerationEnded
-		}
-		return err
+	if err == nil {
+		p.committed.Store(b.next)
 	}
-	p.committed.Store(b.next)
-	if p.s.opts.OnCommit != nil {
-		p.s.opts.OnCommit(p.topic, p.id, b.next)
-	}
-	p.s.metrics.flush.Observe(time.Since(start).Seconds())
-	log.Debug("flushed", "messages", b.count, "written", written, "dead_letters", len(b.dead), "committed", b.next, "ms", time.Since(start).Milliseconds())
-	return nil
+	return err
 }
 
 // dropAborted removes from the batch the records of aborted transactions,
