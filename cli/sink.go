@@ -100,6 +100,9 @@ Example:
 			if n := st.Markers.Load(); n > 0 {
 				markers = fmt.Sprintf(" (and %d transaction markers skipped)", n)
 			}
+			if n := st.Aborted.Load(); n > 0 {
+				markers += fmt.Sprintf(" (%d records of aborted transactions dropped)", n)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "sink: %d messages consumed, %d written to %d bronze files, %d dead-lettered in %s%s\n",
 				st.Consumed.Load(), st.Written.Load(), st.Files.Load(), st.DLQ.Load(), time.Since(start).Round(time.Millisecond), markers)
 			if err != nil && ctx.Err() == nil {
