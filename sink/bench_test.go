@@ -1,14 +1,11 @@
 package sink_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,36 +42,8 @@ func benchMessages() int {
 // its address and process id.
 func broker(b *testing.B, n int) (string, int) {
 	b.Helper()
-	root := testenv.RepoRoot(b)
-	bin := filepath.Join(b.TempDir(), "kfakeserver")
-	build := exec.Command("go", "build", "-o", bin, "./internal/kfakeserver")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build kfakeserver: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "-port", strconv.Itoa(port), "-partitions", "6", "-messages", strconv.Itoa(n))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "ready ") {
-		b.Fatalf("kfakeserver did not get ready: %q %v", line, err)
-	}
-	go io.Copy(io.Discard, out)
-	return strings.TrimSpace(strings.TrimPrefix(line, "ready ")), cmd.Process.Pid
+	k := testenv.StartKfake(b, testenv.Build(b, "internal/kfakeserver"), "-port", "0", "-partitions", "6", "-messages", strconv.Itoa(n))
+	return k.Addr, k.Pid()
 }
 
 // usage is the benchmark's own wall and CPU time, and the broker's CPU

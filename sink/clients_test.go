@@ -1,7 +1,6 @@
 package sink_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,12 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/generate"
 	"github.com/medallionlake/medallion/medtype"
-	"github.com/medallionlake/medallion/sink"
 )
 
 // debianPython is the python3 that Debian's python3-confluent-kafka is
@@ -110,13 +107,7 @@ func TestOutsideProducers(t *testing.T) {
 	pythonProduce(t, brokers, 0, "zstd", n, "py", false)
 
 	b := localBronze(t)
-	o := options(brokers, b, domainsFor(t, "events"))
-	o.UntilEnd = true
-	s, err := sink.New(o)
-	must(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	must(t, s.Run(ctx))
+	runToEnd(t, options(brokers, b, domainsFor(t, "events")))
 
 	got := map[string]bronze.Record{}
 	eachRecord(t, b, func(_ bronze.File, r bronze.Record) {
@@ -164,12 +155,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 	must(t, err)
 	produce(t, brokers, msgs)
 	o := options(brokers, localBronze(t), domainsFor(t, "events"))
-	o.UntilEnd = true
-	s, err := sink.New(o)
-	must(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	must(t, s.Run(ctx))
+	s := runToEnd(t, o)
 	_, metrics := get(t, s, "/metrics")
 	for _, series := range []string{"medallion_sink_dlq_messages_total", "medallion_sink_files_written_total", "medallion_sink_kafka_errors_total",
 		"medallion_sink_messages_already_in_bronze_total", "medallion_sink_unconfirmed_messages_total"} {

@@ -111,13 +111,12 @@ func localBronze(t *testing.T) *filesystem.Bucket {
 	return b
 }
 
-// TestShutdownFlushesAndCommits: SIGTERM (a cancelled context) with partial
-// buffers flushes everything and commits it.
-func TestShutdownFlushesAndCommits(t *testing.T) {
-	brokers, msgs := eventBacklog(t, 5000)
-	b := localBronze(t)
-	o := options(brokers, b, domainsFor(t, "events"))
-	o.Sink.FlushMessages, o.Sink.FlushInterval = 1_000_000, time.Hour // nothing flushes by itself
+// holdAll runs a sink whose batches never flush by themselves until it
+// has consumed n messages; sigterm cancels it, as SIGTERM does, and
+// returns what Run returned.
+func holdAll(t *testing.T, o sink.Options, n int) (sigterm func() error) {
+	t.Helper()
+	o.Sink.FlushMessages, o.Sink.FlushInterval = 1_000_000, time.Hour
 	s, err := sink.New(o)
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -125,12 +124,20 @@ func TestShutdownFlushesAndCommits(t *testing.T) {
 	go func() { done <- s.Run(ctx) }()
 	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
 	defer wcancel()
-	must(t, s.Stats().WaitConsumed(wctx, int64(len(msgs))))
+	must(t, s.Stats().WaitConsumed(wctx, int64(n)))
+	return func() error { cancel(); return <-done }
+}
+
+// TestShutdownFlushesAndCommits: SIGTERM (a cancelled context) with partial
+// buffers flushes everything and commits it.
+func TestShutdownFlushesAndCommits(t *testing.T) {
+	brokers, msgs := eventBacklog(t, 5000)
+	b := localBronze(t)
+	sigterm := holdAll(t, options(brokers, b, domainsFor(t, "events")), len(msgs))
 	if n := len(bronzeRows(t, b)); n != 0 {
 		t.Fatalf("%d messages were flushed before the shutdown", n)
 	}
-	cancel() // SIGTERM
-	must(t, <-done)
+	must(t, sigterm())
 	if got := len(bronzeRows(t, b)); got != len(msgs) {
 		t.Fatalf("after shutdown bronze has %d messages, want %d", got, len(msgs))
 	}
@@ -215,12 +222,7 @@ func TestCrashBetweenPutAndCommit(t *testing.T) {
 
 	o := options(brokers, fs, domainsFor(t, "events"))
 	o.Sink.FlushMessages = 2500 // the crashed sink's was 1000
-	o.UntilEnd = true
-	s, err := sink.New(o)
-	must(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	must(t, s.Run(ctx))
+	s := runToEnd(t, o)
 	got := bronzeRows(t, fs) // fails on any message present twice
 	if len(got) != len(msgs) {
 		t.Fatalf("bronze has %d messages, want %d", len(got), len(msgs))

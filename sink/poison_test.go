@@ -10,8 +10,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/medallionlake/medallion/sink"
 )
 
 // TestPoisonMessagesNeverStall: non-JSON messages of 1.1 MB, 5 MB and 20 MB
@@ -43,13 +41,7 @@ func TestPoisonMessagesNeverStall(t *testing.T) {
 	}
 
 	b := localBronze(t)
-	o := options(brokers, b, domainsFor(t, "events"))
-	o.UntilEnd = true
-	s, err := sink.New(o)
-	must(t, err)
-	rctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	must(t, s.Run(rctx))
+	runToEnd(t, options(brokers, b, domainsFor(t, "events")))
 	if n := len(bronzeRows(t, b)); n != len(msgs) {
 		t.Fatalf("bronze has %d messages, want %d", n, len(msgs))
 	}

@@ -37,12 +37,8 @@ func TestBrokerRestartUnderARunningSink(t *testing.T) {
 	o.OnCommit = func(topic string, p int, off int64) {
 		mu.Lock()
 		defer mu.Unlock()
-		rows := bronzeCounts(t, fs)
-		for x := int64(0); x < off; x++ {
-			if rows[fmt.Sprintf("%s/%d/%d", topic, p, x)] == 0 {
-				early = append(early, fmt.Sprintf("%s/%d committed %d before offset %d was in bronze", topic, p, off, x))
-				break
-			}
+		if v := missingBelow(t, fs, topic, p, off); v != "" {
+			early = append(early, v)
 		}
 		once.Do(func() { close(first) })
 	}

@@ -8,7 +8,21 @@ import (
 	"time"
 
 	"github.com/medallionlake/medallion/sink"
+	"github.com/medallionlake/medallion/storage"
 )
+
+// missingBelow names the first offset below a commit that is not in
+// bronze, or returns "": every offset below a commit must be durable.
+func missingBelow(t *testing.T, b storage.Bucket, topic string, partition int, commit int64) string {
+	t.Helper()
+	rows := bronzeCounts(t, b)
+	for o := int64(0); o < commit; o++ {
+		if rows[fmt.Sprintf("%s/%d/%d", topic, partition, o)] == 0 {
+			return fmt.Sprintf("%s/%d committed %d but offset %d is not in bronze", topic, partition, commit, o)
+		}
+	}
+	return ""
+}
 
 // TestRebalance: a second sink joins the group halfway. Nothing is lost,
 // the committed offsets end at the end offsets, and every offset committed
@@ -28,13 +42,8 @@ func TestRebalance(t *testing.T) {
 	onCommit := func(topic string, partition int, offset int64) {
 		mu.Lock()
 		defer mu.Unlock()
-		// Every offset below a commit must already be in bronze.
-		rows := bronzeCounts(t, b)
-		for o := int64(0); o < offset; o++ {
-			if rows[fmt.Sprintf("%s/%d/%d", topic, partition, o)] == 0 {
-				violated = append(violated, fmt.Sprintf("%s/%d committed %d but offset %d is not in bronze", topic, partition, offset, o))
-				break
-			}
+		if v := missingBelow(t, b, topic, partition, offset); v != "" {
+			violated = append(violated, v)
 		}
 		high[partition] = max(high[partition], offset)
 		for p, end := range ends {

@@ -11,8 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/medallionlake/medallion/sink"
 )
 
 // TestShutdownTellsTheTruth: a SIGTERM whose final flush (storage down) or
@@ -29,16 +27,8 @@ func TestShutdownTellsTheTruth(t *testing.T) {
 			fs := localBronze(t)
 			b := &faulty{Bucket: fs, failed: make(chan struct{}, 1)}
 			o := options(brokers, b, domainsFor(t, "events"))
-			o.Sink.FlushMessages, o.Sink.FlushInterval = 1_000_000, time.Hour // nothing flushes before the shutdown
 			o.Sink.ShutdownTimeout = time.Second
-			s, err := sink.New(o)
-			must(t, err)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- s.Run(ctx) }()
-			wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
-			defer wcancel()
-			must(t, s.Stats().WaitConsumed(wctx, int64(len(msgs))))
+			sigterm := holdAll(t, o, len(msgs)) // nothing flushes before the shutdown
 			want := `injected storage outage`
 			if failing == "flush" {
 				b.down.Store(true)
@@ -46,8 +36,7 @@ func TestShutdownTellsTheTruth(t *testing.T) {
 				c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: kerr.CoordinatorLoadInProgress, Count: -1})
 				want = `commit raw-events/\d at \d+: .*Group Load In Progress`
 			}
-			cancel() // SIGTERM
-			err = <-done
+			err := sigterm()
 			if err == nil || errors.Is(err, context.Canceled) {
 				t.Fatalf("a shutdown whose final %s failed returned %v", failing, err)
 			}

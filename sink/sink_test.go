@@ -91,6 +91,21 @@ func options(brokers []string, b storage.Bucket, doms []config.Domain) sink.Opti
 		SessionTimeout: time.Second, Log: testLog()}
 }
 
+// runToEnd runs a sink with --until-end to its end, within a minute.
+func runToEnd(t *testing.T, o sink.Options) *sink.Sink {
+	t.Helper()
+	o.UntilEnd = true
+	s, err := sink.New(o)
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	must(t, s.Run(ctx))
+	if ctx.Err() != nil {
+		t.Fatal("the --until-end run ended at the test's deadline")
+	}
+	return s
+}
+
 // testLog discards the sink's log, or, with MEDALLION_SINK_TEST_LOG=1,
 // writes it to stderr at debug level (to follow a failing test).
 func testLog() *slog.Logger {

@@ -90,10 +90,8 @@ func TestAbortedTransactionsAreDropped(t *testing.T) {
 
 	fs := localBronze(t)
 	o := options(brokers, fs, domainsFor(t, "events"))
-	o.UntilEnd, o.Sink.FlushMessages = true, 50 // transactions span batches
-	s, err := sink.New(o)
-	must(t, err)
-	must(t, s.Run(ctx))
+	o.Sink.FlushMessages = 50 // transactions span batches
+	s := runToEnd(t, o)
 
 	got := map[string]bool{}
 	eachRecord(t, fs, func(_ bronze.File, r bronze.Record) { got[string(r.Key)] = true })

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/medallionlake/medallion/sink"
+	"github.com/medallionlake/medallion/storage"
 )
 
 // runSink starts a sink; its result arrives on the returned channel.
@@ -20,6 +22,24 @@ func runSink(t *testing.T, o sink.Options, ctx context.Context) (*sink.Sink, cha
 	return s, done
 }
 
+// longMember starts a long-running member of the group (the Deployment)
+// with the given batch limits and waits until it consumes; the returned
+// function stops it and checks that it stopped cleanly.
+func longMember(t *testing.T, brokers []string, b storage.Bucket, flush int, interval time.Duration) (stop func()) {
+	t.Helper()
+	o := options(brokers, b, domainsFor(t, "events"))
+	o.Sink.FlushMessages, o.Sink.FlushInterval = flush, interval
+	ctx, cancel := context.WithCancel(context.Background())
+	s, done := runSink(t, o, ctx)
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer wcancel()
+	must(t, s.Stats().WaitConsumed(wctx, 1))
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); must(t, <-done) }) }
+	t.Cleanup(stop)
+	return stop
+}
+
 // TestUntilEndBesideALongRunningMember: an --until-end sink in the group of
 // a long-running member (the Deployment) gets some partitions or none; it
 // counts the others done when the group's committed offsets reach their
@@ -27,14 +47,7 @@ func runSink(t *testing.T, o sink.Options, ctx context.Context) (*sink.Sink, cha
 func TestUntilEndBesideALongRunningMember(t *testing.T) {
 	brokers, msgs := eventBacklog(t, 9000)
 	b := localBronze(t)
-	lo := options(brokers, b, domainsFor(t, "events"))
-	lo.Sink.FlushMessages, lo.Sink.FlushInterval = 500, 200*time.Millisecond
-	lctx, stopLong := context.WithCancel(context.Background())
-	defer stopLong()
-	long, longDone := runSink(t, lo, lctx)
-	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
-	defer wcancel()
-	must(t, long.Stats().WaitConsumed(wctx, 1))
+	stopLong := longMember(t, brokers, b, 500, 200*time.Millisecond)
 
 	o := options(brokers, b, domainsFor(t, "events"))
 	o.UntilEnd = true
@@ -52,7 +65,6 @@ func TestUntilEndBesideALongRunningMember(t *testing.T) {
 		}
 	}
 	stopLong()
-	must(t, <-longDone)
 	if dups := coverage(t, b, brokers, "raw-events"); dups != 0 {
 		t.Errorf("%d rows are in bronze twice", dups)
 	}
@@ -92,14 +104,7 @@ func TestOverlappingUntilEndRuns(t *testing.T) {
 func TestMaxDuration(t *testing.T) {
 	brokers, _ := eventBacklog(t, 3000)
 	b := localBronze(t)
-	lo := options(brokers, b, domainsFor(t, "events"))
-	lo.Sink.FlushMessages, lo.Sink.FlushInterval = 1_000_000, time.Hour // never commits
-	lctx, stopLong := context.WithCancel(context.Background())
-	defer stopLong()
-	long, longDone := runSink(t, lo, lctx)
-	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
-	defer wcancel()
-	must(t, long.Stats().WaitConsumed(wctx, 1))
+	stopLong := longMember(t, brokers, b, 1_000_000, time.Hour) // never commits
 
 	o := options(brokers, b, domainsFor(t, "events"))
 	o.UntilEnd, o.MaxDuration = true, 3*time.Second
@@ -113,6 +118,5 @@ func TestMaxDuration(t *testing.T) {
 		t.Errorf("the run took %s, for --max-duration 3s", d)
 	}
 	stopLong()
-	must(t, <-longDone)
 	coverage(t, b, brokers, "raw-events")
 }

@@ -39,6 +39,7 @@ type Kfake struct {
 func StartKfake(t testing.TB, bin string, args ...string) *Kfake {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the test
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +66,9 @@ func (k *Kfake) Stop(t testing.TB) {
 	}
 	_ = k.cmd.Wait()
 }
+
+// Pid is the broker process's id.
+func (k *Kfake) Pid() int { return k.cmd.Process.Pid }
 
 // Port is the broker's port, to start it again on.
 func (k *Kfake) Port() string {
