@@ -39,14 +39,16 @@ type partition struct {
 	route   route
 	m       partitionMetrics
 	log     *slog.Logger
-	// genCtx ends with the generation that assigned the partition.
-	genCtx context.Context
-	// ctx is the reading's: it ends with the generation, the run, or a
-	// failed background flush.
-	ctx context.Context
-	// flushCtx bounds writes and commits: it ends with the generation, or
-	// the shutdown timeout after the run ends.
-	flushCtx context.Context
+	// genDone is closed when the generation that assigned the partition
+	// ends: the partition may be another member's from then on.
+	genDone <-chan struct{}
+	// ctx and flushCtx are the partition's two I/O scopes, shared by the
+	// reading loop and the background writer (kafka-go and storage take
+	// nothing else). ctx is the reading's: it ends with the generation,
+	// the run, or a failed background flush. flushCtx bounds writes and
+	// commits: it ends with the generation, or the shutdown timeout after
+	// the run ends.
+	ctx, flushCtx context.Context
 	// abort stops the reading when a background flush fails.
 	abort context.CancelCauseFunc
 
@@ -54,10 +56,7 @@ type partition struct {
 	open     *batch               // the batch being read
 	spare    *batch               // a written batch, for reuse
 	next     int64                // offset after the last message read
-	inflight chan error
-	// written ends when the batch in flight is committed or failed, or
-	// with ctx.
-	written context.Context
+	inflight *flight              // the batch being written, if any
 	// due ends the open batch's read at its age deadline, or, once the
 	// batch is full and waits for the one in flight, when that is written.
 	due       context.Context
@@ -125,7 +124,7 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 	p.open = p.newBatch()
 	p.encs = make(chan *bronze.Encoder, ReadAhead)
 	p.next = -1
-	p.genCtx = genCtx
+	p.genDone = genCtx.Done()
 	live, cancel := mergeCtx(runCtx, genCtx)
 	defer cancel()
 	ctx, abort := context.WithCancelCause(live)
@@ -245,7 +244,7 @@ func (p *partition) flushIfFull() error {
 	if !global && b.count < c.FlushMessages && b.bytes < int64(c.FlushBytes) {
 		return nil
 	}
-	if global || p.written == nil || p.written.Err() != nil ||
+	if global || p.inflight == nil || p.inflight.over() ||
 		b.count >= ReadAhead*c.FlushMessages || b.bytes >= ReadAhead*int64(c.FlushBytes) {
 		return p.handOff()
 	}
@@ -255,7 +254,8 @@ func (p *partition) flushIfFull() error {
 		if p.cancelDue != nil {
 			p.cancelDue()
 		}
-		p.due, p.cancelDue = context.WithDeadline(p.written, b.opened.Add(c.FlushInterval))
+		p.due, p.cancelDue = context.WithDeadline(p.ctx, b.opened.Add(c.FlushInterval))
+		p.inflight.onDone(p.cancelDue)
 	}
 	return nil
 }
@@ -279,9 +279,8 @@ func (p *partition) handOff() error {
 		p.due, p.cancelDue = nil, nil
 	}
 	p.ahead = false
-	result := make(chan error, 1)
-	written, markWritten := context.WithCancel(p.ctx)
-	p.inflight, p.written = result, written
+	f := newFlight()
+	p.inflight = f
 	go func() {
 		err := p.write(b)
 		if err != nil {
@@ -290,8 +289,7 @@ func (p *partition) handOff() error {
 		} else {
 			p.spare = b.recycle() // taken only after the result is received
 		}
-		result <- err
-		markWritten()
+		f.finish(err)
 	}()
 	return nil
 }
@@ -301,9 +299,19 @@ func (p *partition) wait() error {
 	if p.inflight == nil {
 		return nil
 	}
-	err := <-p.inflight
+	err := p.inflight.result()
 	p.inflight = nil
 	return err
+}
+
+// generationEnded reports whether the partition's generation is over.
+func (p *partition) generationEnded() bool {
+	select {
+	case <-p.genDone:
+		return true
+	default:
+		return false
+	}
 }
 
 // flush writes and commits everything read so far.

@@ -46,7 +46,7 @@ func (p *partition) write(b *batch) error {
 // context ended with the generation) and the next owner replays the batch,
 // writing again what this one wrote but the next owner does not find.
 func (p *partition) abandoned(err error, b *batch, written int, when string) error {
-	if p.genCtx.Err() == nil {
+	if !p.generationEnded() {
 		return err
 	}
 	p.log.Warn("generation ended "+when+"; the next owner replays the batch", "messages", b.count, "written", written)
