@@ -231,9 +231,13 @@ func snapshotID(t *table.Table) int64 {
 
 // isConflict recognises a lost optimistic-concurrency race. The SQL catalog
 // reports it as a failed requirement, which iceberg-go does not always wrap
-// in table.ErrCommitFailed.
+// in table.ErrCommitFailed; a commit whose base snapshot is no longer on
+// the branch (another writer replaced it, or it expired) is
+// table.ErrCommitDiverged, which does not wrap ErrCommitFailed but is
+// fixed the same way: recompute from the current table.
 func isConflict(err error) bool {
-	return errors.Is(err, table.ErrCommitFailed) || strings.Contains(err.Error(), "requirement failed")
+	return errors.Is(err, table.ErrCommitFailed) || errors.Is(err, table.ErrCommitDiverged) ||
+		strings.Contains(err.Error(), "requirement failed")
 }
 
 // Retry runs fn until it succeeds, fails with something other than

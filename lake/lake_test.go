@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/duck"
 	"github.com/medallionlake/medallion/internal/testenv"
@@ -285,5 +288,55 @@ func TestWriteSeveralPartitions(t *testing.T) {
 	}
 	if _, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", d("2024-01-01")), b.stage); err == nil || !strings.Contains(err.Error(), "outside the partitions written") {
 		t.Fatalf("rows outside the scope: %v", err)
+	}
+}
+
+// TestCommitRetryPinnedOff: iceberg-go's own commit retry stays off on
+// every table Medallion writes (created with it, and pinned again on a
+// table where it was set by hand), since Medallion retries by recomputing
+// and iceberg-go's retry would merge two writers' files.
+func TestCommitRetryPinnedOff(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			id := lake.TableID{Namespace: "silver", Name: "events"}
+			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+			c := conn(t, b.duck)
+			write := func(day string) {
+				t.Helper()
+				events(t, c, day, 3, 1)
+				if _, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", medtype.MustDate(day)), b.stage); err != nil {
+					t.Fatal(err)
+				}
+			}
+			retries := func() string {
+				t.Helper()
+				tbl, err := b.lake.Load(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tbl.Properties()[table.CommitNumRetriesKey]
+			}
+			write("2024-01-01")
+			if got := retries(); got != "0" {
+				t.Fatalf("a new table has %s = %q, want \"0\"", table.CommitNumRetriesKey, got)
+			}
+			tbl, err := b.lake.Load(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx := tbl.NewTransaction()
+			if err := tx.SetProperties(iceberg.Properties{table.CommitNumRetriesKey: "4"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			write("2024-01-02")
+			if got := retries(); got != "0" {
+				t.Fatalf("after a write, a table set by hand has %s = %q, want \"0\"", table.CommitNumRetriesKey, got)
+			}
+		})
 	}
 }

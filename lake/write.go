@@ -270,12 +270,12 @@ func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column
 		if err := sameSchema(t.Schema(), schema); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrSchemaChanged, def.ID, err)
 		}
-		return t, nil
+		return pinNoRetry(ctx, def.ID, t)
 	}
 	if !errors.Is(err, catalog.ErrNoSuchTable) {
 		return nil, fmt.Errorf("load table %s: %w", def.ID, err)
 	}
-	opts := []catalog.CreateTableOpt{catalog.WithLocation(l.tableLocation(def.ID))}
+	opts := []catalog.CreateTableOpt{catalog.WithLocation(l.tableLocation(def.ID)), catalog.WithProperties(noRetry)}
 	if def.PartitionColumn != "" {
 		field, ok := schema.FindFieldByName(def.PartitionColumn)
 		if !ok || !field.Type.Equals(iceberg.PrimitiveTypes.Date) {
@@ -292,6 +292,33 @@ func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column
 		return nil, fmt.Errorf("create table %s: %w", def.ID, err)
 	}
 	return t, nil
+}
+
+// noRetry pins iceberg-go's own commit retry off (its default, 0, today).
+// Medallion retries a lost commit by recomputing the whole partition
+// (Retry), because a current-state table's new rows depend on the rows
+// they replace; iceberg-go's retry would instead re-apply the same file
+// swap onto the new base and merge two writers' files.
+var noRetry = iceberg.Properties{table.CommitNumRetriesKey: "0"}
+
+// pinNoRetry sets noRetry on a table that lacks it (created by an older
+// Medallion, or changed by hand) before Medallion writes to it.
+func pinNoRetry(ctx context.Context, id TableID, t *table.Table) (*table.Table, error) {
+	if t.Properties()[table.CommitNumRetriesKey] == "0" {
+		return t, nil
+	}
+	tx := t.NewTransaction()
+	if err := tx.SetProperties(noRetry); err != nil {
+		return nil, fmt.Errorf("table %s: pin %s: %w", id, table.CommitNumRetriesKey, err)
+	}
+	nt, err := tx.Commit(ctx)
+	if err != nil {
+		if isConflict(err) {
+			return nil, fmt.Errorf("table %s: pin %s: %w: %v", id, table.CommitNumRetriesKey, ErrConflict, err)
+		}
+		return nil, fmt.Errorf("table %s: pin %s: %w", id, table.CommitNumRetriesKey, err)
+	}
+	return nt, nil
 }
 
 func sameSchema(have, want *iceberg.Schema) error {
