@@ -65,8 +65,10 @@ type Partition struct {
 	SourceFiles []string `json:"source_files"`
 	// FileHash hashes the sorted (key, size, version) list: for DONE the
 	// list that was processed, otherwise the list last discovered.
-	FileHash     string `json:"file_hash"`
-	RetryCount   int    `json:"retry_count"`
+	FileHash   string `json:"file_hash"`
+	RetryCount int    `json:"retry_count"`
+	// RetryExempt is set while FAILED by an interruption (Update.Interrupted).
+	RetryExempt  bool   `json:"retry_exempt,omitempty"`
 	Attempts     int    `json:"attempts"`
 	ErrorMessage string `json:"error_message,omitempty"`
 	SilverPath   string `json:"silver_path,omitempty"`
@@ -93,7 +95,12 @@ type Update struct {
 	Attempt  int
 	LeaseTTL time.Duration
 
-	Error         string // set on FAILED; DONE and PENDING clear it
+	Error string // set on FAILED; DONE and PENDING clear it
+	// Interrupted marks a FAILED that was not the partition's fault: the
+	// run was stopped, or its worker's lease expired (a crash). Requeue
+	// retries it without counting it against max_retries; the history
+	// keeps it.
+	Interrupted   bool
 	RecordCount   *int64
 	SilverRecords *int64
 	GoldRecords   *int64

@@ -42,7 +42,7 @@ type sqlStore struct {
 
 const partitionCols = `domain, partition_date, status, run_id, record_count, silver_records, gold_records,
 	source_files, file_hash, retry_count, attempts, error_message, silver_path, gold_path, snapshots,
-	leased_by, lease_expires_at, duration_ms, created_at, updated_at, processed_at`
+	leased_by, lease_expires_at, duration_ms, created_at, updated_at, processed_at, retry_exempt`
 
 func (s *sqlStore) Kind() string { return s.d.name }
 func (s *sqlStore) Close() error { return s.db.Close() }
@@ -136,7 +136,7 @@ func scanPartition(sc interface{ Scan(...any) error }) (Partition, error) {
 	)
 	err := sc.Scan(&p.Key.Domain, &p.Key.Date, &p.Status, &runID, &p.RecordCount, &p.SilverRecords, &p.GoldRecords,
 		&files, &p.FileHash, &p.RetryCount, &p.Attempts, &errMsg, &silverPath, &goldPath, &snaps,
-		&lease, &leaseAt, &p.DurationMS, &created, &updated, &processed)
+		&lease, &leaseAt, &p.DurationMS, &created, &updated, &processed, &p.RetryExempt)
 	if err != nil {
 		return Partition{}, err
 	}
@@ -406,8 +406,10 @@ func (s *sqlStore) transitionTx(ctx context.Context, tx *sql.Tx, key medtype.Par
 		set.add("error_message = NULL")
 	case medtype.StateFailed:
 		set.add("error_message = ?", u.Error)
+		set.add("retry_exempt = ?", u.Interrupted)
 	case medtype.StateRetrying:
-		set.add("retry_count = retry_count + 1")
+		// An interruption is retried without counting against max_retries.
+		set.add("retry_count = retry_count + CASE WHEN retry_exempt THEN 0 ELSE 1 END")
 	case medtype.StatePending:
 		set.add("retry_count = 0")
 		set.add("error_message = NULL")
@@ -591,7 +593,9 @@ func (s *sqlStore) Requeue(ctx context.Context, domain string, maxRetries int, r
 		if p.Status == medtype.StateFailed {
 			to = medtype.StateRetrying
 			u.Message = fmt.Sprintf("retry %d of %d", p.RetryCount+1, maxRetries)
-			if p.RetryCount >= maxRetries {
+			if p.RetryExempt {
+				u.Message = fmt.Sprintf("retry after an interruption, not counted (%d of %d retries used)", p.RetryCount, maxRetries)
+			} else if p.RetryCount >= maxRetries {
 				to = medtype.StateDead
 				u.Message = fmt.Sprintf("failed after %d retries: %s", p.RetryCount, p.ErrorMessage)
 			}
@@ -688,7 +692,7 @@ func (s *sqlStore) RescueExpired(ctx context.Context, runID string, now time.Tim
 			if err != nil {
 				return err
 			}
-			return s.transitionTx(ctx, tx, p.Key, &cur, medtype.StateFailed, Update{RunID: runID, Error: msg, Now: now},
+			return s.transitionTx(ctx, tx, p.Key, &cur, medtype.StateFailed, Update{RunID: runID, Error: msg, Interrupted: true, Now: now},
 				cas{leaseHolder: p.LeasedBy, attempt: p.Attempts, expiredBefore: now})
 		})
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrNotAllowed) {

@@ -46,12 +46,12 @@ func (r *runner) processOne(ctx context.Context, p meta.Partition) int64 {
 			log.Error("lost the lease while processing; another worker owns the partition now", "error", err)
 			return 0
 		}
-		msg := err.Error()
-		if ctx.Err() != nil {
+		msg, interrupted := err.Error(), ctx.Err() != nil
+		if interrupted {
 			msg = "interrupted: " + msg
 		}
 		_, terr := r.deps.Store.Transition(recordCtx, p.Key, medtype.StateFailed, meta.Update{
-			RunID: r.sum.RunID, Worker: r.worker, Attempt: p.Attempts, Error: msg, DurationMS: &dur, Now: r.deps.now(),
+			RunID: r.sum.RunID, Worker: r.worker, Attempt: p.Attempts, Error: msg, Interrupted: interrupted, DurationMS: &dur, Now: r.deps.now(),
 		})
 		if terr != nil {
 			log.Error("could not record failure", "error", terr)

@@ -2,8 +2,10 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -91,8 +93,62 @@ func TestKilledRun(t *testing.T) {
 	e.deps.Now = func() time.Time { return time.Now().Add(2 * time.Minute) }
 	sum := e.run(t, pipeline.Options{})
 	allDone(t, sum)
-	if p := e.state(t, killed[0].Domain, killed[0].Date.String()); p.Status != medtype.StateDone || p.RetryCount != 1 {
-		t.Fatalf("the killed partition after the rescue: %s, %d retries", p.Status, p.RetryCount)
+	// A crash is not the partition's fault: the rescue retries it without
+	// counting against max_retries.
+	if p := e.state(t, killed[0].Domain, killed[0].Date.String()); p.Status != medtype.StateDone || p.RetryCount != 0 || p.Attempts != 2 {
+		t.Fatalf("the killed partition after the rescue: %s, %d retries counted, %d attempts", p.Status, p.RetryCount, p.Attempts)
 	}
 	e.checkTables(t, buildModel(msgs, false))
+}
+
+// TestInterruptedRunsAreNotCounted: a run stopped (SIGTERM) while a
+// partition is in flight marks it FAILED as an interruption. More such
+// stops than max_retries never make a healthy partition DEAD: each next
+// run retries it without counting, and it ends DONE with no retry counted.
+func TestInterruptedRunsAreNotCounted(t *testing.T) {
+	e := newEnv(t, "sqlite+local", nil, nil)
+	e.cfg.Pipeline.Workers, e.cfg.Pipeline.MaxRetries = 1, 1
+	msgs, err := generate.Generate(generate.Options{Seed: 6, Start: medtype.MustDate("2024-03-01"), Days: 1, EventsPerDay: 40_000,
+		Domains: []string{"events"}})
+	must(t, err)
+	e.write(t, msgs, false)
+	k := medtype.PartitionKey{Domain: "events", Date: medtype.MustDate("2024-03-01")}
+	for i := 0; i < e.cfg.Pipeline.MaxRetries+2; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		ran, stopped := make(chan struct{}), make(chan bool, 1)
+		go func() { // SIGTERM once the partition is in flight
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ran:
+					stopped <- false
+					return
+				case <-tick.C:
+				}
+				if p, err := e.deps.Store.Get(context.Background(), k); err == nil && p.Status == medtype.StateInFlight {
+					cancel()
+					stopped <- true
+					return
+				}
+			}
+		}()
+		_, err := pipeline.Run(ctx, e.deps, pipeline.Options{})
+		close(ran)
+		if !<-stopped {
+			t.Fatalf("run %d finished before it could be stopped: the partition is %s", i+1, e.state(t, "events", "2024-03-01").Status)
+		}
+		cancel()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("stopped run %d: %v", i+1, err)
+		}
+		p := e.state(t, "events", "2024-03-01")
+		if p.Status != medtype.StateFailed || !p.RetryExempt || !strings.HasPrefix(p.ErrorMessage, "interrupted: ") {
+			t.Fatalf("after stop %d: %s exempt=%v %q", i+1, p.Status, p.RetryExempt, p.ErrorMessage)
+		}
+	}
+	allDone(t, e.run(t, pipeline.Options{}))
+	if p := e.state(t, "events", "2024-03-01"); p.Status != medtype.StateDone || p.RetryCount != 0 {
+		t.Fatalf("after %d interruptions: %s with %d retries counted", e.cfg.Pipeline.MaxRetries+2, p.Status, p.RetryCount)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -227,6 +228,72 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		}
 		if stateOf(t, s, other) != medtype.StateFailed || stateOf(t, s, late) != medtype.StateReprocessing {
 			t.Fatal("requeue of one domain touched another")
+		}
+	})
+
+	t.Run("InterruptionsDoNotCountAgainstRetries", func(t *testing.T) {
+		s, _ := setup(t)
+		k := key("orders", "2024-01-15")
+		const maxRetries = 2
+		driveTo(t, s, k, medtype.StatePending)
+		fail := func(interrupted bool) {
+			t.Helper()
+			got, err := s.Claim(ctx, meta.ClaimParams{Worker: "w", Limit: 1, LeaseTTL: time.Minute, Now: t0})
+			must(t, err)
+			if len(got) != 1 {
+				t.Fatalf("nothing to claim: %s", stateOf(t, s, k))
+			}
+			_, err = s.Transition(ctx, k, medtype.StateFailed, meta.Update{Worker: "w", Attempt: got[0].Attempts, Error: "x", Interrupted: interrupted})
+			must(t, err)
+		}
+		// More interruptions than max_retries, and a crash whose lease is
+		// rescued: the partition is retried every time and never counted.
+		for i := 0; i < maxRetries+2; i++ {
+			fail(true)
+			res, err := s.Requeue(ctx, "orders", maxRetries, "run", t0)
+			must(t, err)
+			if !slices.Equal(res.Retrying, []medtype.PartitionKey{k}) {
+				t.Fatalf("interruption %d: requeue %+v", i+1, res)
+			}
+		}
+		_, err := s.Claim(ctx, meta.ClaimParams{Worker: "crashed", Limit: 1, LeaseTTL: time.Minute, Now: t0})
+		must(t, err)
+		rescued, err := s.RescueExpired(ctx, "run", t0.Add(2*time.Minute))
+		must(t, err)
+		if len(rescued) != 1 || !rescued[0].RetryExempt {
+			t.Fatalf("rescue = %+v", rescued)
+		}
+		_, err = s.Requeue(ctx, "orders", maxRetries, "run", t0)
+		must(t, err)
+		if p, _ := s.Get(ctx, k); p.RetryCount != 0 || p.Status != medtype.StateRetrying {
+			t.Fatalf("after %d interruptions and a rescue: %s, retry_count %d", maxRetries+2, p.Status, p.RetryCount)
+		}
+		// Real failures still count, and end DEAD after max_retries.
+		for retry := 1; retry <= maxRetries; retry++ {
+			fail(false)
+			_, err := s.Requeue(ctx, "orders", maxRetries, "run", t0)
+			must(t, err)
+			if p, _ := s.Get(ctx, k); p.RetryCount != retry || p.RetryExempt {
+				t.Fatalf("failure %d: retry_count %d, exempt %v", retry, p.RetryCount, p.RetryExempt)
+			}
+		}
+		fail(false)
+		res, err := s.Requeue(ctx, "orders", maxRetries, "run", t0)
+		must(t, err)
+		if !slices.Equal(res.Dead, []medtype.PartitionKey{k}) {
+			t.Fatalf("after %d counted failures: %+v", maxRetries+1, res)
+		}
+		// The history keeps every interruption.
+		hist, err := s.History(ctx, k, 100)
+		must(t, err)
+		notCounted := 0
+		for _, h := range hist {
+			if strings.Contains(h.Message, "not counted") {
+				notCounted++
+			}
+		}
+		if notCounted != maxRetries+3 {
+			t.Fatalf("history has %d uncounted retries, want %d", notCounted, maxRetries+3)
 		}
 	})
 
