@@ -163,6 +163,16 @@ func stageTarget(ctx context.Context, conn *sql.Conn, l *lake.Lake, id lake.Tabl
 			files = append(files, part...)
 		}
 	}
+	// A damaged or missing file of a partitioned table is left out: mode
+	// partition makes the scope's rows exactly src's, so the write repairs
+	// it. A current-state table's rows come only from its stored rows.
+	files, damaged, err := l.Intact(ctx, id, files)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", id, err)
+	}
+	if len(damaged) > 0 && scope.Column == "" {
+		return fmt.Errorf("stage %s: a live file is damaged (%s); its rows cannot be rebuilt from one partition's bronze", id, damaged[0])
+	}
 	from := src + " WHERE false"
 	if len(files) > 0 {
 		paths, err := l.Fetch(ctx, files, stageDir)
@@ -171,7 +181,7 @@ func stageTarget(ctx context.Context, conn *sql.Conn, l *lake.Lake, id lake.Tabl
 		}
 		from = duck.ReadParquet(paths, false)
 	}
-	_, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT * FROM %s", target, from))
+	_, err = conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT * FROM %s", target, from))
 	if err != nil {
 		return fmt.Errorf("stage %s: %w", id, err)
 	}

@@ -340,3 +340,73 @@ func TestCommitRetryPinnedOff(t *testing.T) {
 		})
 	}
 }
+
+// TestDamagedFileIsVerifiedAndRepaired: a live data file damaged in storage
+// (overwritten, or deleted) is named by Verify; writing the partition's
+// same rows again does not skip it but writes them anew (under a name of
+// their own) in a new snapshot, after which Verify is clean, the rows are
+// the expected ones, and a further write of the same rows commits nothing.
+func TestDamagedFileIsVerifiedAndRepaired(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			c := conn(t, b.duck)
+			id := lake.TableID{Namespace: "gold", Name: "orders_daily"}
+			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+			for _, damage := range []string{"overwrite", "delete"} {
+				day := map[string]string{"overwrite": "2024-01-15", "delete": "2024-01-16"}[damage]
+				p := &lake.Partition{Column: "event_date", Date: medtype.MustDate(day)}
+				scope := lake.PartitionScope("event_date", p.Date)
+				events(t, c, day, 50, 1.5)
+				first, err := b.lake.Write(ctx, c, def, "src", scope, b.stage)
+				if err != nil {
+					t.Fatal(err)
+				}
+				files, err := b.lake.Files(ctx, id, p, lake.Snapshot{})
+				if err != nil || len(files) != 1 {
+					t.Fatalf("files: %v %v", files, err)
+				}
+				key, err := storage.KeyOf(b.lake.Bucket(), files[0].URI)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if damage == "overwrite" {
+					err = b.lake.Bucket().Put(ctx, key, strings.NewReader("not parquet any more"), nil)
+				} else {
+					err = b.lake.Bucket().Delete(ctx, key)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				damaged, checked, err := b.lake.Verify(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(damaged) != 1 || damaged[0].Key != key || checked == 0 {
+					t.Fatalf("%s: verify found %v in %d files, want %s", damage, damaged, checked, key)
+				}
+				t.Logf("%s: %s", damage, damaged[0])
+
+				events(t, c, day, 50, 1.5) // the same rows, from bronze again
+				repair, err := b.lake.Write(ctx, c, def, "src", scope, b.stage)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !repair.Changed || repair.SnapshotID == first.SnapshotID {
+					t.Fatalf("%s: the write skipped the damaged file: %+v", damage, repair)
+				}
+				if damaged, _, err := b.lake.Verify(ctx, id); err != nil || len(damaged) != 0 {
+					t.Fatalf("%s: after the repair verify finds %v, %v", damage, damaged, err)
+				}
+				if n, sum := read(t, b, c, id, p, lake.Snapshot{}); n != 50 || sum == "" {
+					t.Fatalf("%s: after the repair %s has %d rows", damage, day, n)
+				}
+				again, err := b.lake.Write(ctx, c, def, "src", scope, b.stage)
+				if err != nil || again.Changed {
+					t.Fatalf("%s: a write after the repair: %+v %v", damage, again, err)
+				}
+			}
+		})
+	}
+}

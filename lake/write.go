@@ -8,11 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
@@ -106,9 +107,9 @@ func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src stri
 		if err != nil {
 			return Commit{}, err
 		}
+		key := l.dataKey(def, p, fp.hash, "")
 		var want []string
 		if fp.rows > 0 {
-			key := l.dataKey(def, p, fp.hash)
 			want = []string{l.bucket.URI(key)}
 			rows += fp.rows
 		}
@@ -116,15 +117,24 @@ func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src stri
 		for _, f := range current {
 			have = append(have, f.URI)
 		}
-		if slices.Equal(have, want) {
+		switch same, err := l.holds(ctx, current, fp); {
+		case err != nil:
+			return Commit{}, err
+		case same:
 			continue // this partition already holds exactly these rows
+		case len(current) == 1 && fingerprintOf(current[0].URI) == fp.hash:
+			// The live file has these rows' fingerprint but is damaged: a
+			// rewrite goes under a name of its own, since one snapshot
+			// cannot remove and add the same file.
+			key = l.dataKey(def, p, fp.hash, strconv.FormatInt(time.Now().UnixNano(), 36))
+			want = []string{l.bucket.URI(key)}
 		}
 		if fp.rows > 0 {
 			rel := src
 			if p != nil {
 				rel = fmt.Sprintf("(SELECT * FROM %s WHERE %s = DATE %s)", src, duck.Ident(p.Column), duck.Literal(value))
 			}
-			if err := l.writeFile(ctx, conn, def, rel, l.dataKey(def, p, fp.hash), stageDir); err != nil {
+			if err := l.writeFile(ctx, conn, def, rel, key, stageDir); err != nil {
 				return Commit{}, err
 			}
 		}
@@ -152,13 +162,44 @@ func snapshotProps(rows int64) iceberg.Properties {
 	return iceberg.Properties{"medallion.rows": strconv.FormatInt(rows, 10)}
 }
 
-// dataKey is warehouse/<ns>/<table>/data/[<col>=<date>/]<fingerprint>.parquet.
-func (l *Lake) dataKey(def TableDef, partition *Partition, fp string) string {
+// dataKey is warehouse/<ns>/<table>/data/[<col>=<date>/]<fingerprint>[-<repair>].parquet;
+// repair is "" but for a file written again because the live one was
+// damaged.
+func (l *Lake) dataKey(def TableDef, partition *Partition, fp, repair string) string {
 	dir := fmt.Sprintf("%s/%s/%s/data/", WarehousePrefix, def.ID.Namespace, def.ID.Name)
 	if partition != nil {
 		dir += partition.Column + "=" + partition.Date.String() + "/"
 	}
+	if repair != "" {
+		fp += "-" + repair
+	}
 	return dir + fp + ".parquet"
+}
+
+// fingerprintOf is the fingerprint a data file's name carries.
+func fingerprintOf(uri string) string {
+	name := strings.TrimSuffix(path.Base(uri), ".parquet")
+	fp, _, _ := strings.Cut(name, "-")
+	return fp
+}
+
+// holds reports whether a partition's live files already are these rows:
+// none for none, or one file of their fingerprint that is intact (it
+// exists with the size and row count its manifest records). A damaged one
+// does not count, so rewriting the partition repairs it.
+func (l *Lake) holds(ctx context.Context, live []DataFile, fp print) (bool, error) {
+	if fp.rows == 0 || len(live) != 1 {
+		return fp.rows == 0 && len(live) == 0, nil
+	}
+	if fingerprintOf(live[0].URI) != fp.hash {
+		return false, nil
+	}
+	key, err := storage.KeyOf(l.bucket, live[0].URI)
+	if err != nil {
+		return false, err
+	}
+	problem, err := l.checkFile(ctx, key, live[0])
+	return problem == "", err
 }
 
 func (l *Lake) tableLocation(id TableID) string {

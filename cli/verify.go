@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medallionlake/medallion/lake"
+)
+
+func (a *app) verifyCommand() *cobra.Command {
+	var tableName string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check that every live data file exists with the size and row count its manifest records",
+		Long: `Check every live data file of the silver, gold and quarantine tables (or of
+--table) against the table's manifests: the file exists, has the recorded size,
+and its Parquet footer has the recorded row count. Only footers are read.
+
+Each damaged or missing file is printed with its table; the command then exits 1.
+To repair, rewrite the affected partitions from bronze:
+  medallion backfill --from DATE --to DATE --domain D --force
+
+Example:
+  medallion verify --table gold.orders_daily`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ids []lake.TableID
+			if tableName != "" {
+				id, err := lake.ParseTableID(tableName)
+				if err != nil {
+					return usageError("--table: %v", err)
+				}
+				ids = append(ids, id)
+			}
+			ctx := cmd.Context()
+			eng, err := a.openEngine(ctx)
+			if err != nil {
+				return err
+			}
+			defer eng.close()
+			if ids == nil {
+				for _, ns := range lake.Namespaces {
+					in, err := eng.deps.Lake.Tables(ctx, ns)
+					if err != nil {
+						return err
+					}
+					ids = append(ids, in...)
+				}
+			} else if ok, err := eng.deps.Lake.Exists(ctx, ids[0]); err != nil {
+				return err
+			} else if !ok {
+				return usageError("--table: no table %s (medallion tables lists them)", ids[0])
+			}
+			out := cmd.OutOrStdout()
+			var damaged []lake.Damage
+			files := 0
+			for _, id := range ids {
+				d, n, err := eng.deps.Lake.Verify(ctx, id)
+				if err != nil {
+					return err
+				}
+				damaged, files = append(damaged, d...), files+n
+			}
+			for _, d := range damaged {
+				fmt.Fprintln(out, "DAMAGED", d)
+			}
+			fmt.Fprintf(out, "verify: %d files in %d tables, %d damaged or missing\n", files, len(ids), len(damaged))
+			if len(damaged) > 0 {
+				return &exitError{code: ExitFailed, err: errSilent}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tableName, "table", "", "verify one table (namespace.table), e.g. gold.orders_daily")
+	return cmd
+}
