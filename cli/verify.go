@@ -18,8 +18,11 @@ func (a *app) verifyCommand() *cobra.Command {
 and its Parquet footer has the recorded row count. Only footers are read.
 
 Each damaged or missing file is printed with its table; the command then exits 1.
-To repair, rewrite the affected partitions from bronze:
-  medallion backfill --from DATE --to DATE --domain D --force
+To repair, rewrite the affected dates from bronze (a write never skips a
+damaged file):
+  medallion backfill --from DATE --to DATE --domain D
+A damaged file of a current-state table (users_current, restaurants_current)
+cannot be rebuilt from one date's bronze: that backfill fails and says so.
 
 Example:
   medallion verify --table gold.orders_daily`,
