@@ -56,6 +56,7 @@ func (a *app) backfillCommand() *cobra.Command {
 		doms      []string
 		reprocess string
 		dryRun    bool
+		force     bool
 		format    string
 	)
 	cmd := &cobra.Command{
@@ -69,7 +70,10 @@ range without bronze data are reported, never invented. --dry-run lists what
 would run and changes nothing.
 
 Reprocessing a DONE partition leaves every table row-for-row identical
-unless its bronze files changed.
+unless its bronze files changed; a table partition that already holds exactly
+its rows is not rewritten, unless its live file is damaged (see medallion
+verify). --force rewrites them all, in new snapshots: a repair of damage that
+verify cannot see (a file changed in place with its size and row count kept).
 
 Example:
   medallion backfill --domain orders --from 2024-01-10 --to 2024-01-15`,
@@ -96,7 +100,7 @@ Example:
 				return err
 			}
 			return a.runPipeline(cmd, pipeline.Options{Command: "backfill", Workers: workers, Domains: doms, From: f, To: t,
-				Reprocess: reprocess, DryRun: dryRun}, format)
+				Reprocess: reprocess, DryRun: dryRun, Force: force}, format)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "first partition date (inclusive)")
@@ -105,6 +109,7 @@ Example:
 	cmd.Flags().StringSliceVarP(&doms, "domain", "d", nil, "only these domains (repeat or comma-separate)")
 	cmd.Flags().StringVar(&reprocess, "reprocess", "all", "which partitions to reset: all or failed")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would run; change nothing")
+	cmd.Flags().BoolVar(&force, "force", false, "rewrite every table partition, even those that already hold their rows")
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "summary format: table or json")
 	return cmd
 }

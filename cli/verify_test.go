@@ -54,4 +54,17 @@ func TestVerifyAndRepair(t *testing.T) {
 	if after := run(t, query...); after.stdout != before.stdout || before.stdout == "" {
 		t.Fatalf("gold.orders_daily after the repair:\n%s\nbefore:\n%s", after.stdout, before.stdout)
 	}
+	// --force rewrites a partition that holds its rows: a new file, the
+	// same rows.
+	live, _ := filepath.Glob(filepath.Join(lakeDir, "order_date=2024-01-15", "*.parquet"))
+	if r := run(t, "backfill", "--config", cfg, "--from", "2024-01-15", "--to", "2024-01-15", "--domain", "orders", "--force"); r.code != cli.ExitOK {
+		t.Fatalf("backfill --force: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	now, _ := filepath.Glob(filepath.Join(lakeDir, "order_date=2024-01-15", "*.parquet"))
+	if len(now) != len(live)+1 {
+		t.Fatalf("backfill --force wrote no new file: %v, then %v", live, now)
+	}
+	if after := run(t, query...); after.stdout != before.stdout {
+		t.Fatalf("gold.orders_daily after backfill --force:\n%s\nbefore:\n%s", after.stdout, before.stdout)
+	}
 }

@@ -68,6 +68,18 @@ type Lake struct {
 	cat    *sqlcat.Catalog
 	bucket storage.Bucket
 	props  iceberg.Properties
+	// force makes writes rewrite partitions that already hold their rows.
+	force bool
+}
+
+// Forcing is a handle on the same lake whose writes rewrite every
+// partition they touch, even one whose live file already holds exactly the
+// rows (backfill --force: a repair of damage Verify cannot see, such as a
+// file changed in place with its size and row count kept).
+func (l *Lake) Forcing() *Lake {
+	f := *l
+	f.force = true
+	return &f
 }
 
 // Open opens the catalog in the meta store's database and creates the

@@ -410,3 +410,41 @@ func TestDamagedFileIsVerifiedAndRepaired(t *testing.T) {
 		})
 	}
 }
+
+// TestForcedWriteRewrites: a forced write (backfill --force) rewrites a
+// partition that already holds its rows, in a new snapshot and file; an
+// ordinary write after it finds the rewritten file and commits nothing.
+func TestForcedWriteRewrites(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			c := conn(t, b.duck)
+			id := lake.TableID{Namespace: "silver", Name: "events"}
+			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+			p := &lake.Partition{Column: "event_date", Date: medtype.MustDate("2024-01-15")}
+			scope := lake.PartitionScope("event_date", p.Date)
+			events(t, c, "2024-01-15", 30, 2)
+			first, err := b.lake.Write(ctx, c, def, "src", scope, b.stage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, _ := b.lake.Files(ctx, id, p, lake.Snapshot{})
+			n0, sum0 := read(t, b, c, id, p, lake.Snapshot{})
+			forced, err := b.lake.Forcing().Write(ctx, c, def, "src", scope, b.stage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, _ := b.lake.Files(ctx, id, p, lake.Snapshot{})
+			if !forced.Changed || forced.SnapshotID == first.SnapshotID || len(after) != 1 || after[0].URI == before[0].URI {
+				t.Fatalf("forced write: %+v, files %v -> %v", forced, before, after)
+			}
+			if n, sum := read(t, b, c, id, p, lake.Snapshot{}); n != n0 || sum != sum0 {
+				t.Fatalf("forced write changed the rows: %d/%s, was %d/%s", n, sum, n0, sum0)
+			}
+			if again, err := b.lake.Write(ctx, c, def, "src", scope, b.stage); err != nil || again.Changed {
+				t.Fatalf("an ordinary write after the forced one: %+v %v", again, err)
+			}
+		})
+	}
+}

@@ -117,15 +117,16 @@ func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src stri
 		for _, f := range current {
 			have = append(have, f.URI)
 		}
-		switch same, err := l.holds(ctx, current, fp); {
+		same, err := l.holds(ctx, current, fp)
+		switch {
 		case err != nil:
 			return Commit{}, err
-		case same:
+		case same && (!l.force || fp.rows == 0):
 			continue // this partition already holds exactly these rows
 		case len(current) == 1 && fingerprintOf(current[0].URI) == fp.hash:
-			// The live file has these rows' fingerprint but is damaged: a
-			// rewrite goes under a name of its own, since one snapshot
-			// cannot remove and add the same file.
+			// The live file has these rows' fingerprint but is damaged, or
+			// the write is forced: the rewrite goes under a name of its
+			// own, since one snapshot cannot remove and add the same file.
 			key = l.dataKey(def, p, fp.hash, strconv.FormatInt(time.Now().UnixNano(), 36))
 			want = []string{l.bucket.URI(key)}
 		}

@@ -150,11 +150,15 @@ func (r *runner) runJob(ctx context.Context, d domains.Domain, key medtype.Parti
 	}
 	defer os.RemoveAll(stage)
 
-	sres, err := silver.Run(ctx, conn, silver.Env{Bucket: r.deps.Bucket, Lake: r.deps.Lake}, d, key.Date, out.files, stage)
+	l := r.deps.Lake
+	if r.opts.Force {
+		l = l.Forcing()
+	}
+	sres, err := silver.Run(ctx, conn, silver.Env{Bucket: r.deps.Bucket, Lake: l}, d, key.Date, out.files, stage)
 	if err != nil {
 		return out, fmt.Errorf("silver: %w", err)
 	}
-	gres, err := gold.Run(ctx, conn, r.deps.Lake, r.deps.Exporter, d, key.Date, stage)
+	gres, err := gold.Run(ctx, conn, l, r.deps.Exporter, d, key.Date, stage)
 	if err != nil {
 		return out, fmt.Errorf("gold: %w", err)
 	}

@@ -78,6 +78,9 @@ type Options struct {
 	Reprocess string
 	// DryRun (backfill) only reports what would run.
 	DryRun bool
+	// Force (backfill) rewrites every table partition the run touches,
+	// even one that already holds exactly its rows (lake.Lake.Forcing).
+	Force bool
 }
 
 // DomainSummary counts one domain's outcome.
