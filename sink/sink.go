@@ -177,7 +177,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			return s.connErr(err)
 		}
 		until = newUntilEnd(ends, stop)
-		client := &kafka.Client{Addr: kafka.TCP(s.opts.Brokers...), Transport: Transport(s.opts.Dialer)}
+		client := &kafka.Client{Addr: kafka.TCP(s.opts.Brokers...), Transport: s.tr}
 		go until.watchGroup(runCtx, client, s.opts.GroupID, groupWatchInterval)
 		if s.opts.MaxDuration > 0 {
 			defer time.AfterFunc(s.opts.MaxDuration, until.expire).Stop()
@@ -218,22 +218,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			continue // kafka-go joins again, after a backoff
 		}
 		_ = wait.check(nil, nil) // joined
-		var wg sync.WaitGroup
-		commits := newCommitter(gen)
-		for topic, assigned := range gen.Assignments {
-			for _, a := range assigned {
-				p := &partition{s: s, commits: commits, topic: topic, id: a.ID, start: a.Offset, end: until.end(topic, a.ID), route: s.routes[topic], m: s.metrics.forPartition(topic, a.ID)}
-				wg.Add(1)
-				gen.Start(func(genCtx context.Context) {
-					defer wg.Done()
-					if err := p.consume(runCtx, genCtx, until.done); err != nil {
-						fail(err)
-					}
-				})
-			}
-		}
-		wg.Wait()
-		commits.stop()
+		s.consumeGeneration(runCtx, gen, until, fail)
 		if runCtx.Err() != nil {
 			break
 		}
@@ -241,6 +226,28 @@ func (s *Sink) Run(ctx context.Context) error {
 	mu.Lock()
 	defer mu.Unlock()
 	return errors.Join(firstErr, until.err(s.opts.MaxDuration), s.uncommittedErr())
+}
+
+// consumeGeneration runs a consumer for each partition the generation
+// assigned, until they all return (the generation or the run ended).
+func (s *Sink) consumeGeneration(runCtx context.Context, gen *kafka.Generation, until *untilEnd, fail func(error)) {
+	var wg sync.WaitGroup
+	commits := newCommitter(gen)
+	defer commits.stop()
+	for topic, assigned := range gen.Assignments {
+		for _, a := range assigned {
+			p := &partition{s: s, commits: commits, topic: topic, id: a.ID, start: a.Offset, end: until.end(topic, a.ID),
+				route: s.routes[topic], m: s.metrics.forPartition(topic, a.ID)}
+			wg.Add(1)
+			gen.Start(func(genCtx context.Context) {
+				defer wg.Done()
+				if err := p.consume(runCtx, genCtx, until.done); err != nil {
+					fail(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
 }
 
 // leftUncommitted records a partition that stopped, as the run ended,
