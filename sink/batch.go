@@ -111,6 +111,9 @@ func (p *partition) add(msg kafka.Message) {
 		p.s.open.Add(1)
 	}
 	b.count++ // a marker too: the batch's commit moves past its offset
+	if expect := max(p.next, p.start); expect >= 0 && msg.Offset > expect {
+		p.gap(expect, msg.Offset)
+	}
 	p.next = msg.Offset + 1
 	p.m.lag.Set(float64(max(msg.HighWaterMark-msg.Offset-1, 0)))
 	if txnMarker(msg) {
@@ -142,6 +145,17 @@ func (p *partition) add(msg kafka.Message) {
 		// copying them.
 		Payload: unsafe.String(unsafe.SliceData(msg.Value), len(msg.Value)), EventTime: et,
 	})
+}
+
+// gap records offsets the broker did not return: the records were deleted
+// (retention, or DeleteRecords) before the sink read them, which kafka-go
+// skips silently, or compacted away. Either way they are in no bronze
+// file, so it is said loudly.
+func (p *partition) gap(from, to int64) {
+	p.s.stats.Skipped.Add(to - from)
+	p.m.skipped.Add(float64(to - from))
+	p.log.Warn("offsets missing from the partition: deleted by retention before the sink read them, or compacted; they are in no bronze file",
+		"from", from, "to", to-1, "offsets", to-from)
 }
 
 // txnMarker reports whether msg is a transaction's commit or abort marker.

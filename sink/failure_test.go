@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/generate"
 	"github.com/medallionlake/medallion/internal/testenv"
@@ -377,5 +380,53 @@ func TestReadAheadWhileWriting(t *testing.T) {
 	}
 	if got, want := committed(t, brokers, "raw-events"), endsOf(msgs, "raw-events"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("committed %v, want %v", got, want)
+	}
+}
+
+// TestOffsetsDeletedBeforeTheSinkReadThem: records deleted (retention,
+// DeleteRecords) past the group's committed offset before the sink read
+// them are skipped by the reader; the sink counts and logs them instead
+// of losing them silently.
+func TestOffsetsDeletedBeforeTheSinkReadThem(t *testing.T) {
+	brokers := cluster(t, "raw-events")
+	msgs := eventMessages(t, 900)
+	for i := range msgs {
+		msgs[i].Partition = 0
+	}
+	produce(t, brokers, msgs[:300])
+	b := localBronze(t)
+	runToEnd(t, options(brokers, b, domainsFor(t, "events"))) // commits 300
+	produce(t, brokers, msgs[300:])
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	must(t, err)
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = "raw-events"
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 500 // offsets 300-499 go before the sink reads them
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	res, err := req.RequestWith(context.Background(), cl)
+	must(t, err)
+	if code := res.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("delete records: error code %d", code)
+	}
+
+	s := runToEnd(t, options(brokers, b, domainsFor(t, "events")))
+	if n := s.Stats().Skipped.Load(); n != 200 {
+		t.Fatalf("skipped %d offsets, want the 200 deleted", n)
+	}
+	_, metrics := get(t, s, "/metrics")
+	if !strings.Contains(metrics, `medallion_sink_skipped_offsets_total{topic="raw-events"} 200`) {
+		t.Errorf("/metrics does not count the deleted offsets:\n%s", grepLines(metrics, "skipped"))
+	}
+	counts := bronzeCounts(t, b)
+	for o := 0; o < 900; o++ {
+		in := counts[fmt.Sprintf("raw-events/0/%d", o)] > 0
+		if want := o < 300 || o >= 500; in != want {
+			t.Fatalf("offset %d in bronze: %v, want %v", o, in, want)
+		}
 	}
 }

@@ -25,7 +25,7 @@ type metrics struct {
 	markers  *prometheus.CounterVec
 	// held, taken and unconfirmed count the work of replays and zombies.
 	held, taken, unconfirmed *prometheus.CounterVec
-	aborted                  *prometheus.CounterVec
+	aborted, skipped         *prometheus.CounterVec
 	// kafkaErrors counts broker errors by operation (join, fetch, commit,
 	// dlq), each retried unless permanent.
 	kafkaErrors *prometheus.CounterVec
@@ -56,6 +56,8 @@ func newMetrics() *metrics {
 			Help: "Messages written to bronze by a batch whose commit came after its partition moved to another member: the new owner may write them too (silver removes such duplicates)."}, []string{"topic"}),
 		aborted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_aborted_messages_total",
 			Help: "Messages of aborted transactions, dropped before bronze."}, []string{"topic"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_skipped_offsets_total",
+			Help: "Offsets the broker no longer had when the sink read past them (deleted by retention before the sink read them, or compacted): in no bronze file."}, []string{"topic"}),
 		kafkaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "medallion_sink_kafka_errors_total",
 			Help: "Errors from the brokers by operation (join, fetch, commit, dlq, offsets); each is retried unless retrying cannot fix it."}, []string{"op"}),
 		flush: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "medallion_sink_flush_duration_seconds",
@@ -66,7 +68,7 @@ func newMetrics() *metrics {
 	for _, op := range []string{"join", "fetch", "commit", "dlq", "offsets"} {
 		m.kafkaErrors.WithLabelValues(op) // at 0 from the start, for rate() in alerts
 	}
-	m.reg.MustRegister(m.consumed, m.written, m.bytes, m.files, m.dlq, m.markers, m.held, m.taken, m.unconfirmed, m.aborted, m.kafkaErrors, m.flush, m.lag,
+	m.reg.MustRegister(m.consumed, m.written, m.bytes, m.files, m.dlq, m.markers, m.held, m.taken, m.unconfirmed, m.aborted, m.skipped, m.kafkaErrors, m.flush, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -74,7 +76,7 @@ func newMetrics() *metrics {
 // partitionMetrics caches the label lookups of one partition's hot path.
 type partitionMetrics struct {
 	consumed, written, bytes, files, dlq, markers prometheus.Counter
-	held, taken, unconfirmed, aborted             prometheus.Counter
+	held, taken, unconfirmed, aborted, skipped    prometheus.Counter
 	lag                                           prometheus.Gauge
 }
 
@@ -83,7 +85,8 @@ func (m *metrics) forPartition(topic string, partition int) partitionMetrics {
 		consumed: m.consumed.WithLabelValues(topic), written: m.written.WithLabelValues(topic),
 		bytes: m.bytes.WithLabelValues(topic), files: m.files.WithLabelValues(topic), dlq: m.dlq.WithLabelValues(topic),
 		markers: m.markers.WithLabelValues(topic), held: m.held.WithLabelValues(topic), taken: m.taken.WithLabelValues(topic),
-		unconfirmed: m.unconfirmed.WithLabelValues(topic), aborted: m.aborted.WithLabelValues(topic), lag: m.lag.WithLabelValues(topic, strconv.Itoa(partition)),
+		unconfirmed: m.unconfirmed.WithLabelValues(topic), aborted: m.aborted.WithLabelValues(topic),
+		skipped: m.skipped.WithLabelValues(topic), lag: m.lag.WithLabelValues(topic, strconv.Itoa(partition)),
 	}
 }
 

@@ -68,6 +68,9 @@ type Stats struct {
 	// Aborted counts the messages of aborted transactions dropped (they
 	// count as consumed, and in nothing after).
 	Aborted atomic.Int64
+	// Skipped counts offsets the broker no longer had when the sink read
+	// past them (retention, compaction): in no bronze file.
+	Skipped atomic.Int64
 }
 
 // WaitConsumed blocks until at least n messages were consumed or ctx ends.
