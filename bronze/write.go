@@ -169,11 +169,19 @@ func (e *Encoder) Create(ctx context.Context, b storage.Bucket, f File, records 
 			return c, err
 		}
 		c.Through = end
-		i, _ := slices.BinarySearchFunc(records, end+1, func(r Record, off int64) int { return cmp.Compare(r.Offset, off) })
+		i := After(records, end)
 		c.Held += i
 		records = records[i:]
 	}
 	return c, nil
+}
+
+// After is the index of the first of records (in offset order) past
+// offset: records[:After(records, offset)] are those an existing file
+// ending at offset holds.
+func After(records []Record, offset int64) int {
+	i, _ := slices.BinarySearchFunc(records, offset+1, func(r Record, off int64) int { return cmp.Compare(r.Offset, off) })
+	return i
 }
 
 // OffsetRange is the first and last offset a bronze file holds: from its

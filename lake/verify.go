@@ -31,32 +31,17 @@ func (l *Lake) Verify(ctx context.Context, id TableID) (damaged []Damage, checke
 	if err != nil {
 		return nil, 0, err
 	}
-	for _, f := range files {
-		key, err := storage.KeyOf(l.bucket, f.URI)
-		if err != nil {
-			return nil, checked, fmt.Errorf("verify %s: %w", id, err)
-		}
-		problem, err := l.checkFile(ctx, key, f)
-		if err != nil {
-			return nil, checked, fmt.Errorf("verify %s: %w", id, err)
-		}
-		checked++
-		if problem != "" {
-			damaged = append(damaged, Damage{Table: id, Key: key, Problem: problem})
-		}
+	if _, damaged, err = l.Intact(ctx, id, files); err != nil {
+		return nil, 0, fmt.Errorf("verify %s: %w", id, err)
 	}
-	return damaged, checked, nil
+	return damaged, len(files), nil
 }
 
 // Intact splits data files into those that are what their manifest
 // records and those that are damaged or missing.
 func (l *Lake) Intact(ctx context.Context, id TableID, files []DataFile) (intact []DataFile, damaged []Damage, err error) {
 	for _, f := range files {
-		key, err := storage.KeyOf(l.bucket, f.URI)
-		if err != nil {
-			return nil, nil, err
-		}
-		problem, err := l.checkFile(ctx, key, f)
+		key, problem, err := l.problemOf(ctx, f)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -67,6 +52,15 @@ func (l *Lake) Intact(ctx context.Context, id TableID, files []DataFile) (intact
 		intact = append(intact, f)
 	}
 	return intact, damaged, nil
+}
+
+// problemOf returns a data file's key and what is wrong with it, or "".
+func (l *Lake) problemOf(ctx context.Context, f DataFile) (key, problem string, err error) {
+	if key, err = storage.KeyOf(l.bucket, f.URI); err != nil {
+		return "", "", err
+	}
+	problem, err = l.checkFile(ctx, key, f)
+	return key, problem, err
 }
 
 // checkFile returns what is wrong with one file, or "".

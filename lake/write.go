@@ -195,11 +195,7 @@ func (l *Lake) holds(ctx context.Context, live []DataFile, fp print) (bool, erro
 	if fingerprintOf(live[0].URI) != fp.hash {
 		return false, nil
 	}
-	key, err := storage.KeyOf(l.bucket, live[0].URI)
-	if err != nil {
-		return false, err
-	}
-	problem, err := l.checkFile(ctx, key, live[0])
+	_, problem, err := l.problemOf(ctx, live[0])
 	return problem == "", err
 }
 

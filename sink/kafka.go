@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -39,21 +40,18 @@ func (s *Sink) connErr(err error) error {
 // what the brokers may answer later.
 func (s *Sink) endOffsets(ctx context.Context) (ends map[string]map[int]int64, err error) {
 	wait := topicWait{limit: s.opts.Sink.TopicWait}
-	err = s.retry(ctx, s.opts.Log, "read end offsets", func() error {
+	err = s.retryKafka(ctx, s.opts.Log, "read end offsets", "offsets", func() error {
 		ends, err = s.listEnds(ctx)
-		if err != nil {
-			s.metrics.kafkaErrors.WithLabelValues("offsets").Inc()
-		}
 		if werr := wait.check(err, s.topics()); werr != nil {
 			return permanentError{werr}
 		}
-		return kafkaOp(err)
+		return err
 	})
 	return ends, err
 }
 
 func (s *Sink) listEnds(ctx context.Context) (map[string]map[int]int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(s.opts.Brokers...), Transport: Transport(s.opts.Dialer)}
+	client := &kafka.Client{Addr: kafka.TCP(s.opts.Brokers...), Transport: s.tr}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: s.topics()})
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
@@ -132,12 +130,20 @@ type permanentError struct{ error }
 
 func (e permanentError) Unwrap() error { return e.error }
 
-// kafkaOp marks a Kafka operation's error permanent for retry where it is.
-func kafkaOp(err error) error {
-	if err != nil && permanent(err) {
-		return permanentError{err}
-	}
-	return err
+// retryKafka is retry for a Kafka operation: each error counts in
+// medallion_sink_kafka_errors_total under op, and one that retrying cannot
+// fix (permanent) ends it at once.
+func (s *Sink) retryKafka(ctx context.Context, log *slog.Logger, what, op string, fn func() error) error {
+	return s.retry(ctx, log, what, func() error {
+		err := fn()
+		if err != nil {
+			s.metrics.kafkaErrors.WithLabelValues(op).Inc()
+		}
+		if err != nil && permanent(err) {
+			return permanentError{err}
+		}
+		return err
+	})
 }
 
 // topicWait tracks how long the brokers have not known a topic or, before

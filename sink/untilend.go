@@ -18,8 +18,9 @@ import (
 // may hold the partition, and this one would otherwise wait for it
 // forever.
 type untilEnd struct {
-	ends map[string]map[int]int64
-	stop func() // ends the run
+	ends  map[string]map[int]int64
+	total int    // partitions in ends
+	stop  func() // ends the run
 
 	mu       sync.Mutex
 	reached  map[string]bool
@@ -28,6 +29,9 @@ type untilEnd struct {
 
 func newUntilEnd(ends map[string]map[int]int64, stop func()) *untilEnd {
 	u := &untilEnd{ends: ends, stop: stop, reached: map[string]bool{}}
+	for _, ps := range ends {
+		u.total += len(ps)
+	}
 	for topic, ps := range ends {
 		for p, end := range ps {
 			if end == 0 {
@@ -54,7 +58,7 @@ func (u *untilEnd) done(topic string, partition int) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.reached[fmt.Sprintf("%s/%d", topic, partition)] = true
-	if len(u.pendingLocked()) == 0 {
+	if len(u.reached) == u.total {
 		u.stop()
 	}
 }
@@ -76,7 +80,7 @@ func (u *untilEnd) pendingLocked() []string {
 func (u *untilEnd) expire() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if len(u.pendingLocked()) > 0 {
+	if len(u.reached) < u.total {
 		u.timedOut = true
 		u.stop()
 	}

@@ -1,12 +1,10 @@
 package sink
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -85,12 +83,8 @@ func (p *partition) durable(b *batch) (int, error) {
 
 // writeDeadLetters sends the batch's dead letters to dlq-<topic>.
 func (p *partition) writeDeadLetters(ctx context.Context, msgs []kafka.Message) error {
-	err := p.s.retry(ctx, p.log, "write dead letters to "+DLQPrefix+p.topic, func() error {
-		err := p.s.dlq.WriteMessages(ctx, msgs...)
-		if err != nil {
-			p.s.metrics.kafkaErrors.WithLabelValues("dlq").Inc()
-		}
-		return kafkaOp(err)
+	err := p.s.retryKafka(ctx, p.log, "write dead letters to "+DLQPrefix+p.topic, "dlq", func() error {
+		return p.s.dlq.WriteMessages(ctx, msgs...)
 	})
 	if err != nil {
 		return err
@@ -103,12 +97,8 @@ func (p *partition) writeDeadLetters(ctx context.Context, msgs []kafka.Message) 
 // commit commits the offset after the batch, retrying what the broker may
 // answer later until the generation or the shutdown timeout ends.
 func (p *partition) commit(b *batch) error {
-	err := p.s.retry(p.flushCtx, p.log, fmt.Sprintf("commit %s/%d at %d", p.topic, p.id, b.next), func() error {
-		err := p.commits.commit(p.topic, p.id, b.next)
-		if err != nil {
-			p.s.metrics.kafkaErrors.WithLabelValues("commit").Inc()
-		}
-		return kafkaOp(err)
+	err := p.s.retryKafka(p.flushCtx, p.log, fmt.Sprintf("commit %s/%d at %d", p.topic, p.id, b.next), "commit", func() error {
+		return p.commits.commit(p.topic, p.id, b.next)
 	})
 	if err == nil {
 		p.committed.Store(b.next)
@@ -123,16 +113,13 @@ func (p *partition) dropAborted(ctx context.Context, b *batch) error {
 		return nil
 	}
 	var aborted map[int64]bool
-	err := p.s.retry(ctx, p.log, fmt.Sprintf("look up aborted transactions in %s/%d", p.topic, p.id), func() (err error) {
+	err := p.s.retryKafka(ctx, p.log, fmt.Sprintf("look up aborted transactions in %s/%d", p.topic, p.id), "fetch", func() (err error) {
 		var txn bool
 		aborted, txn, err = abortedOffsets(ctx, p.s.tr, kafka.TCP(p.s.opts.Brokers...), p.topic, p.id, b.first, b.next, b.bytes)
 		if txn {
 			p.transactional.Store(true)
 		}
-		if err != nil {
-			p.s.metrics.kafkaErrors.WithLabelValues("fetch").Inc()
-		}
-		return kafkaOp(err)
+		return err
 	})
 	if err != nil {
 		return err
@@ -152,7 +139,7 @@ func (p *partition) unheld(files []dateGroup) []dateGroup {
 	for _, f := range files {
 		through, ok := p.held[f.date]
 		if ok {
-			i, _ := slices.BinarySearchFunc(f.recs, through+1, func(r bronze.Record, off int64) int { return cmp.Compare(r.Offset, off) })
+			i := bronze.After(f.recs, through)
 			p.m.held.Add(float64(i))
 			f.recs = f.recs[i:]
 		}
