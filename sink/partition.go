@@ -137,16 +137,8 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 	// A flush in progress finishes before the partition is let go: its
 	// commit belongs to this generation. Its error, if any, was reported
 	// by the path that returns. A batch left unwritten (the generation
-	// ended, or an error) is replayed by the partition's next reader. When
-	// the run ends with offsets read and not committed, that is reported
-	// (shutdown tells the truth), unless the partition's generation ended
-	// and nothing else failed: another member owns it now.
-	defer func() {
-		handedOver := genCtx.Err() != nil && (p.lastErr == nil || errors.Is(p.lastErr, errGenerationEnded))
-		if runCtx.Err() != nil && !handedOver && p.next > p.committed.Load() {
-			p.s.leftUncommitted(p, p.lastErr)
-		}
-	}()
+	// ended, or an error) is replayed by the partition's next reader.
+	defer p.reportUncommitted(runCtx)
 	defer func() { p.release(p.open) }()
 	defer p.wait()
 	// Nothing to read: an empty partition (end 0; the start is then the
@@ -213,6 +205,17 @@ func (p *partition) consume(runCtx, genCtx context.Context, done func(string, in
 			p.s.metrics.kafkaErrors.WithLabelValues("fetch").Inc()
 			p.log.Warn("retrying after an error from the broker", "op", "fetch", "offset", p.next, "error", err)
 		}
+	}
+}
+
+// reportUncommitted tells the sink, when the run ends with offsets this
+// partition read and did not commit (shutdown tells the truth), unless its
+// generation ended and nothing else failed: another member owns it now.
+// It runs after the batch in flight finished.
+func (p *partition) reportUncommitted(runCtx context.Context) {
+	handedOver := p.generationEnded() && (p.lastErr == nil || errors.Is(p.lastErr, errGenerationEnded))
+	if runCtx.Err() != nil && !handedOver && p.next > p.committed.Load() {
+		p.s.leftUncommitted(p, p.lastErr)
 	}
 }
 
