@@ -138,6 +138,11 @@ func (a *app) runPipeline(cmd *cobra.Command, opts pipeline.Options, format stri
 	} else {
 		printSummary(w, sum, opts)
 	}
+	if opts.Command == "run" && eng.cfg.Lake.MaintainAfterRun {
+		if err := maintainAfterRun(cmd, eng, format); err != nil {
+			return err
+		}
+	}
 	if !sum.Healthy() {
 		return &exitError{code: ExitFailed, err: errSilent}
 	}
@@ -197,4 +202,21 @@ func printMissing(w io.Writer, s pipeline.Summary) {
 	for _, k := range s.Missing {
 		fmt.Fprintf(w, "  %s\n", k)
 	}
+}
+
+// maintainAfterRun maintains every table (lake.maintain_after_run) and
+// prints one line; a failure fails the run, since the tables keep growing
+// until it is fixed.
+func maintainAfterRun(cmd *cobra.Command, eng *engine, format string) error {
+	if w := pipeline.OrphanAgeWarning(eng.deps); w != "" {
+		eng.deps.Log.Warn(w)
+	}
+	reports, err := pipeline.Maintain(cmd.Context(), eng.deps, nil, false)
+	if err != nil {
+		return fmt.Errorf("maintenance after the run (lake.maintain_after_run): %w", err)
+	}
+	if format != "json" {
+		fmt.Fprintf(cmd.OutOrStdout(), "\n%s\n", maintenanceTotal(reports, false))
+	}
+	return nil
 }

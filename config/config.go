@@ -25,6 +25,7 @@ type Config struct {
 	Pipeline Pipeline `yaml:"pipeline"`
 	DuckDB   DuckDB   `yaml:"duckdb"`
 	Export   Export   `yaml:"export"`
+	Lake     Lake     `yaml:"lake"`
 	// DomainsDir holds one <domain>.yaml per domain. Relative to the
 	// config file's folder.
 	DomainsDir string `yaml:"domains_dir"`
@@ -147,6 +148,24 @@ type DuckDB struct {
 	SpillDir string `yaml:"spill_dir"`
 }
 
+// Lake keeps the Iceberg tables healthy over time (`medallion maintain`).
+type Lake struct {
+	// MaintainAfterRun runs maintain on every table after each `run`.
+	MaintainAfterRun bool `yaml:"maintain_after_run"`
+	// SnapshotRetention is how far back time travel reaches: older
+	// snapshots expire, except the newest MinSnapshots of each table.
+	SnapshotRetention Duration `yaml:"snapshot_retention"`
+	MinSnapshots      int      `yaml:"min_snapshots"`
+	// OrphanAge is how old a file under a table that no metadata references
+	// must be before maintain deletes it: a younger one may be a concurrent
+	// writer's file that is not committed yet.
+	OrphanAge Duration `yaml:"orphan_age"`
+	// CompactTargetSize is the size under which a partition's data files
+	// count as small; a partition with several small files is compacted
+	// into one.
+	CompactTargetSize ByteSize `yaml:"compact_target_size"`
+}
+
 // Export mirrors gold tables into other systems after each commit.
 type Export struct {
 	Postgres PostgresExport `yaml:"postgres"`
@@ -206,9 +225,16 @@ func Defaults() Config {
 			// Kafka's default message.max.bytes is 1 MiB and 12 bytes.
 			DLQMaxMessageBytes: 1 << 20,
 		},
-		Pipeline:   Pipeline{Workers: 2, LeaseTTL: 10 * time.Minute, MaxRetries: 3},
-		DuckDB:     DuckDB{Threads: 0},
-		Export:     Export{Postgres: PostgresExport{Schema: "medallion_gold"}},
+		Pipeline: Pipeline{Workers: 2, LeaseTTL: 10 * time.Minute, MaxRetries: 3},
+		DuckDB:   DuckDB{Threads: 0},
+		Export:   Export{Postgres: PostgresExport{Schema: "medallion_gold"}},
+		Lake: Lake{
+			MaintainAfterRun:  true,
+			SnapshotRetention: Duration(7 * Day),
+			MinSnapshots:      1,
+			OrphanAge:         Duration(Day),
+			CompactTargetSize: 128 << 20,
+		},
 		DomainsDir: "config/domains",
 	}
 }

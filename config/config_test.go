@@ -139,6 +139,13 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			[]string{`FILE:2: pipeline.workers: cannot use "many" as an integer`}},
 		{"bad duration", "sink:\n  flush_interval: soon\n",
 			[]string{`FILE:2: sink.flush_interval: cannot use "soon" as a duration (e.g. 90s, 10m, 1h)`}},
+		{"bad retention", "lake:\n  snapshot_retention: 7 days\n",
+			[]string{`FILE:2: lake.snapshot_retention: cannot use "7 days" as a duration (e.g. 90s, 1h, 7d)`}},
+		{"negative orphan age", "lake:\n  orphan_age: -1h\n  min_snapshots: 0\n",
+			[]string{
+				`FILE:2: lake.orphan_age: must not be negative, got -1h0m0s`,
+				`FILE:3: lake.min_snapshots: must be greater than 0, got 0`,
+			}},
 		{"bad size", "sink:\n  memory_budget: lots\n",
 			[]string{`FILE:2: sink.memory_budget: cannot use "lots" as a size (e.g. 64MiB, 1GB)`}},
 		{"mapping expected", "storage: ./lake\n",
@@ -317,5 +324,27 @@ func TestExportNeedsAPostgresURL(t *testing.T) {
 	bad := write(t, map[string]string{"medallion.yaml": "export:\n  postgres:\n    url: mysql://x\n"})
 	if _, err := config.Load(filepath.Join(bad, "medallion.yaml")); err == nil || !strings.Contains(err.Error(), "medallion.yaml:3: export.postgres.url: invalid URL") {
 		t.Fatalf("bad export URL: %v", err)
+	}
+}
+
+// TestLakeDurationsTakeDays: the lake section's durations take days as
+// well as Go's units, from the file and from the environment.
+func TestLakeDurationsTakeDays(t *testing.T) {
+	t.Setenv("MEDALLION_LAKE_ORPHAN_AGE", "90s")
+	dir := write(t, map[string]string{"medallion.yaml": "lake:\n  snapshot_retention: 1d12h\n  orphan_age: 2d\n"})
+	cfg, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(cfg.Lake.SnapshotRetention) != 36*time.Hour || time.Duration(cfg.Lake.OrphanAge) != 90*time.Second {
+		t.Fatalf("retention %s, orphan age %s", cfg.Lake.SnapshotRetention, cfg.Lake.OrphanAge)
+	}
+	for in, want := range map[string]time.Duration{"400d": 400 * config.Day, "7d": 7 * config.Day, "1h": time.Hour, "0s": 0} {
+		if d, err := config.ParseDuration(in); err != nil || time.Duration(d) != want {
+			t.Errorf("%s = %v, %v", in, d, err)
+		}
+	}
+	if d := config.Defaults().Lake; d.SnapshotRetention.String() != "7d" || d.OrphanAge.String() != "1d" || !d.MaintainAfterRun {
+		t.Fatalf("defaults %+v", d)
 	}
 }

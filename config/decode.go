@@ -211,6 +211,8 @@ func typeName(t reflect.Type) string {
 	switch t.String() {
 	case "time.Duration":
 		return "a duration (e.g. 90s, 10m, 1h)"
+	case "config.Duration":
+		return "a duration (e.g. 90s, 1h, 7d)"
 	case "config.ByteSize":
 		return "a size (e.g. 64MiB, 1GB)"
 	}

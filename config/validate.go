@@ -65,6 +65,7 @@ func (cfg *Config) validate() []problem {
 	if p.MaxRetries < 0 {
 		c.add("pipeline.max_retries", "must not be negative, got %d", p.MaxRetries)
 	}
+	cfg.validateLake(&c)
 	if cfg.DuckDB.Threads < 0 {
 		c.add("duckdb.threads", "must not be negative, got %d (0 uses every core)", cfg.DuckDB.Threads)
 	}
@@ -245,4 +246,16 @@ func ParseTimeBound(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("invalid time %q: want RFC 3339 or YYYY-MM-DD", s)
+}
+
+func (cfg *Config) validateLake(c *checker) {
+	l := cfg.Lake
+	if l.SnapshotRetention < 0 {
+		c.add("lake.snapshot_retention", "must not be negative, got %s", l.SnapshotRetention)
+	}
+	if l.OrphanAge < 0 {
+		c.add("lake.orphan_age", "must not be negative, got %s", l.OrphanAge)
+	}
+	c.positive("lake.min_snapshots", int64(l.MinSnapshots))
+	c.positive("lake.compact_target_size", int64(l.CompactTargetSize))
 }

@@ -202,6 +202,10 @@ func planFiles(ctx context.Context, t *table.Table, partition *Partition, at Sna
 		}
 		opts = append(opts, table.WithSnapshotID(at.ID))
 	case !at.AsOf.IsZero():
+		if oldest := oldestSnapshot(t); oldest != nil && at.AsOf.UnixMilli() < oldest.TimestampMs {
+			return nil, fmt.Errorf("table %s has no snapshot as of %s: its oldest is from %s (the table did not exist yet, or maintain expired older snapshots: see lake.snapshot_retention)",
+				strings.Join(t.Identifier(), "."), at.AsOf.UTC().Format(time.RFC3339), time.UnixMilli(oldest.TimestampMs).UTC().Format(time.RFC3339))
+		}
 		opts = append(opts, table.WithSnapshotAsOf(at.AsOf.UnixMilli()))
 	}
 	if t.CurrentSnapshot() == nil && at.ID == 0 && at.AsOf.IsZero() {
@@ -220,6 +224,16 @@ func planFiles(ctx context.Context, t *table.Table, partition *Partition, at Sna
 	}
 	slices.SortFunc(out, func(a, b DataFile) int { return strings.Compare(a.URI, b.URI) })
 	return out, nil
+}
+
+func oldestSnapshot(t *table.Table) *table.Snapshot {
+	var oldest *table.Snapshot
+	for _, s := range t.Metadata().Snapshots() {
+		if oldest == nil || s.TimestampMs < oldest.TimestampMs {
+			oldest = &s
+		}
+	}
+	return oldest
 }
 
 // Commit is the outcome of a Write.

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -107,12 +108,7 @@ func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src stri
 		if err != nil {
 			return Commit{}, err
 		}
-		key := l.dataKey(def, p, fp.hash, "")
-		var want []string
-		if fp.rows > 0 {
-			want = []string{l.bucket.URI(key)}
-			rows += fp.rows
-		}
+		rows += fp.rows
 		var have []string
 		for _, f := range current {
 			have = append(have, f.URI)
@@ -123,14 +119,14 @@ func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src stri
 			return Commit{}, err
 		case same && (!l.force || fp.rows == 0):
 			continue // this partition already holds exactly these rows
-		case len(current) == 1 && fingerprintOf(current[0].URI) == fp.hash:
-			// The live file has these rows' fingerprint but is damaged, or
-			// the write is forced: the rewrite goes under a name of its
-			// own, since one snapshot cannot remove and add the same file.
-			key = l.dataKey(def, p, fp.hash, strconv.FormatInt(time.Now().UnixNano(), 36))
-			want = []string{l.bucket.URI(key)}
 		}
+		var want []string
 		if fp.rows > 0 {
+			key, err := l.freshKey(ctx, l.dataKey(def, p, fp.hash), have)
+			if err != nil {
+				return Commit{}, err
+			}
+			want = []string{l.bucket.URI(key)}
 			rel := src
 			if p != nil {
 				rel = fmt.Sprintf("(SELECT * FROM %s WHERE %s = DATE %s)", src, duck.Ident(p.Column), duck.Literal(value))
@@ -163,18 +159,31 @@ func snapshotProps(rows int64) iceberg.Properties {
 	return iceberg.Properties{"medallion.rows": strconv.FormatInt(rows, 10)}
 }
 
-// dataKey is warehouse/<ns>/<table>/data/[<col>=<date>/]<fingerprint>[-<repair>].parquet;
-// repair is "" but for a file written again because the live one was
-// damaged.
-func (l *Lake) dataKey(def TableDef, partition *Partition, fp, repair string) string {
+// dataKey is warehouse/<ns>/<table>/data/[<col>=<date>/]<fingerprint>.parquet
+// (freshKey may add -<suffix> before .parquet).
+func (l *Lake) dataKey(def TableDef, partition *Partition, fp string) string {
 	dir := fmt.Sprintf("%s/%s/%s/data/", WarehousePrefix, def.ID.Namespace, def.ID.Name)
 	if partition != nil {
 		dir += partition.Column + "=" + partition.Date.String() + "/"
 	}
-	if repair != "" {
-		fp += "-" + repair
-	}
 	return dir + fp + ".parquet"
+}
+
+// freshKey returns key, or a name of its own when the key is live (a
+// damaged or forced rewrite: one snapshot cannot remove and add the same
+// file) or an object already has it (a file of an expired snapshot that
+// maintain has not deleted yet). Write never references a name again, so
+// maintain deletes what only expired snapshots referenced without racing
+// a writer.
+func (l *Lake) freshKey(ctx context.Context, key string, live []string) (string, error) {
+	_, err := l.bucket.Stat(ctx, key)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) && !slices.Contains(live, l.bucket.URI(key)):
+		return key, nil
+	case err != nil && !errors.Is(err, storage.ErrNotFound):
+		return "", fmt.Errorf("stat %s: %w", key, err)
+	}
+	return strings.TrimSuffix(key, ".parquet") + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".parquet", nil
 }
 
 // fingerprintOf is the fingerprint a data file's name carries.

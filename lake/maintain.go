@@ -1,0 +1,213 @@
+package lake
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/apache/iceberg-go/table"
+)
+
+// Maintenance says how Maintain keeps a table healthy.
+type Maintenance struct {
+	// SnapshotRetention: snapshots older than this expire, except the
+	// newest MinSnapshots (at least 1: the current one always stays).
+	SnapshotRetention time.Duration
+	MinSnapshots      int
+	// OrphanAge: a file under the table that no metadata references is
+	// deleted once it is older than this (younger, it may be a concurrent
+	// writer's file whose commit is still to come).
+	OrphanAge time.Duration
+	// CompactTargetSize: a partition with more than one data file smaller
+	// than this is rewritten as one file.
+	CompactTargetSize int64
+	// DryRun reports what would be done and changes nothing.
+	DryRun bool
+	// Stage holds temporary files of the compaction.
+	Stage string
+}
+
+// maxManifests is how many manifests a snapshot may plan from before
+// Maintain merges them: each commit adds one, so without a bound a year of
+// daily runs plans from hundreds.
+const maxManifests = 8
+
+// Report is what Maintain did to one table (or would do, on a dry run).
+type Report struct {
+	Table TableID
+	// Compacted lists the partitions rewritten as one file.
+	Compacted []Compaction
+	// ManifestsBefore and ManifestsAfter count the current snapshot's
+	// manifests; they differ when Maintain merged them.
+	ManifestsBefore, ManifestsAfter int
+	// Expired counts the snapshots removed; Snapshots those kept.
+	Expired, Snapshots int
+	// Deleted are the files removed from storage.
+	Deleted []Deletion
+	// Young counts unreferenced files left because they are younger than
+	// the orphan age.
+	Young int
+}
+
+// Compaction is one partition whose small files became one.
+type Compaction struct {
+	Partition string // "" for an unpartitioned table
+	Files     int    // files before (one after)
+	Bytes     int64  // their total size
+}
+
+// Deletion is one file removed from storage.
+type Deletion struct {
+	Key  string
+	Size int64
+	// Why is "expired" (only expired snapshots referenced it) or "orphan"
+	// (no metadata referenced it).
+	Why string
+}
+
+// Freed is the bytes the deletions freed.
+func (r Report) Freed() int64 {
+	var n int64
+	for _, d := range r.Deleted {
+		n += d.Size
+	}
+	return n
+}
+
+// Maintain compacts small files, merges manifests, expires old snapshots
+// and deletes the files no retained snapshot references, in that order so
+// that the files the first two steps replace are deleted by the last once
+// they expire. Each commit is retried on conflict with a concurrent
+// writer, which in turn retries its own. A missing table is nothing to do.
+func (l *Lake) Maintain(ctx context.Context, conn *sql.Conn, id TableID, m Maintenance) (Report, error) {
+	r := Report{Table: id}
+	if ok, err := l.Exists(ctx, id); err != nil || !ok {
+		return r, err
+	}
+	steps := []func() error{
+		func() (err error) { r.Compacted, err = l.compact(ctx, conn, id, m); return err },
+		func() (err error) {
+			r.ManifestsBefore, r.ManifestsAfter, err = l.mergeManifests(ctx, id, m.DryRun)
+			return err
+		},
+	}
+	for _, step := range steps {
+		if err := Retry(ctx, step); err != nil {
+			return r, fmt.Errorf("maintain %s: %w", id, err)
+		}
+	}
+	var before, after *table.Table
+	err := Retry(ctx, func() (err error) {
+		before, after, r.Expired, err = l.expire(ctx, id, m)
+		return err
+	})
+	if err != nil {
+		return r, fmt.Errorf("maintain %s: %w", id, err)
+	}
+	r.Snapshots = len(after.Metadata().Snapshots())
+	if r.Deleted, r.Young, err = l.sweep(ctx, before, after, m); err != nil {
+		return r, fmt.Errorf("maintain %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// commit commits a maintenance transaction, telling a lost race apart.
+func commit(ctx context.Context, id TableID, what string, tx *table.Transaction) (*table.Table, error) {
+	nt, err := tx.Commit(ctx)
+	if err != nil {
+		if isConflict(err) {
+			return nil, fmt.Errorf("%s %s: %w: %v", what, id, ErrConflict, err)
+		}
+		return nil, fmt.Errorf("%s %s: %w", what, id, err)
+	}
+	return nt, nil
+}
+
+// mergeManifests rewrites the current snapshot's manifests into few when
+// it plans from more than maxManifests.
+func (l *Lake) mergeManifests(ctx context.Context, id TableID, dryRun bool) (before, after int, err error) {
+	t, err := l.Load(ctx, id)
+	if err != nil {
+		return 0, 0, err
+	}
+	snap := t.CurrentSnapshot()
+	if snap == nil {
+		return 0, 0, nil
+	}
+	fs, err := t.FS(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	manifests, err := snap.Manifests(fs)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read manifests of %s: %w", id, err)
+	}
+	before = len(manifests)
+	if before <= maxManifests || dryRun {
+		return before, before, nil
+	}
+	tx := t.NewTransaction()
+	res, err := tx.RewriteManifests(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("rewrite manifests of %s: %w", id, err)
+	}
+	if res.IsNoOp() {
+		return before, before, nil
+	}
+	if _, err := commit(ctx, id, "rewrite manifests of", tx); err != nil {
+		return 0, 0, err
+	}
+	return before, before - len(res.RewrittenManifests) + len(res.AddedManifests), nil
+}
+
+// expire removes the snapshots older than the retention beyond the newest
+// MinSnapshots. It returns the table before and after (the staged table on
+// a dry run).
+func (l *Lake) expire(ctx context.Context, id TableID, m Maintenance) (before, after *table.Table, expired int, err error) {
+	if before, err = l.Load(ctx, id); err != nil {
+		return nil, nil, 0, err
+	}
+	tx := before.NewTransaction()
+	keep := max(1, m.MinSnapshots, newerThan(before, time.Now().Add(-m.SnapshotRetention))+1)
+	err = tx.ExpireSnapshots(table.WithOlderThan(m.SnapshotRetention), table.WithRetainLast(keep),
+		table.WithPostCommit(false)) // sweep deletes, through the bucket, and counts what it frees
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("expire snapshots of %s: %w", id, err)
+	}
+	staged, err := tx.StagedTable()
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("expire snapshots of %s: %w", id, err)
+	}
+	expired = len(before.Metadata().Snapshots()) - len(staged.Metadata().Snapshots())
+	switch {
+	case expired == 0:
+		return before, before, 0, nil
+	case m.DryRun:
+		return before, staged.Table, expired, nil
+	}
+	if after, err = commit(ctx, id, "expire snapshots of", tx); err != nil {
+		return nil, nil, 0, err
+	}
+	return before, after, expired, nil
+}
+
+// newerThan counts the current snapshot and its ancestors committed after
+// cutoff. Keeping one more than these keeps the snapshot that was current
+// at the cutoff, so that time travel to any moment of the retention window
+// works, not only to moments after the window's first commit.
+func newerThan(t *table.Table, cutoff time.Time) int {
+	snap := t.CurrentSnapshot()
+	if snap == nil {
+		return 0
+	}
+	md := t.Metadata()
+	n := 0
+	for _, s := range table.AncestorsOf(snap.SnapshotID, func(id int64) *table.Snapshot { return md.SnapshotByID(id) }) {
+		if s.TimestampMs <= cutoff.UnixMilli() {
+			break
+		}
+		n++
+	}
+	return n
+}

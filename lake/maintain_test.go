@@ -1,0 +1,327 @@
+package lake_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/storage"
+)
+
+// keys lists the objects under a table's folder with their sizes.
+func keys(t *testing.T, b bundle, id lake.TableID) map[string]int64 {
+	t.Helper()
+	objs, err := storage.ListAll(context.Background(), b.lake.Bucket(), fmt.Sprintf("warehouse/%s/%s/", id.Namespace, id.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, o := range objs {
+		out[o.Key] = o.Size
+	}
+	return out
+}
+
+// TestMaintainKeepsRetainedSnapshots: one partition rewritten four times,
+// another written once. Maintain with no age limit and two snapshots to
+// keep expires the others, deletes the data files only they referenced,
+// the manifests and lists, and the metadata files out of the log, and
+// frees exactly their bytes; a young orphan stays until the orphan age is
+// 0. Every retained snapshot still reads its rows, and a dry run before
+// changes nothing.
+func TestMaintainKeepsRetainedSnapshots(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			c := conn(t, b.duck)
+			id := lake.TableID{Namespace: "gold", Name: "orders_daily"}
+			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+			d15 := &lake.Partition{Column: "event_date", Date: medtype.MustDate("2024-01-15")}
+			d16 := &lake.Partition{Column: "event_date", Date: medtype.MustDate("2024-01-16")}
+			write := func(p *lake.Partition, n int) lake.Commit {
+				t.Helper()
+				events(t, c, p.Date.String(), n, 1)
+				cm, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", p.Date), b.stage)
+				if err != nil || !cm.Changed {
+					t.Fatalf("write %s: %+v %v", p.Date, cm, err)
+				}
+				return cm
+			}
+			write(d16, 7)
+			// Keep three metadata files, so that maintain has old ones to delete.
+			tbl, err := b.lake.Load(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx := tbl.NewTransaction()
+			if err := tx.SetProperties(iceberg.Properties{table.MetadataPreviousVersionsMaxKey: "2"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var firsts []lake.DataFile
+			for _, n := range []int{10, 20, 30} {
+				write(d15, n)
+				f, _ := b.lake.Files(ctx, id, d15, lake.Snapshot{})
+				firsts = append(firsts, f...)
+			}
+			last := write(d15, 40)
+			orphan := fmt.Sprintf("warehouse/%s/%s/data/event_date=2024-01-15/crashed-writer.parquet", id.Namespace, id.Name)
+			if err := b.lake.Bucket().Put(ctx, orphan, strings.NewReader("half a file"), nil); err != nil {
+				t.Fatal(err)
+			}
+			m := lake.Maintenance{MinSnapshots: 2, OrphanAge: time.Hour, CompactTargetSize: 128 << 20, Stage: b.stage}
+
+			objects := keys(t, b, id)
+			m.DryRun = true
+			dry, err := b.lake.Maintain(ctx, c, id, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := keys(t, b, id); len(got) != len(objects) || dry.Expired == 0 || len(dry.Deleted) == 0 {
+				t.Fatalf("dry run: %d objects, was %d; report %+v", len(got), len(objects), dry)
+			}
+			m.DryRun = false
+			r, err := b.lake.Maintain(ctx, c, id, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Expired != dry.Expired || len(r.Deleted) != len(dry.Deleted) || r.Snapshots != 2 || r.Young != 1 {
+				t.Fatalf("maintain: %+v, the dry run said %+v", r, dry)
+			}
+			after := keys(t, b, id)
+			var freed int64
+			kinds := map[string]int{}
+			for _, d := range r.Deleted {
+				if _, still := after[d.Key]; still || objects[d.Key] != d.Size || d.Why != "expired" {
+					t.Fatalf("deletion %+v: still there %t, size %d before", d, still, objects[d.Key])
+				}
+				freed += d.Size
+				kinds[kind(d.Key)]++
+			}
+			// The expiry's commit wrote one metadata file.
+			if freed != r.Freed() || len(after)+len(r.Deleted) != len(objects)+1 {
+				t.Fatalf("freed %d, report says %d; %d objects left of %d", freed, r.Freed(), len(after), len(objects))
+			}
+			// The first two versions of 2024-01-15 were live only in expired
+			// snapshots; the third is live in the oldest retained one.
+			for i, f := range firsts {
+				key, _ := storage.KeyOf(b.lake.Bucket(), f.URI)
+				if _, kept := after[key]; kept != (i == 2) {
+					t.Fatalf("version %d of 2024-01-15: kept %t", i+1, kept)
+				}
+			}
+			if kinds["data"] != 2 || kinds["manifest list"] == 0 || kinds["manifest"] == 0 || kinds["metadata"] == 0 {
+				t.Fatalf("deleted %v", kinds)
+			}
+			t.Logf("deleted %v, %d bytes; %d snapshots expired", kinds, r.Freed(), r.Expired)
+
+			// Every retained snapshot reads, through the metadata, its rows.
+			tbl, err = b.lake.Load(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[int64]int64{last.SnapshotID: 47}
+			for _, s := range tbl.Metadata().Snapshots() {
+				n, _ := read(t, b, c, id, nil, lake.Snapshot{ID: s.SnapshotID})
+				if w, ok := want[s.SnapshotID]; (ok && n != w) || (!ok && n != 37) {
+					t.Fatalf("snapshot %d reads %d rows", s.SnapshotID, n)
+				}
+			}
+			if damaged, _, err := b.lake.Verify(ctx, id); err != nil || len(damaged) > 0 {
+				t.Fatalf("verify after maintain: %v %v", damaged, err)
+			}
+
+			// A second pass has nothing to expire; with no orphan age the
+			// orphan goes.
+			m.OrphanAge = 0
+			r, err = b.lake.Maintain(ctx, c, id, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Expired != 0 || len(r.Deleted) != 1 || r.Deleted[0].Key != orphan || r.Deleted[0].Why != "orphan" {
+				t.Fatalf("second pass: %+v", r)
+			}
+			if n, _ := read(t, b, c, id, nil, lake.Snapshot{}); n != 47 {
+				t.Fatalf("after maintain the table has %d rows", n)
+			}
+		})
+	}
+}
+
+// kind names what a table file is by its key.
+func kind(key string) string {
+	switch {
+	case strings.Contains(key, "/data/"):
+		return "data"
+	case strings.HasSuffix(key, ".metadata.json"):
+		return "metadata"
+	case strings.Contains(filepath.Base(key), "snap-"):
+		return "manifest list"
+	case strings.HasSuffix(key, ".avro"):
+		return "manifest"
+	}
+	return key
+}
+
+// TestMaintainCompactsSmallFiles: a partition of three small files (one
+// written by Medallion, two added by another writer) becomes one file in
+// one snapshot, with the same rows; the file is named by its rows'
+// fingerprint, so writing those rows again commits nothing. The other
+// partition, of one file, is left alone.
+func TestMaintainCompactsSmallFiles(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			c := conn(t, b.duck)
+			id := lake.TableID{Namespace: "silver", Name: "events"}
+			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+			d15 := &lake.Partition{Column: "event_date", Date: medtype.MustDate("2024-01-15")}
+			for _, day := range []string{"2024-01-15", "2024-01-16"} {
+				events(t, c, day, 10, 1)
+				if _, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", medtype.MustDate(day)), b.stage); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var added []string
+			for i := range 2 {
+				local := filepath.Join(t.TempDir(), "extra.parquet")
+				exec(t, c, fmt.Sprintf(`COPY (SELECT DATE '2024-01-15' AS event_date, 'x%d-' || i AS event_id,
+					CAST(i AS DECIMAL(12,2)) AS amount, TIMESTAMP '2024-01-15 12:00:00' AS ts FROM range(5) r(i)) TO '%s' (FORMAT parquet)`, i, local))
+				key := fmt.Sprintf("warehouse/silver/events/data/event_date=2024-01-15/other-writer-%d.parquet", i)
+				if err := storage.PutFile(ctx, b.lake.Bucket(), key, local, nil); err != nil {
+					t.Fatal(err)
+				}
+				added = append(added, b.lake.Bucket().URI(key))
+			}
+			tbl, err := b.lake.Load(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx := tbl.NewTransaction()
+			if err := tx.AddFiles(ctx, added, nil, false); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			n0, sum0 := read(t, b, c, id, d15, lake.Snapshot{})
+			if files, _ := b.lake.Files(ctx, id, d15, lake.Snapshot{}); len(files) != 3 || n0 != 20 {
+				t.Fatalf("before: %d files, %d rows", len(files), n0)
+			}
+
+			m := lake.Maintenance{MinSnapshots: 1, SnapshotRetention: 7 * 24 * time.Hour, OrphanAge: time.Hour, CompactTargetSize: 128 << 20, Stage: b.stage}
+			r, err := b.lake.Maintain(ctx, c, id, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Compacted) != 1 || r.Compacted[0].Files != 3 {
+				t.Fatalf("compacted %+v", r.Compacted)
+			}
+			files, _ := b.lake.Files(ctx, id, d15, lake.Snapshot{})
+			n, sum := read(t, b, c, id, d15, lake.Snapshot{})
+			if len(files) != 1 || n != n0 || sum != sum0 {
+				t.Fatalf("after: %d files, %d rows sum %s (was %s)", len(files), n, sum, sum0)
+			}
+			if all, _ := b.lake.Files(ctx, id, nil, lake.Snapshot{}); len(all) != 2 {
+				t.Fatalf("the table has %d files", len(all))
+			}
+			if r, err := b.lake.Maintain(ctx, c, id, m); err != nil || len(r.Compacted) != 0 {
+				t.Fatalf("a second maintain: %+v %v", r, err)
+			}
+			exec(t, c, "CREATE OR REPLACE TEMP TABLE src AS SELECT * FROM "+readAll(t, b, files))
+			if again, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", d15.Date), b.stage); err != nil || again.Changed {
+				t.Fatalf("writing the compacted rows again: %+v %v", again, err)
+			}
+		})
+	}
+}
+
+func readAll(t *testing.T, b bundle, files []lake.DataFile) string {
+	t.Helper()
+	paths, err := b.lake.Fetch(context.Background(), files, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(paths)
+	quoted := make([]string, len(paths))
+	for i, p := range paths {
+		quoted[i] = "'" + p + "'"
+	}
+	return "read_parquet([" + strings.Join(quoted, ",") + "])"
+}
+
+// TestMaintainMergesManifests: twelve commits leave twelve manifests to
+// plan from; maintain merges them into one and every row still reads.
+func TestMaintainMergesManifests(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			c := conn(t, b.duck)
+			id := lake.TableID{Namespace: "silver", Name: "events"}
+			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+			day := medtype.MustDate("2024-01-01")
+			for i := range 12 {
+				events(t, c, day.AddDays(i).String(), 3, 1)
+				if _, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", day.AddDays(i)), b.stage); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := lake.Maintenance{MinSnapshots: 1, SnapshotRetention: time.Hour, OrphanAge: time.Hour, CompactTargetSize: 128 << 20, Stage: b.stage}
+			r, err := b.lake.Maintain(ctx, c, id, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.ManifestsBefore != 12 || r.ManifestsAfter != 1 {
+				t.Fatalf("manifests %d -> %d", r.ManifestsBefore, r.ManifestsAfter)
+			}
+			if n, _ := read(t, b, c, id, nil, lake.Snapshot{}); n != 36 {
+				t.Fatalf("after the merge the table has %d rows", n)
+			}
+			if r, err := b.lake.Maintain(ctx, c, id, m); err != nil || r.ManifestsBefore != 1 || r.ManifestsAfter != 1 {
+				t.Fatalf("a second maintain: %+v %v", r, err)
+			}
+		})
+	}
+}
+
+// TestWriteNeverReusesAName: rows written, replaced, then written again go
+// under a new name while the first file still exists, so maintain can
+// delete that file (referenced only by expiring snapshots) without racing
+// the writer that brought its rows back.
+func TestWriteNeverReusesAName(t *testing.T) {
+	b := backends(t)["sqlite+local"](t)
+	ctx := context.Background()
+	c := conn(t, b.duck)
+	id := lake.TableID{Namespace: "silver", Name: "events"}
+	def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+	p := &lake.Partition{Column: "event_date", Date: medtype.MustDate("2024-01-15")}
+	var uris []string
+	for _, n := range []int{10, 20, 10} {
+		events(t, c, "2024-01-15", n, 1)
+		if _, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", p.Date), b.stage); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := b.lake.Files(ctx, id, p, lake.Snapshot{})
+		uris = append(uris, files[0].URI)
+	}
+	if uris[2] == uris[0] || uris[2] == uris[1] {
+		t.Fatalf("the rows written again reuse a name: %v", uris)
+	}
+	if n, _ := read(t, b, c, id, p, lake.Snapshot{}); n != 10 {
+		t.Fatalf("%d rows", n)
+	}
+}
