@@ -71,7 +71,7 @@ func TestStatusEmptyStore(t *testing.T) {
 			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 				t.Fatalf("status json: %v\n%s", err, r.stdout)
 			}
-			if out.Store != kind || len(out.Domains) != 4 || out.Total.Total != 0 || len(out.Domains[0].Counts) != 8 {
+			if out.Store != kind || len(out.Domains) != 4 || out.Total.Total != 0 || len(out.Domains[0].Counts) != 9 {
 				t.Fatalf("status json = %+v", out)
 			}
 		})

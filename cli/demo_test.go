@@ -26,7 +26,7 @@ func TestDemoThenQuery(t *testing.T) {
 	}
 	out := squash(r.stdout)
 	for _, want := range []string{"== 2. medallion run ==", "TOTAL 8 8 0 0 8 8 0 0", "Late files arrive", "Funnel on", "1 app_open",
-		"Orders by latest status", "Quarantined rows by reason", "TOTAL 0 0 8 0 0 0 0 0 8"} {
+		"Orders by latest status", "Quarantined rows by reason", "TOTAL 0 0 8 0 0 0 0 0 0 8"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}

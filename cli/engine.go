@@ -14,6 +14,7 @@ import (
 	"github.com/medallionlake/medallion/duck"
 	"github.com/medallionlake/medallion/gold"
 	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/meta"
 	"github.com/medallionlake/medallion/pipeline"
 	"github.com/medallionlake/medallion/storage/client"
 )
@@ -84,6 +85,8 @@ func runErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, meta.ErrArchived):
+		return &exitError{code: ExitUsage, err: err}
 	case errors.Is(err, pipeline.ErrOverlap):
 		return &exitError{code: ExitFailed, err: err}
 	case errors.Is(err, context.Canceled):

@@ -31,7 +31,11 @@ a time:
    lake.min_snapshots: time travel (query --as-of) reaches back that far;
 4. delete the data files, manifests, manifest lists and old metadata files
    that only expired snapshots referenced, and orphans (files no metadata
-   references, left by a crashed writer) older than lake.orphan_age.
+   references, left by a crashed writer) older than lake.orphan_age;
+5. with bronze.retention set (and no --table): delete the bronze files of
+   DONE partitions dated before it. Those partitions become ARCHIVED (see
+   medallion status): their tables keep their rows, but they can no longer
+   be reprocessed, and a backfill over them refuses.
 
 Every removed file is printed with its size and why, then a line per table.
 --dry-run prints the same and changes nothing. Safe beside a running run or
@@ -71,13 +75,20 @@ Example:
 				a.log.Warn(w)
 			}
 			reports, err := pipeline.Maintain(ctx, eng.deps, ids, dryRun)
+			var ret pipeline.Retention
+			if err == nil && len(ids) == 0 {
+				ret, err = pipeline.ApplyRetention(ctx, eng.deps, dryRun)
+			}
 			out := cmd.OutOrStdout()
 			if format == "json" {
-				if jerr := writeJSON(out, reports); jerr != nil {
+				if jerr := writeJSON(out, maintainOut{Tables: reports, Bronze: ret}); jerr != nil {
 					return jerr
 				}
 			} else {
 				printMaintenance(out, reports, dryRun)
+				if eng.cfg.Bronze.Retention > 0 && len(ids) == 0 {
+					printRetention(out, ret, dryRun)
+				}
 			}
 			return err
 		},
@@ -128,4 +139,30 @@ func maintenanceTotal(reports []lake.Report, dryRun bool) string {
 	}
 	return fmt.Sprintf("maintain: %s %d tables: %d snapshots expired, %d partitions compacted, %d files deleted, %s freed",
 		verb, len(reports), expired, compacted, deleted, humanize.IBytes(uint64(freed)))
+}
+
+type maintainOut struct {
+	Tables []lake.Report      `json:"tables"`
+	Bronze pipeline.Retention `json:"bronze"`
+}
+
+func printRetention(w io.Writer, r pipeline.Retention, dryRun bool) {
+	verb := "archived"
+	if dryRun {
+		verb = "would archive"
+	}
+	for _, k := range r.Archived {
+		fmt.Fprintf(w, "%s %s\n", verb, k)
+	}
+	fmt.Fprintln(w, retentionLine(r, dryRun))
+}
+
+// retentionLine sums bronze retention in one line.
+func retentionLine(r pipeline.Retention, dryRun bool) string {
+	verb := "deleted"
+	if dryRun {
+		verb = "would delete"
+	}
+	return fmt.Sprintf("bronze retention: partitions before %s: %d archived, %d bronze files %s, %s freed",
+		r.Cutoff, len(r.Archived), r.Files, verb, humanize.IBytes(uint64(r.Bytes)))
 }

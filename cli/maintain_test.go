@@ -110,3 +110,45 @@ func TestMaintainKeepsTimeTravel(t *testing.T) {
 		})
 	}
 }
+
+// TestBronzeRetentionCommands: with bronze.retention from the environment,
+// maintain archives the old partitions and deletes their bronze; status
+// counts them as ARCHIVED, query still reads their rows, and a backfill
+// over them exits 2 naming them.
+func TestBronzeRetentionCommands(t *testing.T) {
+	cfg := project(t, "sqlite://./medallion.db")
+	must := func(args ...string) string {
+		t.Helper()
+		r := run(t, append(args, "--config", cfg)...)
+		if r.code != cli.ExitOK {
+			t.Fatalf("%s: exit %d\n%s%s", args[0], r.code, r.stdout, r.stderr)
+		}
+		return r.stdout
+	}
+	must("generate", "--start", "2024-01-15", "--days", "2", "--events-per-day", "200", "--seed", "3", "--late", "0")
+	must("run")
+	const q = "SELECT count(*) FROM gold.orders_daily"
+	rows := must("query", q)
+	bronzeGlob := filepath.Join(filepath.Dir(cfg), "lake", "bronze", "*", "*", "*.parquet")
+	if before, _ := filepath.Glob(bronzeGlob); len(before) == 0 {
+		t.Fatal("no bronze files to begin with")
+	}
+	t.Setenv("MEDALLION_BRONZE_RETENTION", "400d")
+	out := must("maintain")
+	if !strings.Contains(out, ": 8 archived,") || !strings.Contains(out, "archived orders/2024-01-15") {
+		t.Fatalf("maintain with bronze.retention:\n%s", out)
+	}
+	if left, _ := filepath.Glob(bronzeGlob); len(left) != 0 {
+		t.Fatalf("bronze files left: %v", left)
+	}
+	if status := must("status"); !strings.Contains(squash(status), "TOTAL 0 0 0 8 0 0 0 0 0 8") {
+		t.Fatalf("status does not count the archived partitions:\n%s", status)
+	}
+	if got := must("query", q); got != rows {
+		t.Fatalf("after retention gold.orders_daily reads\n%s, was\n%s", got, rows)
+	}
+	r := run(t, "backfill", "--config", cfg, "--from", "2024-01-15", "--to", "2024-01-16", "--domain", "orders")
+	if r.code != cli.ExitUsage || !strings.Contains(r.stderr, "orders/2024-01-15, orders/2024-01-16") || !strings.Contains(r.stderr, "bronze.retention") {
+		t.Fatalf("backfill over archived partitions: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

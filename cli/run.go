@@ -191,7 +191,18 @@ func printSummary(w io.Writer, s pipeline.Summary, opts pipeline.Options) {
 	if tot.Unhealthy > 0 {
 		fmt.Fprintln(w, "\nUNHEALTHY counts FAILED and DEAD partitions now in the store: see `medallion status`.")
 	}
+	printArchivedLate(w, s)
 	printMissing(w, s)
+}
+
+func printArchivedLate(w io.Writer, s pipeline.Summary) {
+	if len(s.ArchivedLate) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nFiles arrived for %d archived partitions and were not processed (bronze.retention deleted the rest of their bronze):\n", len(s.ArchivedLate))
+	for _, k := range s.ArchivedLate {
+		fmt.Fprintf(w, "  %s\n", k)
+	}
 }
 
 func printMissing(w io.Writer, s pipeline.Summary) {
@@ -215,8 +226,15 @@ func maintainAfterRun(cmd *cobra.Command, eng *engine, format string) error {
 	if err != nil {
 		return fmt.Errorf("maintenance after the run (lake.maintain_after_run): %w", err)
 	}
+	ret, err := pipeline.ApplyRetention(cmd.Context(), eng.deps, false)
+	if err != nil {
+		return fmt.Errorf("bronze retention after the run (lake.maintain_after_run): %w", err)
+	}
 	if format != "json" {
 		fmt.Fprintf(cmd.OutOrStdout(), "\n%s\n", maintenanceTotal(reports, false))
+		if eng.cfg.Bronze.Retention > 0 {
+			fmt.Fprintln(cmd.OutOrStdout(), retentionLine(ret, false))
+		}
 	}
 	return nil
 }

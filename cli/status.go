@@ -17,9 +17,11 @@ import (
 )
 
 // storedStates are the states a partition row can have (UNDISCOVERED is the
-// absence of a row).
+// absence of a row), with ARCHIVED, which status counts apart from DONE.
 func storedStates() []meta.State {
-	return slices.DeleteFunc(medtype.PartitionStates(), func(s meta.State) bool { return s == medtype.StateUndiscovered })
+	states := slices.DeleteFunc(medtype.PartitionStates(), func(s meta.State) bool { return s == medtype.StateUndiscovered })
+	done := slices.Index(states, medtype.StateDone)
+	return slices.Insert(states, done+1, medtype.StateArchived) // DONE partitions whose bronze retention deleted
 }
 
 type statusOptions struct {
@@ -224,7 +226,11 @@ func (a *app) domainStatus(cmd *cobra.Command, store meta.Store, o statusOptions
 		if !p.ProcessedAt.IsZero() {
 			processed = p.ProcessedAt.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", p.Key.Date, p.Status, len(p.SourceFiles), p.RecordCount,
+		status := p.Status
+		if !p.ArchivedAt.IsZero() {
+			status = medtype.StateArchived
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", p.Key.Date, status, len(p.SourceFiles), p.RecordCount,
 			p.SilverRecords, p.GoldRecords, p.RetryCount, p.Attempts, processed, truncate(p.ErrorMessage, 80))
 	}
 	return unhealthy, tw.Flush()
@@ -261,6 +267,9 @@ func (a *app) partitionStatus(cmd *cobra.Command, store meta.Store, o statusOpti
 	field := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
 	field("partition", key)
 	field("status", p.Status)
+	if !p.ArchivedAt.IsZero() {
+		field("archived", p.ArchivedAt.Format(time.RFC3339)+" (bronze.retention deleted its bronze files; it cannot be reprocessed)")
+	}
 	field("records (bronze)", p.RecordCount)
 	field("silver records", p.SilverRecords)
 	field("gold records", p.GoldRecords)

@@ -26,6 +26,7 @@ type Config struct {
 	DuckDB   DuckDB   `yaml:"duckdb"`
 	Export   Export   `yaml:"export"`
 	Lake     Lake     `yaml:"lake"`
+	Bronze   Bronze   `yaml:"bronze"`
 	// DomainsDir holds one <domain>.yaml per domain. Relative to the
 	// config file's folder.
 	DomainsDir string `yaml:"domains_dir"`
@@ -164,6 +165,15 @@ type Lake struct {
 	// count as small; a partition with several small files is compacted
 	// into one.
 	CompactTargetSize ByteSize `yaml:"compact_target_size"`
+}
+
+// Bronze is the raw layer's lifecycle.
+type Bronze struct {
+	// Retention, when set, has maintain delete the bronze files of DONE
+	// partitions whose date is older than this (400d); the partitions become
+	// ARCHIVED: their tables keep their rows, but they can no longer be
+	// reprocessed. 0 (the default) keeps bronze forever.
+	Retention Duration `yaml:"retention"`
 }
 
 // Export mirrors gold tables into other systems after each commit.

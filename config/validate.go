@@ -257,5 +257,8 @@ func (cfg *Config) validateLake(c *checker) {
 		c.add("lake.orphan_age", "must not be negative, got %s", l.OrphanAge)
 	}
 	c.positive("lake.min_snapshots", int64(l.MinSnapshots))
+	if r := cfg.Bronze.Retention; r < 0 || (r > 0 && r < Duration(Day)) {
+		c.add("bronze.retention", "must be 0 (keep bronze) or at least 1d, got %s", r)
+	}
 	c.positive("lake.compact_target_size", int64(l.CompactTargetSize))
 }

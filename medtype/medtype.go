@@ -37,6 +37,11 @@ const (
 	StateLate PartitionState = "LATE"
 	// StateReprocessing is a LATE partition queued for reprocessing.
 	StateReprocessing PartitionState = "REPROCESSING"
+	// StateArchived is how status reports a DONE partition whose bronze
+	// files bronze.retention deleted. It is not stored as a state (the row
+	// stays DONE, with archived_at set) and has no transitions: the
+	// partition can never be processed again.
+	StateArchived PartitionState = "ARCHIVED"
 )
 
 // PartitionStates lists every state, in lifecycle order.

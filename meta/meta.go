@@ -32,6 +32,9 @@ var (
 	// expired and been rescued, or another worker holds it. Stop working on
 	// the partition and do not commit its results as DONE.
 	ErrLeaseLost = errors.New("lease lost")
+	// ErrArchived means the partition is archived: bronze.retention deleted
+	// its bronze files, so it cannot be processed again.
+	ErrArchived = errors.New("partition archived: its bronze files were deleted by bronze.retention")
 	// ErrNotFound means no partition row exists (it is UNDISCOVERED).
 	ErrNotFound = errors.New("partition not found")
 	// ErrLocked means another process holds the named lock (e.g. another
@@ -82,6 +85,10 @@ type Partition struct {
 	CreatedAt      time.Time        `json:"created_at"`
 	UpdatedAt      time.Time        `json:"updated_at"`
 	ProcessedAt    time.Time        `json:"processed_at,omitzero"`
+	// ArchivedAt is when bronze.retention deleted the bronze files of this
+	// DONE partition (zero if it did not). An archived partition stays DONE
+	// for good: its tables keep their rows, and no transition is allowed.
+	ArchivedAt time.Time `json:"archived_at,omitzero"`
 }
 
 // Update is what a transition writes besides the state. Nil or zero fields
@@ -137,6 +144,10 @@ type Discovery struct {
 	HashChanged bool
 	// Added and Removed are the file keys that differ from the stored list.
 	Added, Removed []string
+	// Archived is set for an archived partition, which discovery leaves
+	// as it is whatever its files: files retention deleted are Removed,
+	// and Added ones arrived too late to be processed.
+	Archived bool
 }
 
 // Filter selects partitions. Zero fields match everything.
@@ -194,7 +205,8 @@ type Store interface {
 	Get(ctx context.Context, key medtype.PartitionKey) (Partition, error)
 	// List returns partitions matching f, oldest date first, then domain.
 	List(ctx context.Context, f Filter) ([]Partition, error)
-	// Summary counts partitions by domain and state.
+	// Summary counts partitions by domain and state; archived partitions
+	// count as ARCHIVED rather than DONE.
 	Summary(ctx context.Context) ([]StateCount, error)
 	// History returns a partition's transitions, newest first.
 	History(ctx context.Context, key medtype.PartitionKey, limit int) ([]Event, error)
@@ -208,6 +220,10 @@ type Store interface {
 	// becomes LATE, an IN_FLIGHT partition is left to its worker, and any
 	// other state just stores the new list.
 	Discover(ctx context.Context, key medtype.PartitionKey, files []string, hash, runID string, now time.Time) (Discovery, error)
+	// Archive marks a DONE partition archived (its bronze files are about
+	// to be deleted by retention) and records it in the history; any other
+	// state is ErrConflict.
+	Archive(ctx context.Context, key medtype.PartitionKey, runID, message string, now time.Time) error
 	// Requeue prepares a domain's queue: FAILED partitions with fewer than
 	// maxRetries retries become RETRYING (retry_count+1), the others DEAD;
 	// LATE partitions become REPROCESSING.

@@ -42,7 +42,7 @@ type sqlStore struct {
 
 const partitionCols = `domain, partition_date, status, run_id, record_count, silver_records, gold_records,
 	source_files, file_hash, retry_count, attempts, error_message, silver_path, gold_path, snapshots,
-	leased_by, lease_expires_at, duration_ms, created_at, updated_at, processed_at, retry_exempt`
+	leased_by, lease_expires_at, duration_ms, created_at, updated_at, processed_at, retry_exempt, archived_at`
 
 func (s *sqlStore) Kind() string { return s.d.name }
 func (s *sqlStore) Close() error { return s.db.Close() }
@@ -133,15 +133,16 @@ func scanPartition(sc interface{ Scan(...any) error }) (Partition, error) {
 		runID, errMsg, silverPath, goldPath, lease sql.NullString
 		files, snaps                               []byte
 		leaseAt, created, updated, processed       timeCol
+		archived                                   timeCol
 	)
 	err := sc.Scan(&p.Key.Domain, &p.Key.Date, &p.Status, &runID, &p.RecordCount, &p.SilverRecords, &p.GoldRecords,
 		&files, &p.FileHash, &p.RetryCount, &p.Attempts, &errMsg, &silverPath, &goldPath, &snaps,
-		&lease, &leaseAt, &p.DurationMS, &created, &updated, &processed, &p.RetryExempt)
+		&lease, &leaseAt, &p.DurationMS, &created, &updated, &processed, &p.RetryExempt, &archived)
 	if err != nil {
 		return Partition{}, err
 	}
 	p.RunID, p.ErrorMessage, p.SilverPath, p.GoldPath, p.LeasedBy = runID.String, errMsg.String, silverPath.String, goldPath.String, lease.String
-	p.LeaseExpiresAt, p.CreatedAt, p.UpdatedAt, p.ProcessedAt = leaseAt.t, created.t, updated.t, processed.t
+	p.LeaseExpiresAt, p.CreatedAt, p.UpdatedAt, p.ProcessedAt, p.ArchivedAt = leaseAt.t, created.t, updated.t, processed.t, archived.t
 	if err := json.Unmarshal(files, &p.SourceFiles); err != nil {
 		return Partition{}, fmt.Errorf("meta: source_files of %s: %w", p.Key, err)
 	}
@@ -270,7 +271,8 @@ func (s *sqlStore) List(ctx context.Context, f Filter) ([]Partition, error) {
 }
 
 func (s *sqlStore) Summary(ctx context.Context) ([]StateCount, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT domain, status, count(*) FROM medallion_partitions GROUP BY domain, status ORDER BY domain, status`)
+	rows, err := s.db.QueryContext(ctx, `SELECT domain, CASE WHEN archived_at IS NULL THEN status ELSE 'ARCHIVED' END AS state, count(*)
+		FROM medallion_partitions GROUP BY domain, state ORDER BY domain, state`)
 	if err != nil {
 		return nil, fmt.Errorf("meta: summary: %w", err)
 	}
@@ -350,6 +352,9 @@ func (s *sqlStore) transitionTx(ctx context.Context, tx *sql.Tx, key medtype.Par
 	}
 	if !CanTransition(from, to) {
 		return &TransitionError{Key: key, From: from, To: to, Err: ErrNotAllowed}
+	}
+	if cur != nil && !cur.ArchivedAt.IsZero() {
+		return &TransitionError{Key: key, From: from, To: to, Err: ErrArchived}
 	}
 	now := clock(u.Now)
 	var set setList
@@ -540,6 +545,9 @@ func (s *sqlStore) Discover(ctx context.Context, key medtype.PartitionKey, files
 		}
 		d.HashChanged = true
 		d.Added, d.Removed = diff(cur.SourceFiles, files)
+		if d.Archived = !cur.ArchivedAt.IsZero(); d.Archived {
+			return nil // retention deleted its files; the list stays that of what was processed
+		}
 		switch cur.Status {
 		case medtype.StateInFlight:
 			return nil // its worker records the hash of what it processed
@@ -559,6 +567,27 @@ func (s *sqlStore) Discover(ctx context.Context, key medtype.PartitionKey, files
 		return Discovery{}, err
 	}
 	return d, nil
+}
+
+func (s *sqlStore) Archive(ctx context.Context, key medtype.PartitionKey, runID, message string, now time.Time) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		at := s.d.timeArg(clock(now))
+		res, err := s.exec(ctx, tx, `UPDATE medallion_partitions SET archived_at = ?, updated_at = ?
+			WHERE domain = ? AND partition_date = ? AND status = ? AND archived_at IS NULL`,
+			at, at, key.Domain, key.Date, string(medtype.StateDone))
+		if err != nil {
+			return fmt.Errorf("meta: archive %s: %w", key, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return &TransitionError{Key: key, From: medtype.StateDone, To: medtype.StateArchived, Err: ErrConflict}
+		}
+		_, err = s.exec(ctx, tx, `INSERT INTO medallion_partition_events (domain, partition_date, from_status, to_status, run_id, worker, message, at)
+			VALUES (?, ?, ?, ?, ?, NULL, ?, ?)`, key.Domain, key.Date, string(medtype.StateDone), string(medtype.StateArchived),
+			nullStr(runID), nullStr(message), at)
+		return err
+	})
 }
 
 // diff returns the keys only in b (added) and only in a (removed); both

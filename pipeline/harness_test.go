@@ -43,7 +43,7 @@ func newEnv(t *testing.T, backend string, reg *domains.Registry, domainCfgs []co
 }
 
 // newEnvIn is newEnv with its local files (SQLite, lakehouse) in dir.
-func newEnvIn(t *testing.T, dir, backend string, reg *domains.Registry, domainCfgs []config.Domain) *env {
+func newEnvIn(t testing.TB, dir, backend string, reg *domains.Registry, domainCfgs []config.Domain) *env {
 	t.Helper()
 	ctx := context.Background()
 	cfg := config.Defaults()
@@ -122,7 +122,7 @@ func (e *env) write(t *testing.T, msgs []generate.Message, late bool) generate.B
 // rows reads a table's live rows through the catalog (as medallion query
 // will) and returns the rows of q, where q selects FROM t, as tab-joined
 // strings sorted.
-func (e *env) rows(t *testing.T, table, q string) []string {
+func (e *env) rows(t testing.TB, table, q string) []string {
 	t.Helper()
 	ctx := context.Background()
 	id, err := lake.ParseTableID(table)
@@ -151,7 +151,7 @@ func (e *env) rows(t *testing.T, table, q string) []string {
 	return queryStrings(t, conn, q)
 }
 
-func queryStrings(t *testing.T, conn *sql.Conn, q string) []string {
+func queryStrings(t testing.TB, conn *sql.Conn, q string) []string {
 	t.Helper()
 	// Every value as DuckDB's own text, so DATE and DECIMAL compare as text.
 	rs, err := conn.QueryContext(context.Background(), "SELECT COLUMNS(*)::VARCHAR FROM ("+q+")")
@@ -162,7 +162,7 @@ func queryStrings(t *testing.T, conn *sql.Conn, q string) []string {
 }
 
 // scanStrings reads every row as tab-joined text (NULL as "NULL"), sorted.
-func scanStrings(t *testing.T, rs *sql.Rows) []string {
+func scanStrings(t testing.TB, rs *sql.Rows) []string {
 	t.Helper()
 	defer rs.Close()
 	cols, _ := rs.Columns()

@@ -110,6 +110,9 @@ type Summary struct {
 	Planned []meta.Partition `json:"planned,omitempty"`
 	// Missing lists requested dates with no bronze data (backfill).
 	Missing []medtype.PartitionKey `json:"missing,omitempty"`
+	// ArchivedLate lists archived partitions whose bronze gained files,
+	// which are not processed (see ApplyRetention).
+	ArchivedLate []medtype.PartitionKey `json:"archived_late,omitempty"`
 	// Failures holds the error of each partition that failed in this run.
 	Failures map[string]string `json:"failures,omitempty"`
 }
@@ -266,6 +269,10 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 			ds.Late++
 			r.log.Info("late data: partition changed since it was processed", "partition", key,
 				"added", len(change.Added), "removed", len(change.Removed), "added_files", change.Added, "removed_files", change.Removed)
+		case change.Archived && len(change.Added) > 0:
+			r.sum.ArchivedLate = append(r.sum.ArchivedLate, key)
+			r.log.Warn("files arrived for an archived partition and are not processed: bronze.retention deleted the files it was built from",
+				"partition", key, "files", change.Added)
 		}
 	}
 	if !r.opts.From.IsZero() && !r.opts.To.IsZero() && r.opts.Reprocess != "" {
@@ -291,6 +298,9 @@ func (r *runner) reset(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseArchived(parts); err != nil {
+		return err
+	}
 	if r.opts.DryRun {
 		r.sum.Planned = parts
 		return r.planNew(ctx)
@@ -311,6 +321,30 @@ func (r *runner) reset(ctx context.Context) error {
 		r.byDomain[p.Key.Domain].Reset++
 	}
 	return nil
+}
+
+// refuseArchived fails a backfill whose range holds archived partitions,
+// which cannot be rebuilt: their bronze files are gone.
+func refuseArchived(parts []meta.Partition) error {
+	var archived []string
+	for _, p := range parts {
+		if !p.ArchivedAt.IsZero() {
+			archived = append(archived, p.Key.String())
+		}
+	}
+	if len(archived) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s; they keep their rows in the tables but cannot be rebuilt. Start the range after them, or use --reprocess failed",
+		meta.ErrArchived, strings.Join(head(archived, 5), ", "))
+}
+
+// head is the first n items, with a count of the rest.
+func head(items []string, n int) []string {
+	if len(items) <= n {
+		return items
+	}
+	return append(slices.Clone(items[:n]), fmt.Sprintf("and %d more", len(items)-n))
 }
 
 // planNew adds, for a dry run, the bronze partitions not tracked yet.

@@ -1,0 +1,206 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medallionlake/medallion/config"
+	"github.com/medallionlake/medallion/generate"
+	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/medtype"
+	"github.com/medallionlake/medallion/pipeline"
+	"github.com/medallionlake/medallion/query"
+	"github.com/medallionlake/medallion/storage"
+)
+
+// BenchmarkYear simulates a year of daily runs on small data (all four
+// reference domains, MEDALLION_YEAR_EVENTS events a day, default 200):
+// every twentieth day gets late data after its run (reprocessed by the
+// next), every hundredth day a forced backfill of the three days before
+// it, and, unless MEDALLION_YEAR_MAINTAIN=0, maintain after each run. A
+// simulated day lasts as long as its work, so the retention settings are
+// measured in simulated days: snapshot_retention is the wall time of the
+// last seven days, orphan_age of the last one. At day 30 and at the last
+// day (MEDALLION_YEAR_DAYS, default 365) it times an idle run (maintain
+// included) and a fixed query, the median of three, and at the end it
+// reports per gold table the live files, partitions, objects in the
+// table's folder, metadata bytes and the files a maintain would still
+// delete. Run by make bench-year.
+func BenchmarkYear(b *testing.B) {
+	days := envInt("MEDALLION_YEAR_DAYS", 365)
+	events := envInt("MEDALLION_YEAR_EVENTS", 200)
+	maintain := os.Getenv("MEDALLION_YEAR_MAINTAIN") != "0"
+	for range b.N {
+		e := newEnvIn(b, b.TempDir(), "sqlite+local", nil, nil)
+		e.cfg.Lake.MaintainAfterRun = maintain
+		e.cfg.Lake.MinSnapshots = 1
+		ctx := context.Background()
+		start := medtype.MustDate("2024-01-01")
+		var dayStarts []time.Time
+		for i := range days {
+			dayStarts = append(dayStarts, time.Now())
+			setWindows(e.cfg, dayStarts)
+			msgs, err := generate.Generate(generate.Options{Seed: uint64(i + 1), Start: start.AddDays(i), Days: 1, EventsPerDay: events, Duplicates: 0.02, Late: 0.1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			e.writeB(b, msgs, false)
+			if i > 0 && i%100 == 0 {
+				yearRun(b, e, pipeline.Options{Command: "backfill", From: start.AddDays(i - 3), To: start.AddDays(i - 1), Reprocess: "all", Force: true})
+			}
+			yearRun(b, e, pipeline.Options{Command: "run"})
+			if i%20 == 7 {
+				e.writeB(b, msgs, true) // late data: the next run reprocesses the day
+			}
+			if i+1 == 30 || i+1 == days {
+				idle, q := yearTimes(b, e)
+				b.Logf("day %d: idle run %s, fixed query %s", i+1, idle, q)
+				b.ReportMetric(idle.Seconds()*1000, fmt.Sprintf("idle-run-day%d-ms", i+1))
+				b.ReportMetric(q.Seconds()*1000, fmt.Sprintf("query-day%d-ms", i+1))
+			}
+		}
+		yearReport(b, ctx, e)
+	}
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// setWindows sets snapshot_retention to the wall time of the last seven
+// simulated days and orphan_age to that of the last one.
+func setWindows(cfg *config.Config, dayStarts []time.Time) {
+	back := func(n int) config.Duration {
+		if len(dayStarts) <= n {
+			return config.Duration(time.Since(dayStarts[0]) + time.Hour)
+		}
+		return config.Duration(time.Since(dayStarts[len(dayStarts)-1-n]))
+	}
+	cfg.Lake.SnapshotRetention, cfg.Lake.OrphanAge = back(7), back(1)
+}
+
+func (e *env) writeB(b *testing.B, msgs []generate.Message, late bool) {
+	b.Helper()
+	if _, err := generate.WriteBronze(context.Background(), e.deps.Bucket, e.cfg.Domains, msgs, late, 400, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// yearRun is one run (or backfill) followed, as medallion run does, by
+// maintain when lake.maintain_after_run is set.
+func yearRun(b *testing.B, e *env, opts pipeline.Options) {
+	b.Helper()
+	ctx := context.Background()
+	sum, err := pipeline.Run(ctx, e.deps, opts)
+	if err != nil || !sum.Healthy() {
+		b.Fatalf("%s: %v %+v", opts.Command, err, sum.Failures)
+	}
+	if e.cfg.Lake.MaintainAfterRun {
+		if _, err := pipeline.Maintain(ctx, e.deps, nil, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+const yearQuery = "SELECT o.order_date, sum(o.orders), sum(o.gross_amount), max(f.users) FROM gold.orders_daily o JOIN gold.funnel_daily f ON f.event_date = o.order_date GROUP BY 1 ORDER BY 1"
+
+// yearTimes is the median of three idle runs and of three fixed queries.
+func yearTimes(b *testing.B, e *env) (idle, q time.Duration) {
+	b.Helper()
+	ctx := context.Background()
+	var idles, qs []time.Duration
+	for range 3 {
+		start := time.Now()
+		yearRun(b, e, pipeline.Options{Command: "run"})
+		idles = append(idles, time.Since(start))
+		start = time.Now()
+		s, err := query.Open(ctx, e.deps.Lake, e.deps.Duck, lake.Snapshot{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Prepare(ctx, yearQuery); err != nil {
+			b.Fatal(err)
+		}
+		rows, err := s.Conn().QueryContext(ctx, yearQuery)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for rows.Next() {
+		}
+		rows.Close()
+		s.Close()
+		qs = append(qs, time.Since(start))
+	}
+	slices.Sort(idles)
+	slices.Sort(qs)
+	return idles[1], qs[1]
+}
+
+// yearReport logs, per gold table, live files, partitions, objects in its
+// folder, metadata bytes, and what a maintain would still delete.
+func yearReport(b *testing.B, ctx context.Context, e *env) {
+	b.Helper()
+	tables, err := e.deps.Lake.Tables(ctx, "gold")
+	if err != nil {
+		b.Fatal(err)
+	}
+	reports, err := pipeline.Maintain(ctx, e.deps, tables, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var objects, metaBytes int64
+	for i, id := range tables {
+		files, err := e.deps.Lake.Files(ctx, id, nil, lake.Snapshot{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		objs, err := storage.ListAll(ctx, e.deps.Bucket, fmt.Sprintf("warehouse/%s/%s/", id.Namespace, id.Name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var meta int64
+		for _, o := range objs {
+			if strings.Contains(o.Key, "/metadata/") {
+				meta += o.Size
+			}
+		}
+		parts := len(e.rows(b, id.String(), "SELECT DISTINCT * EXCLUDE (x) FROM (SELECT 1 AS x, "+partitionOf(id)+" FROM t)"))
+		var expired, orphans int
+		for _, d := range reports[i].Deleted {
+			if d.Why == "orphan" {
+				orphans++
+			} else {
+				expired++
+			}
+		}
+		b.Logf("%-26s live files %4d, partitions %4d, objects %5d, metadata %8d B, maintain would delete %d (%d orphans), snapshots %d",
+			id, len(files), parts, len(objs), meta, expired+orphans, orphans, reports[i].Snapshots)
+		objects += int64(len(objs))
+		metaBytes += meta
+	}
+	b.ReportMetric(float64(objects), "gold-objects")
+	b.ReportMetric(float64(metaBytes), "gold-metadata-bytes")
+}
+
+// partitionOf is a gold table's partition column, or a constant for the
+// current-state tables.
+func partitionOf(id lake.TableID) string {
+	switch id.Name {
+	case "orders_daily":
+		return "order_date"
+	case "signups_daily":
+		return "signup_date"
+	case "funnel_daily", "events_hourly", "revenue_daily":
+		return "event_date"
+	}
+	return "0"
+}
