@@ -81,7 +81,7 @@ func mergeTable(ctx context.Context, conn *sql.Conn, l *lake.Lake, exp *Exporter
 		}
 	}
 	target := "gold_" + g.Table
-	if err := stageTarget(ctx, conn, l, def.ID, scope, src, target, stageDir); err != nil {
+	if err := stageTarget(ctx, conn, l, def.ID, scope, src, cols, target, stageDir); err != nil {
 		return 0, lake.Commit{}, err
 	}
 	if _, err := conn.ExecContext(ctx, mergeSQL(g, cols, target, src)); err != nil {
@@ -146,7 +146,7 @@ func partitionScope(ctx context.Context, conn *sql.Conn, src, column, domainKey 
 
 // stageTarget loads the table's current rows in scope into the TEMP table
 // target (empty, shaped like src, when there are none).
-func stageTarget(ctx context.Context, conn *sql.Conn, l *lake.Lake, id lake.TableID, scope lake.Scope, src, target, stageDir string) error {
+func stageTarget(ctx context.Context, conn *sql.Conn, l *lake.Lake, id lake.TableID, scope lake.Scope, src string, cols []duck.Column, target, stageDir string) error {
 	var files []lake.DataFile
 	if scope.Column == "" {
 		all, err := l.Files(ctx, id, nil, lake.Snapshot{})
@@ -179,13 +179,39 @@ func stageTarget(ctx context.Context, conn *sql.Conn, l *lake.Lake, id lake.Tabl
 		if err != nil {
 			return fmt.Errorf("stage %s: %w", id, err)
 		}
-		from = duck.ReadParquet(paths, false)
+		if from, err = l.Relation(ctx, conn, id, lake.Snapshot{}, paths); err != nil {
+			return fmt.Errorf("stage %s: %w", id, err)
+		}
 	}
-	_, err = conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT * FROM %s", target, from))
+	have, err := duck.DescribeQuery(ctx, conn, "SELECT * FROM "+from)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", id, err)
+	}
+	_, err = conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM %s", target, asColumns(cols, have), from))
 	if err != nil {
 		return fmt.Errorf("stage %s: %w", id, err)
 	}
 	return nil
+}
+
+// asColumns selects the stored rows with the SQL's columns: a column the
+// SQL added reads as NULL, and one it widened is cast, so that merging and
+// writing evolve the table. A column the SQL dropped is left out, and the
+// write refuses that change.
+func asColumns(cols, have []duck.Column) string {
+	present := map[string]bool{}
+	for _, c := range have {
+		present[c.Name] = true
+	}
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		v := "NULL"
+		if present[c.Name] {
+			v = duck.Ident(c.Name)
+		}
+		sel[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", v, c.Type, duck.Ident(c.Name))
+	}
+	return strings.Join(sel, ", ")
 }
 
 // mergeSQL inserts new keys and updates rows whose values differ; in mode

@@ -129,7 +129,11 @@ func (l *Lake) rewriteOne(ctx context.Context, conn *sql.Conn, id TableID, colum
 	if err != nil {
 		return "", 0, err
 	}
-	rel := "(SELECT * FROM " + duck.ReadParquet(paths, false) + ")"
+	from, err := l.Relation(ctx, conn, id, Snapshot{}, paths)
+	if err != nil {
+		return "", 0, err
+	}
+	rel := "(SELECT * FROM " + from + ")"
 	cols, err := duck.DescribeQuery(ctx, conn, "SELECT * FROM "+rel)
 	if err != nil {
 		return "", 0, err

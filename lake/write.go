@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -34,11 +35,6 @@ type TableDef struct {
 	// SortBy orders the rows inside the written file.
 	SortBy []string
 }
-
-// ErrSchemaChanged means the relation's columns differ from the existing
-// table's. Medallion does not evolve schemas silently: a changed domain SQL
-// needs the table dropped (and the domain backfilled) or migrated by hand.
-var ErrSchemaChanged = errors.New("table schema changed")
 
 // Scope is the part of a table a write replaces: the partitions of Column
 // listed in Dates, or the whole table when Column is "".
@@ -305,8 +301,8 @@ func fingerprints(ctx context.Context, conn *sql.Conn, src string, cols []duck.C
 	return out, rows.Err()
 }
 
-// ensureTable creates the table on first write and checks the schema of an
-// existing one.
+// ensureTable creates the table on first write and evolves the schema of
+// an existing one (or refuses the change, see evolution).
 func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column) (*table.Table, error) {
 	schema, err := SchemaOf(cols)
 	if err != nil {
@@ -314,15 +310,20 @@ func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column
 	}
 	t, err := l.cat.LoadTable(ctx, def.ID.ident())
 	if err == nil {
-		if err := sameSchema(t.Schema(), schema); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrSchemaChanged, def.ID, err)
+		if t, err = evolve(ctx, def.ID, t, schema); err != nil {
+			return nil, err
 		}
 		return pinNoRetry(ctx, def.ID, t)
 	}
 	if !errors.Is(err, catalog.ErrNoSuchTable) {
 		return nil, fmt.Errorf("load table %s: %w", def.ID, err)
 	}
-	opts := []catalog.CreateTableOpt{catalog.WithLocation(l.tableLocation(def.ID)), catalog.WithProperties(noRetry)}
+	props, err := nameMapping(schema)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(props, noRetry)
+	opts := []catalog.CreateTableOpt{catalog.WithLocation(l.tableLocation(def.ID)), catalog.WithProperties(props)}
 	if def.PartitionColumn != "" {
 		field, ok := schema.FindFieldByName(def.PartitionColumn)
 		if !ok || !field.Type.Equals(iceberg.PrimitiveTypes.Date) {
@@ -349,36 +350,28 @@ func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column
 var noRetry = iceberg.Properties{table.CommitNumRetriesKey: "0"}
 
 // pinNoRetry sets noRetry on a table that lacks it (created by an older
-// Medallion, or changed by hand) before Medallion writes to it.
+// Medallion, or changed by hand) before Medallion writes to it, and the
+// name mapping other engines need to read its files, if it has none.
 func pinNoRetry(ctx context.Context, id TableID, t *table.Table) (*table.Table, error) {
-	if t.Properties()[table.CommitNumRetriesKey] == "0" {
+	props := iceberg.Properties{}
+	if t.Properties()[table.CommitNumRetriesKey] != "0" {
+		maps.Copy(props, noRetry)
+	}
+	if t.NameMapping() == nil {
+		m, err := nameMapping(t.Schema())
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(props, m)
+	}
+	if len(props) == 0 {
 		return t, nil
 	}
 	tx := t.NewTransaction()
-	if err := tx.SetProperties(noRetry); err != nil {
+	if err := tx.SetProperties(props); err != nil {
 		return nil, fmt.Errorf("table %s: pin %s: %w", id, table.CommitNumRetriesKey, err)
 	}
-	nt, err := tx.Commit(ctx)
-	if err != nil {
-		if isConflict(err) {
-			return nil, fmt.Errorf("table %s: pin %s: %w: %v", id, table.CommitNumRetriesKey, ErrConflict, err)
-		}
-		return nil, fmt.Errorf("table %s: pin %s: %w", id, table.CommitNumRetriesKey, err)
-	}
-	return nt, nil
-}
-
-func sameSchema(have, want *iceberg.Schema) error {
-	hf, wf := have.Fields(), want.Fields()
-	if len(hf) != len(wf) {
-		return fmt.Errorf("table has %d columns, the SQL produces %d", len(hf), len(wf))
-	}
-	for i := range hf {
-		if hf[i].Name != wf[i].Name || !hf[i].Type.Equals(wf[i].Type) {
-			return fmt.Errorf("column %d is %s %s in the table but %s %s in the SQL", i+1, hf[i].Name, hf[i].Type, wf[i].Name, wf[i].Type)
-		}
-	}
-	return nil
+	return commit(ctx, id, "pin the properties of", tx)
 }
 
 var decimalType = regexp.MustCompile(`^DECIMAL\((\d+),\s*(\d+)\)$`)

@@ -145,7 +145,11 @@ func (e *env) rows(t testing.TB, table, q string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP VIEW t AS SELECT * FROM "+duck.ReadParquet(paths, false)); err != nil {
+	rel, err := e.deps.Lake.Relation(ctx, conn, id, lake.Snapshot{}, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP VIEW t AS SELECT * FROM "+rel); err != nil {
 		t.Fatal(err)
 	}
 	return queryStrings(t, conn, q)

@@ -117,7 +117,9 @@ func (s *Session) Attach(ctx context.Context, id lake.TableID) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", id, err)
 		}
-		from = duck.ReadParquet(paths, false)
+		if from, err = s.lake.Relation(ctx, s.conn, id, s.at, paths); err != nil {
+			return err
+		}
 	}
 	view := duck.Ident(id.Namespace) + "." + duck.Ident(id.Name)
 	if _, err := s.conn.ExecContext(ctx, "CREATE OR REPLACE VIEW "+view+" AS SELECT * FROM "+from); err != nil {
@@ -132,47 +134,13 @@ func (s *Session) Attach(ctx context.Context, id lake.TableID) error {
 func emptyRelation(schema *iceberg.Schema) (string, error) {
 	var cols []string
 	for _, f := range schema.Fields() {
-		t, err := duckType(f.Type)
+		t, err := lake.DuckType(f.Type)
 		if err != nil {
 			return "", err
 		}
 		cols = append(cols, "NULL::"+t+" AS "+duck.Ident(f.Name))
 	}
 	return "(SELECT " + strings.Join(cols, ", ") + " WHERE false)", nil
-}
-
-func duckType(t iceberg.Type) (string, error) {
-	switch v := t.(type) {
-	case iceberg.DecimalType:
-		return fmt.Sprintf("DECIMAL(%d,%d)", v.Precision(), v.Scale()), nil
-	}
-	switch t.String() {
-	case "boolean":
-		return "BOOLEAN", nil
-	case "int":
-		return "INTEGER", nil
-	case "long":
-		return "BIGINT", nil
-	case "float":
-		return "FLOAT", nil
-	case "double":
-		return "DOUBLE", nil
-	case "string":
-		return "VARCHAR", nil
-	case "binary":
-		return "BLOB", nil
-	case "date":
-		return "DATE", nil
-	case "time":
-		return "TIME", nil
-	case "timestamp":
-		return "TIMESTAMP", nil
-	case "timestamptz":
-		return "TIMESTAMPTZ", nil
-	case "uuid":
-		return "UUID", nil
-	}
-	return "", fmt.Errorf("no DuckDB type for Iceberg type %s", t)
 }
 
 // Query attaches the tables stmt names and runs it.
