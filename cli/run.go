@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/medallionlake/medallion/lake"
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/pipeline"
 )
@@ -40,7 +41,7 @@ Example (crontab, daily at 06:00 UTC):
 			if err := tableOrJSON(format); err != nil {
 				return err
 			}
-			return a.runPipeline(cmd, pipeline.Options{Command: "run", Workers: workers, Domains: doms}, format)
+			return a.runPipeline(cmd, pipeline.Options{Command: "run", Workers: workers, Domains: doms}, format, nil)
 		},
 	}
 	cmd.Flags().IntVarP(&workers, "workers", "w", 0, "partitions processed in parallel (default pipeline.workers)")
@@ -57,6 +58,8 @@ func (a *app) backfillCommand() *cobra.Command {
 		reprocess string
 		dryRun    bool
 		force     bool
+		rebuild   bool
+		tableName string
 		format    string
 	)
 	cmd := &cobra.Command{
@@ -75,10 +78,29 @@ its rows is not rewritten, unless its live file is damaged (see medallion
 verify). --force rewrites them all, in new snapshots: a repair of damage that
 verify cannot see (a file changed in place with its size and row count kept).
 
-Example:
-  medallion backfill --domain orders --from 2024-01-10 --to 2024-01-15`,
+--rebuild --table T rebuilds one table after a schema change Iceberg cannot
+make in place (a column dropped, renamed, narrowed or retyped; the run names
+the table and column). One snapshot empties the table as a new version, then
+every partition of the table's domain is reprocessed from bronze, so the table
+fills date by date. Its older snapshots keep the old schema and rows for
+query --as-of until maintain expires them. It refuses if bronze.retention has
+archived any of the domain's partitions, whose rows could not come back.
+
+Examples:
+  medallion backfill --domain orders --from 2024-01-10 --to 2024-01-15
+  medallion backfill --rebuild --table gold.orders_daily`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rebuild || tableName != "" {
+				if err := checkRebuild(tableName, from, to, doms, reprocess, force); err != nil {
+					return err
+				}
+				if err := tableOrJSON(format); err != nil {
+					return err
+				}
+				return a.runPipeline(cmd, pipeline.Options{Command: "backfill", Workers: workers, Reprocess: "all", DryRun: dryRun}, format,
+					func(eng *engine, opts *pipeline.Options) error { return rebuildTarget(cmd, eng, tableName, opts) })
+			}
 			if from == "" || to == "" {
 				return usageError("backfill needs --from and --to (YYYY-MM-DD)")
 			}
@@ -100,7 +122,7 @@ Example:
 				return err
 			}
 			return a.runPipeline(cmd, pipeline.Options{Command: "backfill", Workers: workers, Domains: doms, From: f, To: t,
-				Reprocess: reprocess, DryRun: dryRun, Force: force}, format)
+				Reprocess: reprocess, DryRun: dryRun, Force: force}, format, nil)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "first partition date (inclusive)")
@@ -110,17 +132,26 @@ Example:
 	cmd.Flags().StringVar(&reprocess, "reprocess", "all", "which partitions to reset: all or failed")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would run; change nothing")
 	cmd.Flags().BoolVar(&force, "force", false, "rewrite every table partition, even those that already hold their rows")
+	cmd.Flags().BoolVar(&rebuild, "rebuild", false, "rebuild --table from all of its domain's bronze as a new table version (a schema change Iceberg cannot make in place)")
+	cmd.Flags().StringVar(&tableName, "table", "", "the table --rebuild rebuilds (namespace.table), e.g. gold.orders_daily")
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "summary format: table or json")
 	return cmd
 }
 
-func (a *app) runPipeline(cmd *cobra.Command, opts pipeline.Options, format string) error {
+// runPipeline runs or backfills; prepare, if set, completes the options
+// once the engine is open.
+func (a *app) runPipeline(cmd *cobra.Command, opts pipeline.Options, format string, prepare func(*engine, *pipeline.Options) error) error {
 	ctx := cmd.Context()
 	eng, err := a.openEngine(ctx)
 	if err != nil {
 		return err
 	}
 	defer eng.close()
+	if prepare != nil {
+		if err := prepare(eng, &opts); err != nil {
+			return err
+		}
+	}
 	for _, d := range opts.Domains {
 		if _, ok := eng.cfg.Domain(d); !ok {
 			return usageError("unknown domain %q (configured: %s)", d, strings.Join(domainNames(eng.cfg), ", "))
@@ -237,4 +268,40 @@ func maintainAfterRun(cmd *cobra.Command, eng *engine, format string) error {
 		}
 	}
 	return nil
+}
+
+// checkRebuild checks the flags of backfill --rebuild.
+func checkRebuild(table, from, to string, doms []string, reprocess string, force bool) error {
+	switch {
+	case table == "":
+		return usageError("--rebuild needs --table namespace.table")
+	case from != "" || to != "":
+		return usageError("--rebuild reprocesses every partition of the table's domain, so the table gets all its rows back; drop --from and --to")
+	case len(doms) > 0:
+		return usageError("--rebuild takes the domain from --table; drop --domain")
+	case reprocess != "all" || force:
+		return usageError("--rebuild reprocesses every partition; drop --reprocess and --force")
+	}
+	return nil
+}
+
+// rebuildTarget points the backfill at the table to rebuild and the one
+// domain that writes it.
+func rebuildTarget(cmd *cobra.Command, eng *engine, table string, opts *pipeline.Options) error {
+	id, err := lake.ParseTableID(table)
+	if err != nil {
+		return usageError("--table: %v", err)
+	}
+	if ok, err := eng.deps.Lake.Exists(cmd.Context(), id); err != nil {
+		return err
+	} else if !ok {
+		return usageError("--table: no table %s (medallion tables lists them)", id)
+	}
+	for _, d := range eng.deps.Domains {
+		if d.Writes(id.Namespace, id.Name) {
+			opts.Domains, opts.Rebuild = []string{d.Name}, &id
+			return nil
+		}
+	}
+	return usageError("--table: no configured domain writes %s", id)
 }

@@ -109,6 +109,20 @@ type Domain struct {
 	Gold   []GoldQuery
 }
 
+// Writes reports whether the domain writes the table namespace.name:
+// one of its silver or gold tables, or its quarantine table.
+func (d Domain) Writes(namespace, name string) bool {
+	switch namespace {
+	case "silver":
+		return slices.ContainsFunc(d.Silver, func(q Query) bool { return q.Table == name })
+	case "gold":
+		return slices.ContainsFunc(d.Gold, func(g GoldQuery) bool { return g.Table == name })
+	case "quarantine":
+		return name == d.Name
+	}
+	return false
+}
+
 // Query is one output table and the SELECT that produces it.
 type Query struct {
 	Table string

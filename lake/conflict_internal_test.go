@@ -16,6 +16,7 @@ func TestConflictKinds(t *testing.T) {
 		fmt.Errorf("commit: %w", table.ErrConflictingDataFiles):                                true,
 		fmt.Errorf("commit: %w: base snapshot 12 is not an ancestor", table.ErrCommitDiverged): true,
 		errors.New("requirement failed: current snapshot id changed"):                          true,
+		errors.New("Requirement failed: current schema id has changed: expected 1, found 2"):   true,
 		errors.New("connection refused"):                                                       false,
 	} {
 		if got := isConflict(err); got != want {

@@ -263,7 +263,7 @@ func snapshotID(t *table.Table) int64 {
 // fixed the same way: recompute from the current table.
 func isConflict(err error) bool {
 	return errors.Is(err, table.ErrCommitFailed) || errors.Is(err, table.ErrCommitDiverged) ||
-		strings.Contains(err.Error(), "requirement failed")
+		strings.Contains(strings.ToLower(err.Error()), "requirement failed")
 }
 
 // Retry runs fn until it succeeds, fails with something other than

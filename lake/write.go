@@ -310,7 +310,12 @@ func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column
 	}
 	t, err := l.cat.LoadTable(ctx, def.ID.ident())
 	if err == nil {
-		if t, err = evolve(ctx, def.ID, t, schema); err != nil {
+		if rebuilding(t) {
+			t, err = replaceSchema(ctx, def.ID, t, schema)
+		} else {
+			t, err = evolve(ctx, def.ID, t, schema)
+		}
+		if err != nil {
 			return nil, err
 		}
 		return pinNoRetry(ctx, def.ID, t)

@@ -81,6 +81,11 @@ type Options struct {
 	// Force (backfill) rewrites every table partition the run touches,
 	// even one that already holds exactly its rows (lake.Lake.Forcing).
 	Force bool
+	// Rebuild (backfill --rebuild) empties this table as a new version
+	// whose schema its next write sets (lake.Lake.Rebuild) before the
+	// partitions are reset; Domains must be the one domain that writes it,
+	// and From and To are zero, so that every partition rebuilds it.
+	Rebuild *lake.TableID
 }
 
 // DomainSummary counts one domain's outcome.
@@ -196,6 +201,11 @@ func (r *runner) execute(ctx context.Context) error {
 	}
 	for _, d := range r.doms {
 		if err := r.discover(ctx, d); err != nil {
+			return err
+		}
+	}
+	if r.opts.Rebuild != nil && !r.opts.DryRun {
+		if err := r.rebuild(ctx); err != nil {
 			return err
 		}
 	}
@@ -320,6 +330,25 @@ func (r *runner) reset(ctx context.Context) error {
 		}
 		r.byDomain[p.Key.Domain].Reset++
 	}
+	return nil
+}
+
+// rebuild empties the table being rebuilt, unless an archived partition
+// could not be rebuilt into it.
+func (r *runner) rebuild(ctx context.Context) error {
+	parts, err := r.deps.Store.List(ctx, r.filter())
+	if err != nil {
+		return err
+	}
+	if err := refuseArchived(parts); err != nil {
+		return err
+	}
+	n, err := r.deps.Lake.Rebuild(ctx, *r.opts.Rebuild)
+	if err != nil {
+		return err
+	}
+	r.log.Info("rebuilding a table: its files left it in a new snapshot; every partition of its domain is reprocessed",
+		"table", r.opts.Rebuild, "files", n, "partitions", len(parts))
 	return nil
 }
 
