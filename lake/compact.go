@@ -20,18 +20,17 @@ import (
 // writes one file per partition, so only files other writers added are
 // ever compacted. The new file is named after its rows' fingerprint, as
 // Write names them, so the next write of the same rows is skipped.
-func (l *Lake) compact(ctx context.Context, conn *sql.Conn, id TableID, m Maintenance) ([]Compaction, error) {
-	t, err := l.Load(ctx, id)
-	if err != nil || t.CurrentSnapshot() == nil {
-		return nil, err
+func (l *Lake) compact(ctx context.Context, conn *sql.Conn, id TableID, t *table.Table, m Maintenance) (*table.Table, []Compaction, error) {
+	if t.CurrentSnapshot() == nil {
+		return t, nil, nil
 	}
 	column, ok := partitionColumn(t)
 	if !ok {
-		return nil, nil // a partitioning Medallion does not write: left alone
+		return t, nil, nil // a partitioning Medallion does not write: left alone
 	}
 	groups, err := smallFiles(ctx, t, m.CompactTargetSize)
 	if err != nil || len(groups) == 0 {
-		return nil, err
+		return t, nil, err
 	}
 	var (
 		done     []Compaction
@@ -50,21 +49,22 @@ func (l *Lake) compact(ctx context.Context, conn *sql.Conn, id TableID, m Mainte
 		}
 		uri, n, err := l.rewriteOne(ctx, conn, id, column, g.files, m.Stage)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		add, rows = append(add, uri), rows+n
 	}
 	if m.DryRun {
-		return done, nil
+		return t, done, nil
 	}
 	tx := t.NewTransaction()
 	if err := tx.ReplaceDataFiles(ctx, old, add, snapshotProps(rows)); err != nil {
-		return nil, fmt.Errorf("compact %s: %w", id, err)
+		return nil, nil, fmt.Errorf("compact %s: %w", id, err)
 	}
-	if _, err := commit(ctx, id, "compact", tx); err != nil {
-		return nil, err
+	nt, err := commit(ctx, id, "compact", tx)
+	if err != nil {
+		return nil, nil, err
 	}
-	return done, nil
+	return nt, done, nil
 }
 
 // partitionColumn is the date column a table is identity-partitioned by,

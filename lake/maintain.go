@@ -3,9 +3,11 @@ package lake
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 )
 
@@ -82,34 +84,63 @@ func (r Report) Freed() int64 {
 // writer, which in turn retries its own. A missing table is nothing to do.
 func (l *Lake) Maintain(ctx context.Context, conn *sql.Conn, id TableID, m Maintenance) (Report, error) {
 	r := Report{Table: id}
-	if ok, err := l.Exists(ctx, id); err != nil || !ok {
+	t, err := l.Load(ctx, id)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		return r, nil
+	}
+	if err != nil {
 		return r, err
 	}
-	steps := []func() error{
-		func() (err error) { r.Compacted, err = l.compact(ctx, conn, id, m); return err },
-		func() (err error) {
-			r.ManifestsBefore, r.ManifestsAfter, err = l.mergeManifests(ctx, id, m.DryRun)
-			return err
+	// Each step gets the table the one before left, and loads it afresh
+	// only after losing a race, so an idle table is read once.
+	var before *table.Table
+	steps := []func(*table.Table) (*table.Table, error){
+		func(t *table.Table) (nt *table.Table, err error) {
+			nt, r.Compacted, err = l.compact(ctx, conn, id, t, m)
+			return nt, err
+		},
+		func(t *table.Table) (nt *table.Table, err error) {
+			nt, r.ManifestsBefore, r.ManifestsAfter, err = mergeManifests(ctx, id, t, m.DryRun)
+			return nt, err
+		},
+		func(t *table.Table) (nt *table.Table, err error) {
+			before = t
+			nt, r.Expired, err = expire(ctx, id, t, m)
+			return nt, err
 		},
 	}
 	for _, step := range steps {
-		if err := Retry(ctx, step); err != nil {
+		if t, err = l.onTable(ctx, id, t, step); err != nil {
 			return r, fmt.Errorf("maintain %s: %w", id, err)
 		}
 	}
-	var before, after *table.Table
-	err := Retry(ctx, func() (err error) {
-		before, after, r.Expired, err = l.expire(ctx, id, m)
-		return err
-	})
-	if err != nil {
-		return r, fmt.Errorf("maintain %s: %w", id, err)
-	}
-	r.Snapshots = len(after.Metadata().Snapshots())
-	if r.Deleted, r.Young, err = l.sweep(ctx, before, after, m); err != nil {
+	r.Snapshots = len(t.Metadata().Snapshots())
+	if r.Deleted, r.Young, err = l.sweep(ctx, before, t, m); err != nil {
 		return r, fmt.Errorf("maintain %s: %w", id, err)
 	}
 	return r, nil
+}
+
+// onTable runs step on t and returns the table it leaves; a step that
+// lost a race to another writer (ErrConflict) runs again on the reloaded
+// table.
+func (l *Lake) onTable(ctx context.Context, id TableID, t *table.Table, step func(*table.Table) (*table.Table, error)) (*table.Table, error) {
+	attempt := 0
+	err := Retry(ctx, func() error {
+		if attempt++; attempt > 1 {
+			nt, err := l.Load(ctx, id)
+			if err != nil {
+				return err
+			}
+			t = nt
+		}
+		nt, err := step(t)
+		if err == nil {
+			t = nt
+		}
+		return err
+	})
+	return t, err
 }
 
 // commit commits a maintenance transaction, telling a lost race apart.
@@ -126,70 +157,63 @@ func commit(ctx context.Context, id TableID, what string, tx *table.Transaction)
 
 // mergeManifests rewrites the current snapshot's manifests into few when
 // it plans from more than maxManifests.
-func (l *Lake) mergeManifests(ctx context.Context, id TableID, dryRun bool) (before, after int, err error) {
-	t, err := l.Load(ctx, id)
-	if err != nil {
-		return 0, 0, err
-	}
+func mergeManifests(ctx context.Context, id TableID, t *table.Table, dryRun bool) (nt *table.Table, before, after int, err error) {
 	snap := t.CurrentSnapshot()
 	if snap == nil {
-		return 0, 0, nil
+		return t, 0, 0, nil
 	}
 	fs, err := t.FS(ctx)
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, 0, err
 	}
 	manifests, err := snap.Manifests(fs)
 	if err != nil {
-		return 0, 0, fmt.Errorf("read manifests of %s: %w", id, err)
+		return nil, 0, 0, fmt.Errorf("read manifests of %s: %w", id, err)
 	}
 	before = len(manifests)
 	if before <= maxManifests || dryRun {
-		return before, before, nil
+		return t, before, before, nil
 	}
 	tx := t.NewTransaction()
 	res, err := tx.RewriteManifests(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("rewrite manifests of %s: %w", id, err)
+		return nil, 0, 0, fmt.Errorf("rewrite manifests of %s: %w", id, err)
 	}
 	if res.IsNoOp() {
-		return before, before, nil
+		return t, before, before, nil
 	}
-	if _, err := commit(ctx, id, "rewrite manifests of", tx); err != nil {
-		return 0, 0, err
+	if nt, err = commit(ctx, id, "rewrite manifests of", tx); err != nil {
+		return nil, 0, 0, err
 	}
-	return before, before - len(res.RewrittenManifests) + len(res.AddedManifests), nil
+	return nt, before, before - len(res.RewrittenManifests) + len(res.AddedManifests), nil
 }
 
 // expire removes the snapshots older than the retention beyond the newest
-// MinSnapshots. It returns the table before and after (the staged table on
-// a dry run).
-func (l *Lake) expire(ctx context.Context, id TableID, m Maintenance) (before, after *table.Table, expired int, err error) {
-	if before, err = l.Load(ctx, id); err != nil {
-		return nil, nil, 0, err
-	}
-	tx := before.NewTransaction()
-	keep := max(1, m.MinSnapshots, newerThan(before, time.Now().Add(-m.SnapshotRetention))+1)
+// MinSnapshots. It returns the table after (the staged table on a dry
+// run; t itself when nothing expires).
+func expire(ctx context.Context, id TableID, t *table.Table, m Maintenance) (after *table.Table, expired int, err error) {
+	tx := t.NewTransaction()
+	keep := max(1, m.MinSnapshots, newerThan(t, time.Now().Add(-m.SnapshotRetention))+1)
 	err = tx.ExpireSnapshots(table.WithOlderThan(m.SnapshotRetention), table.WithRetainLast(keep),
 		table.WithPostCommit(false)) // sweep deletes, through the bucket, and counts what it frees
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("expire snapshots of %s: %w", id, err)
+		return nil, 0, fmt.Errorf("expire snapshots of %s: %w", id, err)
 	}
 	staged, err := tx.StagedTable()
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("expire snapshots of %s: %w", id, err)
+		return nil, 0, fmt.Errorf("expire snapshots of %s: %w", id, err)
 	}
-	expired = len(before.Metadata().Snapshots()) - len(staged.Metadata().Snapshots())
+	expired = len(t.Metadata().Snapshots()) - len(staged.Metadata().Snapshots())
 	switch {
 	case expired == 0:
-		return before, before, 0, nil
+		return t, 0, nil
 	case m.DryRun:
-		return before, staged.Table, expired, nil
+		return staged.Table, expired, nil
 	}
 	if after, err = commit(ctx, id, "expire snapshots of", tx); err != nil {
-		return nil, nil, 0, err
+		return nil, 0, err
 	}
-	return before, after, expired, nil
+	return after, expired, nil
 }
 
 // newerThan counts the current snapshot and its ancestors committed after

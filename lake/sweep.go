@@ -28,9 +28,11 @@ func (l *Lake) sweep(ctx context.Context, before, after *table.Table, m Maintena
 	if err != nil {
 		return nil, 0, err
 	}
-	is, err := l.referenced(ctx, after)
-	if err != nil {
-		return nil, 0, err
+	is := was
+	if after != before {
+		if is, err = l.referenced(ctx, after); err != nil {
+			return nil, 0, err
+		}
 	}
 	// A staged (dry-run) table has no metadata file of its own yet: the
 	// current one stays.
@@ -92,29 +94,23 @@ func (l *Lake) referenced(ctx context.Context, t *table.Table) (map[string]bool,
 	for e := range md.PreviousFiles() {
 		uris = append(uris, e.MetadataFile)
 	}
-	fs, err := t.FS(ctx)
-	if err != nil {
-		return nil, err
-	}
 	seen := map[string]bool{}
 	for _, snap := range md.Snapshots() {
 		uris = append(uris, snap.ManifestList)
-		manifests, err := snap.Manifests(fs)
+		manifests, err := l.manifestPaths(ctx, snap.ManifestList)
 		if err != nil {
-			return nil, fmt.Errorf("read manifest list of snapshot %d: %w", snap.SnapshotID, err)
+			return nil, fmt.Errorf("snapshot %d: %w", snap.SnapshotID, err)
 		}
 		for _, mf := range manifests {
-			if seen[mf.FilePath()] {
+			if seen[mf] {
 				continue
 			}
-			seen[mf.FilePath()] = true
-			uris = append(uris, mf.FilePath())
-			for e, err := range mf.Entries(fs, true) {
-				if err != nil {
-					return nil, fmt.Errorf("read manifest %s: %w", mf.FilePath(), err)
-				}
-				uris = append(uris, e.DataFile().FilePath())
+			seen[mf] = true
+			files, err := l.liveFiles(ctx, mf)
+			if err != nil {
+				return nil, err
 			}
+			uris = append(append(uris, mf), files...)
 		}
 	}
 	for _, u := range uris {

@@ -28,7 +28,8 @@ import (
 // measured in simulated days: snapshot_retention is the wall time of the
 // last seven days, orphan_age of the last one. At day 30 and at the last
 // day (MEDALLION_YEAR_DAYS, default 365) it times an idle run (maintain
-// included) and a fixed query, the median of three, and at the end it
+// included, and apart) and two fixed queries (two whole gold tables, and
+// their first week), the median of five, and at the end it
 // reports per gold table the live files, partitions, objects in the
 // table's folder, metadata bytes and the files a maintain would still
 // delete. Run by make bench-year.
@@ -59,10 +60,12 @@ func BenchmarkYear(b *testing.B) {
 				e.writeB(b, msgs, true) // late data: the next run reprocesses the day
 			}
 			if i+1 == 30 || i+1 == days {
-				idle, q := yearTimes(b, e)
-				b.Logf("day %d: idle run %s, fixed query %s", i+1, idle, q)
-				b.ReportMetric(idle.Seconds()*1000, fmt.Sprintf("idle-run-day%d-ms", i+1))
-				b.ReportMetric(q.Seconds()*1000, fmt.Sprintf("query-day%d-ms", i+1))
+				tm := yearTimes(b, e)
+				b.Logf("day %d: idle run %s (maintain %s of it), whole-table query %s, one-week query %s", i+1, tm.idle, tm.maintain, tm.query, tm.week)
+				b.ReportMetric(tm.idle.Seconds()*1000, fmt.Sprintf("idle-run-day%d-ms", i+1))
+				b.ReportMetric(tm.maintain.Seconds()*1000, fmt.Sprintf("maintain-day%d-ms", i+1))
+				b.ReportMetric(tm.query.Seconds()*1000, fmt.Sprintf("query-day%d-ms", i+1))
+				b.ReportMetric(tm.week.Seconds()*1000, fmt.Sprintf("week-query-day%d-ms", i+1))
 			}
 		}
 		yearReport(b, ctx, e)
@@ -96,53 +99,70 @@ func (e *env) writeB(b *testing.B, msgs []generate.Message, late bool) {
 }
 
 // yearRun is one run (or backfill) followed, as medallion run does, by
-// maintain when lake.maintain_after_run is set.
-func yearRun(b *testing.B, e *env, opts pipeline.Options) {
+// maintain when lake.maintain_after_run is set; it returns how long the
+// maintain took.
+func yearRun(b *testing.B, e *env, opts pipeline.Options) time.Duration {
 	b.Helper()
 	ctx := context.Background()
 	sum, err := pipeline.Run(ctx, e.deps, opts)
 	if err != nil || !sum.Healthy() {
 		b.Fatalf("%s: %v %+v", opts.Command, err, sum.Failures)
 	}
-	if e.cfg.Lake.MaintainAfterRun {
-		if _, err := pipeline.Maintain(ctx, e.deps, nil, false); err != nil {
-			b.Fatal(err)
-		}
+	if !e.cfg.Lake.MaintainAfterRun {
+		return 0
 	}
+	start := time.Now()
+	if _, err := pipeline.Maintain(ctx, e.deps, nil, false); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
 }
 
-const yearQuery = "SELECT o.order_date, sum(o.orders), sum(o.gross_amount), max(f.users) FROM gold.orders_daily o JOIN gold.funnel_daily f ON f.event_date = o.order_date GROUP BY 1 ORDER BY 1"
+// The fixed queries: the whole of two gold tables, and their first week.
+const (
+	yearQuery = "SELECT o.order_date, sum(o.orders), sum(o.gross_amount), max(f.users) FROM gold.orders_daily o JOIN gold.funnel_daily f ON f.event_date = o.order_date GROUP BY 1 ORDER BY 1"
+	weekQuery = "SELECT o.order_date, sum(o.orders), sum(o.gross_amount), max(f.users) FROM gold.orders_daily o JOIN gold.funnel_daily f ON f.event_date = o.order_date " +
+		"WHERE o.order_date BETWEEN DATE '2024-01-01' AND DATE '2024-01-07' GROUP BY 1 ORDER BY 1"
+)
 
-// yearTimes is the median of three idle runs and of three fixed queries.
-func yearTimes(b *testing.B, e *env) (idle, q time.Duration) {
+type yearTiming struct{ idle, maintain, query, week time.Duration }
+
+// yearTimes is the median of five idle runs and of five of each query.
+func yearTimes(b *testing.B, e *env) yearTiming {
+	b.Helper()
+	var idles, maints, qs, weeks []time.Duration
+	for range 5 {
+		start := time.Now()
+		maints = append(maints, yearRun(b, e, pipeline.Options{Command: "run"}))
+		idles = append(idles, time.Since(start))
+		qs = append(qs, timeQuery(b, e, yearQuery))
+		weeks = append(weeks, timeQuery(b, e, weekQuery))
+	}
+	median := func(ds []time.Duration) time.Duration { slices.Sort(ds); return ds[len(ds)/2] }
+	return yearTiming{median(idles), median(maints), median(qs), median(weeks)}
+}
+
+// timeQuery times one query as medallion query runs it: a session that
+// attaches the tables it names, then the statement.
+func timeQuery(b *testing.B, e *env, q string) time.Duration {
 	b.Helper()
 	ctx := context.Background()
-	var idles, qs []time.Duration
-	for range 3 {
-		start := time.Now()
-		yearRun(b, e, pipeline.Options{Command: "run"})
-		idles = append(idles, time.Since(start))
-		start = time.Now()
-		s, err := query.Open(ctx, e.deps.Lake, e.deps.Duck, lake.Snapshot{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := s.Prepare(ctx, yearQuery); err != nil {
-			b.Fatal(err)
-		}
-		rows, err := s.Conn().QueryContext(ctx, yearQuery)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for rows.Next() {
-		}
-		rows.Close()
-		s.Close()
-		qs = append(qs, time.Since(start))
+	start := time.Now()
+	s, err := query.Open(ctx, e.deps.Lake, e.deps.Duck, lake.Snapshot{})
+	if err != nil {
+		b.Fatal(err)
 	}
-	slices.Sort(idles)
-	slices.Sort(qs)
-	return idles[1], qs[1]
+	defer s.Close()
+	rows, err := s.Query(ctx, q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+	}
+	if err := rows.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
 }
 
 // yearReport logs, per gold table, live files, partitions, objects in its
