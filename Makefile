@@ -10,7 +10,7 @@ GO       ?= go
 BIN      := bin
 TESTARGS ?=
 
-.PHONY: all build demo test bench bench-sink vet fmt tools services clean
+.PHONY: all build demo test bench bench-sink bench-year vet fmt tools services clean
 
 all: build
 
@@ -73,6 +73,15 @@ bench-sink:
 		/^BenchmarkSink/ { r[++n] = 100 * rate / ceiling; printf "pair %d: sink / ceiling = %.1f%%\n", n, r[n] } \
 		END { if (failed || !n) exit 1; for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t } \
 			printf "median sink / ceiling over %d pairs: %.1f%%\n", n, n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
+
+# A year of daily runs (BENCHMARKS.md): 365 runs on small data with late
+# days, backfills and maintain after each, then the same without maintain,
+# each in its own process (about 25 minutes each on 2 cores).
+# MEDALLION_YEAR_DAYS and MEDALLION_YEAR_EVENTS shrink it.
+bench-year:
+	$(GO) test -c -o $(BIN)/pipeline.test ./pipeline
+	cd pipeline && ../$(BIN)/pipeline.test -test.run '^$$' -test.bench '^BenchmarkYear$$' -test.benchtime 1x -test.v -test.timeout 120m
+	cd pipeline && MEDALLION_YEAR_MAINTAIN=0 ../$(BIN)/pipeline.test -test.run '^$$' -test.bench '^BenchmarkYear$$' -test.benchtime 1x -test.v -test.timeout 120m
 
 clean:
 	rm -rf $(BIN) .bench

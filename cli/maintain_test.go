@@ -107,6 +107,11 @@ func TestMaintainKeepsTimeTravel(t *testing.T) {
 			if r := run(t, "verify", "--config", cfg); r.code != cli.ExitOK {
 				t.Fatalf("verify after maintain: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 			}
+			// A short orphan age is warned about, not refused.
+			t.Setenv("MEDALLION_LAKE_ORPHAN_AGE", "10s")
+			if r := run(t, "maintain", "--config", cfg); r.code != cli.ExitOK || !strings.Contains(r.stderr, "lake.orphan_age is 10s") {
+				t.Fatalf("maintain with a 10s orphan age: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
 		})
 	}
 }

@@ -258,6 +258,10 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 	}
 	ds := r.byDomain[d.Name]
 	seen := map[medtype.Date]bool{}
+	known, err := r.knownHashes(ctx, d.Name)
+	if err != nil {
+		return err
+	}
 	for _, p := range disc.Partitions {
 		if !r.inRange(p.Date) {
 			continue
@@ -265,8 +269,8 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 		seen[p.Date] = true
 		ds.Discovered++
 		key := medtype.PartitionKey{Domain: d.Name, Date: p.Date}
-		if r.opts.DryRun {
-			continue
+		if r.opts.DryRun || known[p.Date] == p.Hash() {
+			continue // unchanged: Discover would leave it as it is
 		}
 		change, err := r.deps.Store.Discover(ctx, key, p.Keys(), p.Hash(), r.sum.RunID, r.deps.now())
 		if err != nil {
@@ -293,6 +297,22 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 		}
 	}
 	return nil
+}
+
+// knownHashes maps each of a domain's tracked partitions to its file
+// hash, read in one query, so that a run's discovery writes only the
+// partitions whose files changed instead of one transaction for each
+// partition of the domain's history.
+func (r *runner) knownHashes(ctx context.Context, domain string) (map[medtype.Date]string, error) {
+	parts, err := r.deps.Store.List(ctx, meta.Filter{Domains: []string{domain}, From: r.opts.From, To: r.opts.To})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[medtype.Date]string, len(parts))
+	for _, p := range parts {
+		out[p.Key.Date] = p.FileHash
+	}
+	return out, nil
 }
 
 // reset (backfill) returns the matching partitions to PENDING; a dry run
