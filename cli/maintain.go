@@ -159,10 +159,9 @@ func printRetention(w io.Writer, r pipeline.Retention, dryRun bool) {
 
 // retentionLine sums bronze retention in one line.
 func retentionLine(r pipeline.Retention, dryRun bool) string {
-	verb := "deleted"
+	format := "bronze retention: partitions before %s: %d archived, %d bronze files deleted, %s freed"
 	if dryRun {
-		verb = "would delete"
+		format = "bronze retention: partitions before %s: %d to archive, %d bronze files to delete, %s to free"
 	}
-	return fmt.Sprintf("bronze retention: partitions before %s: %d archived, %d bronze files %s, %s freed",
-		r.Cutoff, len(r.Archived), r.Files, verb, humanize.IBytes(uint64(r.Bytes)))
+	return fmt.Sprintf(format, r.Cutoff, len(r.Archived), r.Files, humanize.IBytes(uint64(r.Bytes)))
 }
