@@ -50,13 +50,9 @@ Example:
 			if err := tableOrJSON(format); err != nil {
 				return err
 			}
-			var ids []lake.TableID
-			if tableName != "" {
-				id, err := lake.ParseTableID(tableName)
-				if err != nil {
-					return usageError("--table: %v", err)
-				}
-				ids = append(ids, id)
+			named, err := parseTableFlag(tableName)
+			if err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			eng, err := a.openEngine(ctx)
@@ -64,19 +60,16 @@ Example:
 				return err
 			}
 			defer eng.close()
-			if len(ids) == 1 {
-				if ok, err := eng.deps.Lake.Exists(ctx, ids[0]); err != nil {
-					return err
-				} else if !ok {
-					return usageError("--table: no table %s (medallion tables lists them)", ids[0])
-				}
+			ids, err := tablesOf(ctx, eng.deps.Lake, named)
+			if err != nil {
+				return err
 			}
 			if w := pipeline.OrphanAgeWarning(eng.deps); w != "" {
 				a.log.Warn(w)
 			}
 			reports, err := pipeline.Maintain(ctx, eng.deps, ids, dryRun)
 			var ret pipeline.Retention
-			if err == nil && len(ids) == 0 {
+			if err == nil && named == nil {
 				ret, err = pipeline.ApplyRetention(ctx, eng.deps, dryRun)
 			}
 			out := cmd.OutOrStdout()
@@ -86,7 +79,7 @@ Example:
 				}
 			} else {
 				printMaintenance(out, reports, dryRun)
-				if eng.cfg.Bronze.Retention > 0 && len(ids) == 0 {
+				if eng.cfg.Bronze.Retention > 0 && named == nil {
 					printRetention(out, ret, dryRun)
 				}
 			}

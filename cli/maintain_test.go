@@ -21,14 +21,7 @@ func TestMaintainKeepsTimeTravel(t *testing.T) {
 	for name, metaURL := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			cfg := project(t, metaURL)
-			must := func(args ...string) string {
-				t.Helper()
-				r := run(t, append(args, "--config", cfg)...)
-				if r.code != cli.ExitOK {
-					t.Fatalf("%s: exit %d\n%s%s", args[0], r.code, r.stdout, r.stderr)
-				}
-				return r.stdout
-			}
+			must := func(args ...string) string { t.Helper(); return mustRun(t, cfg, args...) }
 			const q = "SELECT order_date, status, orders, gross_amount FROM gold.orders_daily ORDER BY ALL"
 			pause := func() time.Time {
 				time.Sleep(20 * time.Millisecond) // distinct commit milliseconds
@@ -122,14 +115,7 @@ func TestMaintainKeepsTimeTravel(t *testing.T) {
 // over them exits 2 naming them.
 func TestBronzeRetentionCommands(t *testing.T) {
 	cfg := project(t, "sqlite://./medallion.db")
-	must := func(args ...string) string {
-		t.Helper()
-		r := run(t, append(args, "--config", cfg)...)
-		if r.code != cli.ExitOK {
-			t.Fatalf("%s: exit %d\n%s%s", args[0], r.code, r.stdout, r.stderr)
-		}
-		return r.stdout
-	}
+	must := func(args ...string) string { t.Helper(); return mustRun(t, cfg, args...) }
 	must("generate", "--start", "2024-01-15", "--days", "2", "--events-per-day", "200", "--seed", "3", "--late", "0")
 	must("run")
 	const q = "SELECT count(*) FROM gold.orders_daily"
@@ -156,4 +142,15 @@ func TestBronzeRetentionCommands(t *testing.T) {
 	if r.code != cli.ExitUsage || !strings.Contains(r.stderr, "orders/2024-01-15, orders/2024-01-16") || !strings.Contains(r.stderr, "bronze.retention") {
 		t.Fatalf("backfill over archived partitions: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// mustRun runs a command with --config cfg, fails the test unless it exits
+// 0, and returns its output.
+func mustRun(t *testing.T, cfg string, args ...string) string {
+	t.Helper()
+	r := run(t, append(args, "--config", cfg)...)
+	if r.code != cli.ExitOK {
+		t.Fatalf("%s: exit %d\n%s%s", args[0], r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
 }

@@ -167,14 +167,12 @@ func (a *app) queryPrompt(cmd *cobra.Command, format, asOf string, interactive b
 		case buf.Len() == 0 && (line == "\\q" || line == "quit" || line == "exit"):
 			return nil
 		case buf.Len() == 0 && line == "\\d":
-			for _, ns := range lake.Namespaces {
-				ids, err := eng.deps.Lake.Tables(ctx, ns)
-				if err != nil {
-					return err
-				}
-				for _, id := range ids {
-					fmt.Fprintln(w, id)
-				}
+			ids, err := eng.deps.Lake.AllTables(ctx)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				fmt.Fprintln(w, id)
 			}
 		default:
 			buf.WriteString(line + "\n")

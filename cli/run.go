@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/medallionlake/medallion/lake"
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/pipeline"
 )
@@ -222,28 +221,24 @@ func printSummary(w io.Writer, s pipeline.Summary, opts pipeline.Options) {
 	if tot.Unhealthy > 0 {
 		fmt.Fprintln(w, "\nUNHEALTHY counts FAILED and DEAD partitions now in the store: see `medallion status`.")
 	}
-	printArchivedLate(w, s)
+	printKeys(w, "Files arrived for %d archived partitions and were not processed (bronze.retention deleted the rest of their bronze)", s.ArchivedLate)
 	printMissing(w, s)
 }
 
-func printArchivedLate(w io.Writer, s pipeline.Summary) {
-	if len(s.ArchivedLate) == 0 {
+// printKeys prints a heading with the count, then one partition a line;
+// nothing when there are none.
+func printKeys(w io.Writer, heading string, keys []medtype.PartitionKey) {
+	if len(keys) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nFiles arrived for %d archived partitions and were not processed (bronze.retention deleted the rest of their bronze):\n", len(s.ArchivedLate))
-	for _, k := range s.ArchivedLate {
+	fmt.Fprintf(w, "\n"+heading+":\n", len(keys))
+	for _, k := range keys {
 		fmt.Fprintf(w, "  %s\n", k)
 	}
 }
 
 func printMissing(w io.Writer, s pipeline.Summary) {
-	if len(s.Missing) == 0 {
-		return
-	}
-	fmt.Fprintf(w, "\nNo bronze data for %d requested partitions:\n", len(s.Missing))
-	for _, k := range s.Missing {
-		fmt.Fprintf(w, "  %s\n", k)
-	}
+	printKeys(w, "No bronze data for %d requested partitions", s.Missing)
 }
 
 // maintainAfterRun maintains every table (lake.maintain_after_run) and
@@ -288,18 +283,16 @@ func checkRebuild(table, from, to string, doms []string, reprocess string, force
 // rebuildTarget points the backfill at the table to rebuild and the one
 // domain that writes it.
 func rebuildTarget(cmd *cobra.Command, eng *engine, table string, opts *pipeline.Options) error {
-	id, err := lake.ParseTableID(table)
+	id, err := parseTableFlag(table)
 	if err != nil {
-		return usageError("--table: %v", err)
-	}
-	if ok, err := eng.deps.Lake.Exists(cmd.Context(), id); err != nil {
 		return err
-	} else if !ok {
-		return usageError("--table: no table %s (medallion tables lists them)", id)
+	}
+	if _, err := tablesOf(cmd.Context(), eng.deps.Lake, id); err != nil {
+		return err
 	}
 	for _, d := range eng.deps.Domains {
 		if d.Writes(id.Namespace, id.Name) {
-			opts.Domains, opts.Rebuild = []string{d.Name}, &id
+			opts.Domains, opts.Rebuild = []string{d.Name}, id
 			return nil
 		}
 	}

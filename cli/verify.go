@@ -28,13 +28,9 @@ Example:
   medallion verify --table gold.orders_daily`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var ids []lake.TableID
-			if tableName != "" {
-				id, err := lake.ParseTableID(tableName)
-				if err != nil {
-					return usageError("--table: %v", err)
-				}
-				ids = append(ids, id)
+			named, err := parseTableFlag(tableName)
+			if err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			eng, err := a.openEngine(ctx)
@@ -42,18 +38,9 @@ Example:
 				return err
 			}
 			defer eng.close()
-			if ids == nil {
-				for _, ns := range lake.Namespaces {
-					in, err := eng.deps.Lake.Tables(ctx, ns)
-					if err != nil {
-						return err
-					}
-					ids = append(ids, in...)
-				}
-			} else if ok, err := eng.deps.Lake.Exists(ctx, ids[0]); err != nil {
+			ids, err := tablesOf(ctx, eng.deps.Lake, named)
+			if err != nil {
 				return err
-			} else if !ok {
-				return usageError("--table: no table %s (medallion tables lists them)", ids[0])
 			}
 			out := cmd.OutOrStdout()
 			var damaged []lake.Damage

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -145,24 +146,23 @@ func (l *Lake) rewriteOne(ctx context.Context, conn *sql.Conn, id TableID, colum
 	if len(prints) != 1 {
 		return "", 0, fmt.Errorf("compact %s: files %v hold %d partitions", id, files, len(prints))
 	}
-	def := TableDef{ID: id, PartitionColumn: column}
-	for value, fp := range prints {
-		var p *Partition
-		if column != "" {
-			date, err := medtype.ParseDate(value)
-			if err != nil {
-				return "", 0, fmt.Errorf("compact %s: partition %s: %w", id, value, err)
-			}
-			p = &Partition{Column: column, Date: date}
-		}
-		key, err := l.freshKey(ctx, l.dataKey(def, p, fp.hash), nil)
+	value := slices.Collect(maps.Keys(prints))[0] // the one partition
+	fp := prints[value]
+	var p *Partition
+	if column != "" {
+		date, err := medtype.ParseDate(value)
 		if err != nil {
-			return "", 0, err
+			return "", 0, fmt.Errorf("compact %s: partition %s: %w", id, value, err)
 		}
-		if err := l.writeFile(ctx, conn, def, rel, key, dir); err != nil {
-			return "", 0, err
-		}
-		return l.bucket.URI(key), fp.rows, nil
+		p = &Partition{Column: column, Date: date}
 	}
-	panic("unreachable")
+	def := TableDef{ID: id, PartitionColumn: column}
+	key, err := l.freshKey(ctx, l.dataKey(def, p, fp.hash), nil)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := l.writeFile(ctx, conn, def, rel, key, dir); err != nil {
+		return "", 0, err
+	}
+	return l.bucket.URI(key), fp.rows, nil
 }

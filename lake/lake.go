@@ -141,6 +141,19 @@ func (l *Lake) Tables(ctx context.Context, namespace string) ([]TableID, error) 
 	return out, nil
 }
 
+// AllTables lists the tables of every namespace Medallion writes.
+func (l *Lake) AllTables(ctx context.Context) ([]TableID, error) {
+	var out []TableID
+	for _, ns := range Namespaces {
+		in, err := l.Tables(ctx, ns)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in...)
+	}
+	return out, nil
+}
+
 // DataFile is one live data file of a table.
 type DataFile struct {
 	URI  string

@@ -94,6 +94,36 @@ func events(t *testing.T, c *sql.Conn, day string, n int, amountFactor float64) 
 		CAST(i * %g AS DECIMAL(12,2)) AS amount, TIMESTAMP '%s 10:00:00' + INTERVAL (i) SECOND AS ts FROM range(%d) r(i)`, day, amountFactor, day, n))
 }
 
+// writeEvents writes events of day (see events) as the day's partition of
+// the table of def.
+func writeEvents(t *testing.T, b bundle, c *sql.Conn, def lake.TableDef, day string, n int, amountFactor float64) lake.Commit {
+	t.Helper()
+	events(t, c, day, n, amountFactor)
+	cm, err := b.lake.Write(context.Background(), c, def, "src", lake.PartitionScope("event_date", medtype.MustDate(day)), b.stage)
+	if err != nil {
+		t.Fatalf("write %s: %v", day, err)
+	}
+	return cm
+}
+
+// setProperties commits table properties, as a person or another engine
+// would.
+func setProperties(t *testing.T, b bundle, id lake.TableID, props iceberg.Properties) {
+	t.Helper()
+	ctx := context.Background()
+	tbl, err := b.lake.Load(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := tbl.NewTransaction()
+	if err := tx.SetProperties(props); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // read returns count and sum(amount) of the partition's live rows, read by
 // DuckDB from the planned files.
 func read(t *testing.T, b bundle, c *sql.Conn, id lake.TableID, p *lake.Partition, at lake.Snapshot) (int64, string) {
@@ -322,17 +352,7 @@ func TestCommitRetryPinnedOff(t *testing.T) {
 			if got := retries(); got != "0" {
 				t.Fatalf("a new table has %s = %q, want \"0\"", table.CommitNumRetriesKey, got)
 			}
-			tbl, err := b.lake.Load(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tx := tbl.NewTransaction()
-			if err := tx.SetProperties(iceberg.Properties{table.CommitNumRetriesKey: "4"}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
+			setProperties(t, b, id, iceberg.Properties{table.CommitNumRetriesKey: "4"})
 			write("2024-01-02")
 			if got := retries(); got != "0" {
 				t.Fatalf("after a write, a table set by hand has %s = %q, want \"0\"", table.CommitNumRetriesKey, got)

@@ -50,26 +50,15 @@ func TestMaintainKeepsRetainedSnapshots(t *testing.T) {
 			d16 := &lake.Partition{Column: "event_date", Date: medtype.MustDate("2024-01-16")}
 			write := func(p *lake.Partition, n int) lake.Commit {
 				t.Helper()
-				events(t, c, p.Date.String(), n, 1)
-				cm, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", p.Date), b.stage)
-				if err != nil || !cm.Changed {
-					t.Fatalf("write %s: %+v %v", p.Date, cm, err)
+				cm := writeEvents(t, b, c, def, p.Date.String(), n, 1)
+				if !cm.Changed {
+					t.Fatalf("write %s committed nothing: %+v", p.Date, cm)
 				}
 				return cm
 			}
 			write(d16, 7)
 			// Keep three metadata files, so that maintain has old ones to delete.
-			tbl, err := b.lake.Load(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tx := tbl.NewTransaction()
-			if err := tx.SetProperties(iceberg.Properties{table.MetadataPreviousVersionsMaxKey: "2"}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
+			setProperties(t, b, id, iceberg.Properties{table.MetadataPreviousVersionsMaxKey: "2"})
 			var firsts []lake.DataFile
 			for _, n := range []int{10, 20, 30} {
 				write(d15, n)
@@ -128,7 +117,7 @@ func TestMaintainKeepsRetainedSnapshots(t *testing.T) {
 			t.Logf("deleted %v, %d bytes; %d snapshots expired", kinds, r.Freed(), r.Expired)
 
 			// Every retained snapshot reads, through the metadata, its rows.
-			tbl, err = b.lake.Load(ctx, id)
+			tbl, err := b.lake.Load(ctx, id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,10 +179,7 @@ func TestMaintainCompactsSmallFiles(t *testing.T) {
 			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
 			d15 := &lake.Partition{Column: "event_date", Date: medtype.MustDate("2024-01-15")}
 			for _, day := range []string{"2024-01-15", "2024-01-16"} {
-				events(t, c, day, 10, 1)
-				if _, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", medtype.MustDate(day)), b.stage); err != nil {
-					t.Fatal(err)
-				}
+				writeEvents(t, b, c, def, day, 10, 1)
 			}
 			var added []string
 			for i := range 2 {
@@ -275,10 +261,7 @@ func TestMaintainMergesManifests(t *testing.T) {
 			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
 			day := medtype.MustDate("2024-01-01")
 			for i := range 12 {
-				events(t, c, day.AddDays(i).String(), 3, 1)
-				if _, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", day.AddDays(i)), b.stage); err != nil {
-					t.Fatal(err)
-				}
+				writeEvents(t, b, c, def, day.AddDays(i).String(), 3, 1)
 			}
 			m := lake.Maintenance{MinSnapshots: 1, SnapshotRetention: time.Hour, OrphanAge: time.Hour, CompactTargetSize: 128 << 20, Stage: b.stage}
 			r, err := b.lake.Maintain(ctx, c, id, m)
@@ -311,10 +294,7 @@ func TestWriteNeverReusesAName(t *testing.T) {
 	p := &lake.Partition{Column: "event_date", Date: medtype.MustDate("2024-01-15")}
 	var uris []string
 	for _, n := range []int{10, 20, 10} {
-		events(t, c, "2024-01-15", n, 1)
-		if _, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", p.Date), b.stage); err != nil {
-			t.Fatal(err)
-		}
+		writeEvents(t, b, c, def, "2024-01-15", n, 1)
 		files, _ := b.lake.Files(ctx, id, p, lake.Snapshot{})
 		uris = append(uris, files[0].URI)
 	}

@@ -318,7 +318,7 @@ func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column
 		if err != nil {
 			return nil, err
 		}
-		return pinNoRetry(ctx, def.ID, t)
+		return pinProperties(ctx, def.ID, t)
 	}
 	if !errors.Is(err, catalog.ErrNoSuchTable) {
 		return nil, fmt.Errorf("load table %s: %w", def.ID, err)
@@ -354,10 +354,11 @@ func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column
 // swap onto the new base and merge two writers' files.
 var noRetry = iceberg.Properties{table.CommitNumRetriesKey: "0"}
 
-// pinNoRetry sets noRetry on a table that lacks it (created by an older
-// Medallion, or changed by hand) before Medallion writes to it, and the
-// name mapping other engines need to read its files, if it has none.
-func pinNoRetry(ctx context.Context, id TableID, t *table.Table) (*table.Table, error) {
+// pinProperties sets, before Medallion writes to a table, the properties
+// it relies on that the table lacks (an older Medallion's, or changed by
+// hand): noRetry, and the name mapping other engines need to read its
+// files.
+func pinProperties(ctx context.Context, id TableID, t *table.Table) (*table.Table, error) {
 	props := iceberg.Properties{}
 	if t.Properties()[table.CommitNumRetriesKey] != "0" {
 		maps.Copy(props, noRetry)
@@ -374,7 +375,7 @@ func pinNoRetry(ctx context.Context, id TableID, t *table.Table) (*table.Table, 
 	}
 	tx := t.NewTransaction()
 	if err := tx.SetProperties(props); err != nil {
-		return nil, fmt.Errorf("table %s: pin %s: %w", id, table.CommitNumRetriesKey, err)
+		return nil, fmt.Errorf("table %s: pin its properties: %w", id, err)
 	}
 	return commit(ctx, id, "pin the properties of", tx)
 }

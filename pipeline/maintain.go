@@ -16,12 +16,9 @@ import (
 // and returns the reports of those done.
 func Maintain(ctx context.Context, deps Deps, tables []lake.TableID, dryRun bool) ([]lake.Report, error) {
 	if len(tables) == 0 {
-		for _, ns := range lake.Namespaces {
-			in, err := deps.Lake.Tables(ctx, ns)
-			if err != nil {
-				return nil, err
-			}
-			tables = append(tables, in...)
+		var err error
+		if tables, err = deps.Lake.AllTables(ctx); err != nil {
+			return nil, err
 		}
 	}
 	conn, err := deps.Duck.Conn(ctx)
