@@ -305,3 +305,64 @@ func TestWriteNeverReusesAName(t *testing.T) {
 		t.Fatalf("%d rows", n)
 	}
 }
+
+// TestMaintainBesideAWriter: maintain runs over and over, with no
+// retention window, while a writer commits twenty partitions; their
+// commits race. Neither fails, every partition reads its rows after, and
+// no live file was deleted (verify is clean).
+func TestMaintainBesideAWriter(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			wc, mc := conn(t, b.duck), conn(t, b.duck)
+			id := lake.TableID{Namespace: "silver", Name: "events"}
+			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+			writeEvents(t, b, wc, def, "2024-01-01", 1, 1) // the table exists before maintain starts
+			day := medtype.MustDate("2024-01-01")
+			done := make(chan error, 1)
+			go func() {
+				var err error
+				for i := 1; i <= 20 && err == nil; i++ {
+					d := day.AddDays(i)
+					err = lake.Retry(ctx, func() error {
+						_, err := wc.ExecContext(ctx, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE src AS SELECT DATE '%s' AS event_date, 'e-' || i AS event_id,
+							CAST(i AS DECIMAL(12,2)) AS amount, TIMESTAMP '%s 10:00:00' AS ts FROM range(%d) r(i)`, d, d, i))
+						if err == nil {
+							_, err = b.lake.Write(ctx, wc, def, "src", lake.PartitionScope("event_date", d), b.stage)
+						}
+						return err
+					})
+				}
+				done <- err
+			}()
+			m := lake.Maintenance{MinSnapshots: 1, OrphanAge: time.Hour, CompactTargetSize: 128 << 20, Stage: b.stage}
+			passes, expired := 0, 0
+			for running := true; running; passes++ {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatalf("the writer: %v", err)
+					}
+					running = false
+				default:
+				}
+				r, err := b.lake.Maintain(ctx, mc, id, m)
+				if err != nil {
+					t.Fatalf("maintain pass %d: %v", passes, err)
+				}
+				expired += r.Expired
+			}
+			for i := 1; i <= 20; i++ {
+				p := &lake.Partition{Column: "event_date", Date: day.AddDays(i)}
+				if n, _ := read(t, b, mc, id, p, lake.Snapshot{}); n != int64(i) {
+					t.Fatalf("%s has %d rows, want %d", p.Date, n, i)
+				}
+			}
+			if damaged, _, err := b.lake.Verify(ctx, id); err != nil || len(damaged) > 0 {
+				t.Fatalf("after maintain beside a writer: %v %v", damaged, err)
+			}
+			t.Logf("%d maintain passes expired %d snapshots", passes, expired)
+		})
+	}
+}
