@@ -67,7 +67,7 @@ Example:
 			if w := pipeline.OrphanAgeWarning(eng.deps); w != "" {
 				a.log.Warn(w)
 			}
-			reports, err := pipeline.Maintain(ctx, eng.deps, ids, dryRun)
+			reports, err := pipeline.Maintain(ctx, eng.deps, ids, pipeline.MaintainOptions{DryRun: dryRun})
 			var ret pipeline.Retention
 			if err == nil && named == nil {
 				ret, err = pipeline.ApplyRetention(ctx, eng.deps, dryRun)

@@ -248,7 +248,7 @@ func maintainAfterRun(cmd *cobra.Command, eng *engine, format string) error {
 	if w := pipeline.OrphanAgeWarning(eng.deps); w != "" {
 		eng.deps.Log.Warn(w)
 	}
-	reports, err := pipeline.Maintain(cmd.Context(), eng.deps, nil, false)
+	reports, err := pipeline.Maintain(cmd.Context(), eng.deps, nil, pipeline.MaintainOptions{Incremental: true})
 	if err != nil {
 		return fmt.Errorf("maintenance after the run (lake.maintain_after_run): %w", err)
 	}

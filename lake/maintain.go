@@ -28,6 +28,19 @@ type Maintenance struct {
 	DryRun bool
 	// Stage holds temporary files of the compaction.
 	Stage string
+	// Last is where the table's last full pass left it. A table still at
+	// that metadata location has no new files, so compaction and the
+	// manifest merge are skipped, and so is the sweep (which lists the
+	// table's folder) until OrphanAge has passed since: the idle runs of a
+	// year-old table stay cheap, and an orphan still goes within twice
+	// OrphanAge. A dry run always does every step.
+	Last LastPass
+}
+
+// LastPass is the state a full maintenance pass left a table in.
+type LastPass struct {
+	Location string // the metadata file
+	At       time.Time
 }
 
 // maxManifests is how many manifests a snapshot may plan from before
@@ -50,6 +63,12 @@ type Report struct {
 	// Young counts unreferenced files left because they are younger than
 	// the orphan age.
 	Young int
+	// Full says the pass swept the table's folder, and compacted and
+	// merged it unless it was unchanged since Maintenance.Last: the state
+	// to record as the next pass's Last. Location is the table's metadata
+	// file after the pass.
+	Full     bool
+	Location string
 }
 
 // Compaction is one partition whose small files became one.
@@ -93,31 +112,36 @@ func (l *Lake) Maintain(ctx context.Context, conn *sql.Conn, id TableID, m Maint
 	}
 	// Each step gets the table the one before left, and loads it afresh
 	// only after losing a race, so an idle table is read once.
+	unchanged := !m.DryRun && m.Last.Location == t.MetadataLocation()
 	var before *table.Table
-	steps := []func(*table.Table) (*table.Table, error){
-		func(t *table.Table) (nt *table.Table, err error) {
+	var steps []func(*table.Table) (*table.Table, error)
+	if !unchanged {
+		steps = append(steps, func(t *table.Table) (nt *table.Table, err error) {
 			nt, r.Compacted, err = l.compact(ctx, conn, id, t, m)
 			return nt, err
-		},
-		func(t *table.Table) (nt *table.Table, err error) {
+		}, func(t *table.Table) (nt *table.Table, err error) {
 			nt, r.ManifestsBefore, r.ManifestsAfter, err = mergeManifests(ctx, id, t, m.DryRun)
 			return nt, err
-		},
-		func(t *table.Table) (nt *table.Table, err error) {
-			before = t
-			nt, r.Expired, err = expire(ctx, id, t, m)
-			return nt, err
-		},
+		})
 	}
+	steps = append(steps, func(t *table.Table) (nt *table.Table, err error) {
+		before = t
+		nt, r.Expired, err = expire(ctx, id, t, m)
+		return nt, err
+	})
 	for _, step := range steps {
 		if t, err = l.onTable(ctx, id, t, step); err != nil {
 			return r, fmt.Errorf("maintain %s: %w", id, err)
 		}
 	}
-	r.Snapshots = len(t.Metadata().Snapshots())
+	r.Snapshots, r.Location = len(t.Metadata().Snapshots()), t.MetadataLocation()
+	if unchanged && r.Expired == 0 && time.Since(m.Last.At) < m.OrphanAge {
+		return r, nil
+	}
 	if r.Deleted, r.Young, err = l.sweep(ctx, before, t, m); err != nil {
 		return r, fmt.Errorf("maintain %s: %w", id, err)
 	}
+	r.Full = true
 	return r, nil
 }
 

@@ -2,6 +2,7 @@ package lake_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -181,28 +182,7 @@ func TestMaintainCompactsSmallFiles(t *testing.T) {
 			for _, day := range []string{"2024-01-15", "2024-01-16"} {
 				writeEvents(t, b, c, def, day, 10, 1)
 			}
-			var added []string
-			for i := range 2 {
-				local := filepath.Join(t.TempDir(), "extra.parquet")
-				exec(t, c, fmt.Sprintf(`COPY (SELECT DATE '2024-01-15' AS event_date, 'x%d-' || i AS event_id,
-					CAST(i AS DECIMAL(12,2)) AS amount, TIMESTAMP '2024-01-15 12:00:00' AS ts FROM range(5) r(i)) TO '%s' (FORMAT parquet)`, i, local))
-				key := fmt.Sprintf("warehouse/silver/events/data/event_date=2024-01-15/other-writer-%d.parquet", i)
-				if err := storage.PutFile(ctx, b.lake.Bucket(), key, local, nil); err != nil {
-					t.Fatal(err)
-				}
-				added = append(added, b.lake.Bucket().URI(key))
-			}
-			tbl, err := b.lake.Load(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tx := tbl.NewTransaction()
-			if err := tx.AddFiles(ctx, added, nil, false); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
+			addOtherWriterFiles(t, b, c, id, "2024-01-15", 2)
 			n0, sum0 := read(t, b, c, id, d15, lake.Snapshot{})
 			if files, _ := b.lake.Files(ctx, id, d15, lake.Snapshot{}); len(files) != 3 || n0 != 20 {
 				t.Fatalf("before: %d files, %d rows", len(files), n0)
@@ -363,6 +343,100 @@ func TestMaintainBesideAWriter(t *testing.T) {
 				t.Fatalf("after maintain beside a writer: %v %v", damaged, err)
 			}
 			t.Logf("%d maintain passes expired %d snapshots", passes, expired)
+		})
+	}
+}
+
+// addOtherWriterFiles commits n small files into one date partition of a
+// table (partitioned by event_date) the way another Iceberg writer would.
+func addOtherWriterFiles(t *testing.T, b bundle, c *sql.Conn, id lake.TableID, day string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	var added []string
+	for i := range n {
+		local := filepath.Join(t.TempDir(), "extra.parquet")
+		exec(t, c, fmt.Sprintf(`COPY (SELECT DATE '%s' AS event_date, 'x%d-' || i AS event_id,
+			CAST(i AS DECIMAL(12,2)) AS amount, TIMESTAMP '%s 12:00:00' AS ts FROM range(5) r(i)) TO '%s' (FORMAT parquet)`, day, i, day, local))
+		key := fmt.Sprintf("warehouse/%s/%s/data/event_date=%s/other-writer-%d-%d.parquet", id.Namespace, id.Name, day, time.Now().UnixNano(), i)
+		if err := storage.PutFile(ctx, b.lake.Bucket(), key, local, nil); err != nil {
+			t.Fatal(err)
+		}
+		added = append(added, b.lake.Bucket().URI(key))
+	}
+	tbl, err := b.lake.Load(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := tbl.NewTransaction()
+	if err := tx.AddFiles(ctx, added, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMaintainSkipsUnchangedTable: a table still where its last full pass
+// left it is neither compacted nor swept until the orphan age has passed
+// since that pass; a table that changed, or whose snapshots expire, gets
+// the full pass.
+func TestMaintainSkipsUnchangedTable(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			c := conn(t, b.duck)
+			id := lake.TableID{Namespace: "silver", Name: "events"}
+			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+			for _, day := range []string{"2024-01-15", "2024-01-16"} {
+				writeEvents(t, b, c, def, day, 10, 1)
+			}
+			orphan := fmt.Sprintf("warehouse/%s/%s/data/crashed-writer.parquet", id.Namespace, id.Name)
+			if err := b.lake.Bucket().Put(ctx, orphan, strings.NewReader("half a file"), nil); err != nil {
+				t.Fatal(err)
+			}
+			m := lake.Maintenance{MinSnapshots: 1, SnapshotRetention: 7 * 24 * time.Hour, OrphanAge: time.Hour, CompactTargetSize: 128 << 20, Stage: b.stage}
+			pass := func(last lake.LastPass) lake.Report {
+				t.Helper()
+				m.Last = last
+				r, err := b.lake.Maintain(ctx, c, id, m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			first := pass(lake.LastPass{})
+			tbl, err := b.lake.Load(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !first.Full || first.Young != 1 || first.Location != tbl.MetadataLocation() {
+				t.Fatalf("first pass: %+v, table at %s", first, tbl.MetadataLocation())
+			}
+			if r := pass(lake.LastPass{Location: first.Location, At: time.Now().Add(-10 * time.Minute)}); r.Full || r.Young != 0 {
+				t.Fatalf("unchanged table swept: %+v", r)
+			}
+			if r := pass(lake.LastPass{Location: first.Location, At: time.Now().Add(-2 * time.Hour)}); !r.Full || r.Young != 1 {
+				t.Fatalf("unchanged table past the orphan age not swept: %+v", r)
+			}
+
+			addOtherWriterFiles(t, b, c, id, "2024-01-16", 2)
+			changed := pass(lake.LastPass{Location: first.Location, At: time.Now()})
+			if !changed.Full || len(changed.Compacted) != 1 || changed.Compacted[0].Files != 3 {
+				t.Fatalf("changed table: %+v", changed)
+			}
+			if files, _ := b.lake.Files(ctx, id, nil, lake.Snapshot{}); len(files) != 2 {
+				t.Fatalf("after compaction the table has %d files", len(files))
+			}
+
+			m.SnapshotRetention = 0
+			r := pass(lake.LastPass{Location: changed.Location, At: time.Now()})
+			if !r.Full || r.Expired == 0 || len(r.Deleted) == 0 {
+				t.Fatalf("expiring an unchanged table: %+v", r)
+			}
+			if damaged, _, err := b.lake.Verify(ctx, id); err != nil || len(damaged) > 0 {
+				t.Fatalf("verify: %v %v", damaged, err)
+			}
 		})
 	}
 }

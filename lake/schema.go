@@ -102,6 +102,10 @@ func (l *Lake) Relation(ctx context.Context, conn *sql.Conn, id TableID, at Snap
 	if err != nil {
 		return "", err
 	}
+	return relation(ctx, conn, id, t, at, paths)
+}
+
+func relation(ctx context.Context, conn *sql.Conn, id TableID, t *table.Table, at Snapshot, paths []string) (string, error) {
 	if len(t.Metadata().Schemas()) == 1 {
 		return duck.ReadParquet(paths, false), nil // every file has the one schema
 	}
@@ -128,6 +132,43 @@ func (l *Lake) Relation(ctx context.Context, conn *sql.Conn, id TableID, at Snap
 		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", src, typ, duck.Ident(f.Name)))
 	}
 	return "(SELECT " + strings.Join(sel, ", ") + " FROM " + union + ")", nil
+}
+
+// Scan is the DuckDB relation of a table's rows as of at, reading its
+// metadata once: its live data files (fetched into stage when the
+// warehouse is remote) in its schema at that snapshot, or a zero-row
+// relation with its columns when the snapshot holds no file. A missing
+// table is an error wrapping catalog.ErrNoSuchTable.
+func (l *Lake) Scan(ctx context.Context, conn *sql.Conn, id TableID, at Snapshot, stage string) (string, error) {
+	t, err := l.Load(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	files, err := planFiles(ctx, t, nil, at)
+	if err != nil {
+		return "", err
+	}
+	if len(files) == 0 {
+		return emptyRelation(id, schemaAt(t, at))
+	}
+	paths, err := l.Fetch(ctx, files, stage)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", id, err)
+	}
+	return relation(ctx, conn, id, t, at, paths)
+}
+
+// emptyRelation is a zero-row SELECT with a schema's columns.
+func emptyRelation(id TableID, schema *iceberg.Schema) (string, error) {
+	var cols []string
+	for _, f := range schema.Fields() {
+		t, err := DuckType(f.Type)
+		if err != nil {
+			return "", fmt.Errorf("table %s: %w", id, err)
+		}
+		cols = append(cols, "NULL::"+t+" AS "+duck.Ident(f.Name))
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " WHERE false)", nil
 }
 
 // schemaAt is the schema of the snapshot at selects.

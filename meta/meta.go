@@ -199,12 +199,22 @@ type Run struct {
 
 // Store is the partition state store. Methods take ctx first and stop when it
 // is cancelled.
+// Maintained is the state a full maintenance pass left a lake table in.
+type Maintained struct {
+	Table            string // namespace.table
+	MetadataLocation string
+	At               time.Time
+}
+
 type Store interface {
 	// Get returns one partition, or ErrNotFound (the partition is
 	// UNDISCOVERED).
 	Get(ctx context.Context, key medtype.PartitionKey) (Partition, error)
 	// List returns partitions matching f, oldest date first, then domain.
 	List(ctx context.Context, f Filter) ([]Partition, error)
+	// FileHashes maps each partition matching f to its bronze file hash:
+	// what discovery compares, without reading whole partitions.
+	FileHashes(ctx context.Context, f Filter) (map[medtype.PartitionKey]string, error)
 	// Summary counts partitions by domain and state; archived partitions
 	// count as ARCHIVED rather than DONE.
 	Summary(ctx context.Context) ([]StateCount, error)
@@ -243,6 +253,11 @@ type Store interface {
 	StartRun(ctx context.Context, r Run) error
 	FinishRun(ctx context.Context, r Run) error
 	Runs(ctx context.Context, limit int) ([]Run, error)
+
+	// Maintained returns, per lake table, the state its last full
+	// maintenance pass left; RecordMaintained records one.
+	Maintained(ctx context.Context) (map[string]Maintained, error)
+	RecordMaintained(ctx context.Context, m Maintained) error
 
 	// TryLock takes the named process-wide lock without waiting: ErrLocked
 	// if another process (or another TryLock in this one) holds it. The

@@ -270,6 +270,27 @@ func (s *sqlStore) List(ctx context.Context, f Filter) ([]Partition, error) {
 	return s.listTx(ctx, s.db, f, "")
 }
 
+func (s *sqlStore) FileHashes(ctx context.Context, f Filter) (map[medtype.PartitionKey]string, error) {
+	cond, args := where(f)
+	rows, err := s.query(ctx, s.db, `SELECT domain, partition_date, file_hash FROM medallion_partitions`+cond, args...)
+	if err != nil {
+		return nil, fmt.Errorf("meta: file hashes: %w", err)
+	}
+	defer rows.Close()
+	out := map[medtype.PartitionKey]string{}
+	for rows.Next() {
+		var (
+			k    medtype.PartitionKey
+			hash sql.NullString
+		)
+		if err := rows.Scan(&k.Domain, &k.Date, &hash); err != nil {
+			return nil, err
+		}
+		out[k] = hash.String
+	}
+	return out, rows.Err()
+}
+
 func (s *sqlStore) Summary(ctx context.Context) ([]StateCount, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT domain, CASE WHEN archived_at IS NULL THEN status ELSE 'ARCHIVED' END AS state, count(*)
 		FROM medallion_partitions GROUP BY domain, state ORDER BY domain, state`)
@@ -789,6 +810,37 @@ func (s *sqlStore) Runs(ctx context.Context, limit int) ([]Run, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+func (s *sqlStore) Maintained(ctx context.Context) (map[string]Maintained, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT table_name, metadata_location, maintained_at FROM medallion_table_maintenance`)
+	if err != nil {
+		return nil, fmt.Errorf("meta: table maintenance: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]Maintained{}
+	for rows.Next() {
+		var (
+			m  Maintained
+			at timeCol
+		)
+		if err := rows.Scan(&m.Table, &m.MetadataLocation, &at); err != nil {
+			return nil, err
+		}
+		m.At = at.t
+		out[m.Table] = m
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) RecordMaintained(ctx context.Context, m Maintained) error {
+	_, err := s.exec(ctx, s.db, `INSERT INTO medallion_table_maintenance (table_name, metadata_location, maintained_at) VALUES (?, ?, ?)
+		ON CONFLICT (table_name) DO UPDATE SET metadata_location = excluded.metadata_location, maintained_at = excluded.maintained_at`,
+		m.Table, m.MetadataLocation, s.d.timeArg(clock(m.At)))
+	if err != nil {
+		return fmt.Errorf("meta: record maintenance of %s: %w", m.Table, err)
+	}
+	return nil
 }
 
 func (s *sqlStore) TryLock(ctx context.Context, name string) (func() error, error) {

@@ -7,14 +7,26 @@ import (
 	"time"
 
 	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/meta"
 )
+
+// MaintainOptions says how thorough a maintenance is.
+type MaintainOptions struct {
+	// DryRun reports what would be done and changes nothing.
+	DryRun bool
+	// Incremental skips what cannot have changed since a table's last full
+	// pass (see lake.Maintenance.Last): the form maintain_after_run uses,
+	// so that an idle run stays cheap however old the lake is.
+	Incremental bool
+}
 
 // Maintain runs lake maintenance (compaction, manifest merge, snapshot
 // expiry, deletion of unreferenced files) on the given tables, or on every
 // silver, gold and quarantine table when tables is empty, with the
-// settings of the lake section. It stops at the first table that fails
-// and returns the reports of those done.
-func Maintain(ctx context.Context, deps Deps, tables []lake.TableID, dryRun bool) ([]lake.Report, error) {
+// settings of the lake section, and records each table's full passes in
+// the meta store. It stops at the first table that fails and returns the
+// reports of those done.
+func Maintain(ctx context.Context, deps Deps, tables []lake.TableID, opts MaintainOptions) ([]lake.Report, error) {
 	if len(tables) == 0 {
 		var err error
 		if tables, err = deps.Lake.AllTables(ctx); err != nil {
@@ -37,15 +49,27 @@ func Maintain(ctx context.Context, deps Deps, tables []lake.TableID, dryRun bool
 		MinSnapshots:      cfg.MinSnapshots,
 		OrphanAge:         time.Duration(cfg.OrphanAge),
 		CompactTargetSize: int64(cfg.CompactTargetSize),
-		DryRun:            dryRun,
+		DryRun:            opts.DryRun,
 		Stage:             stage,
+	}
+	last := map[string]meta.Maintained{}
+	if opts.Incremental {
+		if last, err = deps.Store.Maintained(ctx); err != nil {
+			return nil, err
+		}
 	}
 	var reports []lake.Report
 	for _, id := range tables {
 		start := time.Now()
+		m.Last = lake.LastPass{Location: last[id.String()].MetadataLocation, At: last[id.String()].At}
 		r, err := deps.Lake.Maintain(ctx, conn, id, m)
 		if err != nil {
 			return reports, err
+		}
+		if r.Full && !opts.DryRun {
+			if err := deps.Store.RecordMaintained(ctx, meta.Maintained{Table: id.String(), MetadataLocation: r.Location, At: start}); err != nil {
+				return reports, err
+			}
 		}
 		deps.Log.Debug("maintained", "table", id, "expired", r.Expired, "deleted", len(r.Deleted),
 			"freed", r.Freed(), "took", time.Since(start).Round(time.Millisecond))

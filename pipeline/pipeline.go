@@ -304,13 +304,13 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 // partitions whose files changed instead of one transaction for each
 // partition of the domain's history.
 func (r *runner) knownHashes(ctx context.Context, domain string) (map[medtype.Date]string, error) {
-	parts, err := r.deps.Store.List(ctx, meta.Filter{Domains: []string{domain}, From: r.opts.From, To: r.opts.To})
+	hashes, err := r.deps.Store.FileHashes(ctx, meta.Filter{Domains: []string{domain}, From: r.opts.From, To: r.opts.To})
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[medtype.Date]string, len(parts))
-	for _, p := range parts {
-		out[p.Key.Date] = p.FileHash
+	out := make(map[medtype.Date]string, len(hashes))
+	for k, h := range hashes {
+		out[k.Date] = h
 	}
 	return out, nil
 }

@@ -32,13 +32,18 @@ import (
 // their first week), the median of five, and at the end it
 // reports per gold table the live files, partitions, objects in the
 // table's folder, metadata bytes and the files a maintain would still
-// delete. Run by make bench-year.
+// delete. Run by make bench-year. MEDALLION_YEAR_DIR keeps the year's
+// lake in that (empty) folder, for BenchmarkYearIdle.
 func BenchmarkYear(b *testing.B) {
 	days := envInt("MEDALLION_YEAR_DAYS", 365)
 	events := envInt("MEDALLION_YEAR_EVENTS", 200)
 	maintain := os.Getenv("MEDALLION_YEAR_MAINTAIN") != "0"
 	for range b.N {
-		e := newEnvIn(b, b.TempDir(), "sqlite+local", nil, nil)
+		dir := os.Getenv("MEDALLION_YEAR_DIR")
+		if dir == "" {
+			dir = b.TempDir()
+		}
+		e := newEnvIn(b, dir, "sqlite+local", nil, nil)
 		e.cfg.Lake.MaintainAfterRun = maintain
 		e.cfg.Lake.MinSnapshots = 1
 		ctx := context.Background()
@@ -69,6 +74,25 @@ func BenchmarkYear(b *testing.B) {
 			}
 		}
 		yearReport(b, ctx, e)
+	}
+}
+
+// BenchmarkYearIdle times idle runs and the fixed queries on the lake a
+// BenchmarkYear kept in MEDALLION_YEAR_DIR, with windows long enough that
+// nothing expires: run it with -cpuprofile to see where a year's history
+// costs time.
+func BenchmarkYearIdle(b *testing.B) {
+	dir := os.Getenv("MEDALLION_YEAR_DIR")
+	if dir == "" {
+		b.Skip("MEDALLION_YEAR_DIR names no kept lake")
+	}
+	e := newEnvIn(b, dir, "sqlite+local", nil, nil)
+	e.cfg.Lake.MaintainAfterRun = os.Getenv("MEDALLION_YEAR_MAINTAIN") != "0"
+	e.cfg.Lake.MinSnapshots = 1
+	e.cfg.Lake.SnapshotRetention, e.cfg.Lake.OrphanAge = config.Duration(1000*time.Hour), config.Duration(1000*time.Hour)
+	for range b.N {
+		tm := yearTimes(b, e)
+		b.Logf("idle run %s (maintain %s of it), whole-table query %s, one-week query %s", tm.idle, tm.maintain, tm.query, tm.week)
 	}
 }
 
@@ -112,7 +136,7 @@ func yearRun(b *testing.B, e *env, opts pipeline.Options) time.Duration {
 		return 0
 	}
 	start := time.Now()
-	if _, err := pipeline.Maintain(ctx, e.deps, nil, false); err != nil {
+	if _, err := pipeline.Maintain(ctx, e.deps, nil, pipeline.MaintainOptions{Incremental: true}); err != nil {
 		b.Fatal(err)
 	}
 	return time.Since(start)
@@ -173,7 +197,7 @@ func yearReport(b *testing.B, ctx context.Context, e *env) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reports, err := pipeline.Maintain(ctx, e.deps, tables, true)
+	reports, err := pipeline.Maintain(ctx, e.deps, tables, pipeline.MaintainOptions{DryRun: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,12 +8,13 @@ package query
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"strings"
 
-	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
 
 	"github.com/medallionlake/medallion/duck"
 	"github.com/medallionlake/medallion/lake"
@@ -91,35 +92,12 @@ func (s *Session) Attach(ctx context.Context, id lake.TableID) error {
 	if s.ready[id.String()] {
 		return nil
 	}
-	exists, err := s.lake.Exists(ctx, id)
-	if err != nil {
-		return err
-	}
-	if !exists {
+	from, err := s.lake.Scan(ctx, s.conn, id, s.at, s.stage)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
 		return fmt.Errorf("table %s does not exist (run `medallion tables` to list them)", id)
 	}
-	files, err := s.lake.Files(ctx, id, nil, s.at)
 	if err != nil {
 		return err
-	}
-	var from string
-	if len(files) == 0 {
-		t, err := s.lake.Load(ctx, id)
-		if err != nil {
-			return err
-		}
-		from, err = emptyRelation(t.Schema())
-		if err != nil {
-			return fmt.Errorf("table %s: %w", id, err)
-		}
-	} else {
-		paths, err := s.lake.Fetch(ctx, files, s.stage)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", id, err)
-		}
-		if from, err = s.lake.Relation(ctx, s.conn, id, s.at, paths); err != nil {
-			return err
-		}
 	}
 	view := duck.Ident(id.Namespace) + "." + duck.Ident(id.Name)
 	if _, err := s.conn.ExecContext(ctx, "CREATE OR REPLACE VIEW "+view+" AS SELECT * FROM "+from); err != nil {
@@ -127,20 +105,6 @@ func (s *Session) Attach(ctx context.Context, id lake.TableID) error {
 	}
 	s.ready[id.String()] = true
 	return nil
-}
-
-// emptyRelation is a zero-row SELECT with the table's columns, for a table
-// whose current snapshot holds no files.
-func emptyRelation(schema *iceberg.Schema) (string, error) {
-	var cols []string
-	for _, f := range schema.Fields() {
-		t, err := lake.DuckType(f.Type)
-		if err != nil {
-			return "", err
-		}
-		cols = append(cols, "NULL::"+t+" AS "+duck.Ident(f.Name))
-	}
-	return "(SELECT " + strings.Join(cols, ", ") + " WHERE false)", nil
 }
 
 // Query attaches the tables stmt names and runs it.

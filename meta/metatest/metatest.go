@@ -197,6 +197,34 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		}
 	})
 
+	t.Run("FileHashes", func(t *testing.T) {
+		s, _ := setup(t)
+		for i, k := range []medtype.PartitionKey{key("events", "2024-01-15"), key("events", "2024-01-16"), key("orders", "2024-01-15")} {
+			_, err := s.Discover(ctx, k, []string{"f"}, fmt.Sprintf("h%d", i), "run-1", t0)
+			must(t, err)
+		}
+		got, err := s.FileHashes(ctx, meta.Filter{Domains: []string{"events"}, From: medtype.MustDate("2024-01-16")})
+		must(t, err)
+		if len(got) != 1 || got[key("events", "2024-01-16")] != "h1" {
+			t.Fatalf("file hashes: %v", got)
+		}
+		if all, err := s.FileHashes(ctx, meta.Filter{}); err != nil || len(all) != 3 || all[key("orders", "2024-01-15")] != "h2" {
+			t.Fatalf("all file hashes: %v %v", all, err)
+		}
+	})
+
+	t.Run("TableMaintenance", func(t *testing.T) {
+		s, open := setup(t)
+		must(t, s.RecordMaintained(ctx, meta.Maintained{Table: "gold.a", MetadataLocation: "m1", At: t0}))
+		must(t, s.RecordMaintained(ctx, meta.Maintained{Table: "gold.b", MetadataLocation: "m1", At: t0}))
+		must(t, s.RecordMaintained(ctx, meta.Maintained{Table: "gold.a", MetadataLocation: "m2", At: t0.Add(time.Hour)}))
+		got, err := open(t).Maintained(ctx)
+		must(t, err)
+		if a := got["gold.a"]; len(got) != 2 || a.MetadataLocation != "m2" || !a.At.Equal(t0.Add(time.Hour)) || !got["gold.b"].At.Equal(t0) {
+			t.Fatalf("maintained: %+v", got)
+		}
+	})
+
 	t.Run("RequeueRetriesThenDead", func(t *testing.T) {
 		s, _ := setup(t)
 		k := key("orders", "2024-01-15")
