@@ -65,8 +65,8 @@ func TestDemoThenQuery(t *testing.T) {
 		{"SELECT * FROM gold.no_such_table", "table gold.no_such_table does not exist"},
 	} {
 		r = run(t, "query", "--config", cfg, bad.sql)
-		if r.code != cli.ExitUsage || !strings.Contains(r.stderr, bad.want) {
-			t.Errorf("%q: exit %d stderr %q, want 2 and %q", bad.sql, r.code, r.stderr, bad.want)
+		if r.code != cli.ExitFailed || !strings.Contains(r.stderr, bad.want) {
+			t.Errorf("%q: exit %d stderr %q, want 1 and %q", bad.sql, r.code, r.stderr, bad.want)
 		}
 	}
 

@@ -41,7 +41,11 @@ Every removed file is printed with its size and why, then a line per table.
 --dry-run prints the same and changes nothing. Safe beside a running run or
 sink: each commit retries on a conflict, and a file younger than
 lake.orphan_age is never taken for an orphan. run does this itself at its end
-when lake.maintain_after_run is true (the default).
+when lake.maintain_after_run is true (the default), in an incremental form:
+a table unchanged since its last full pass is not compacted, merged or
+swept again until lake.orphan_age has passed (only its snapshots' ages are
+checked), so an idle run stays cheap. This command always does the full
+pass.
 
 Example:
   medallion maintain --table gold.orders_daily --dry-run`,

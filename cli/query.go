@@ -14,15 +14,14 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
-	"github.com/medallionlake/medallion/duck"
 	"github.com/medallionlake/medallion/lake"
 	"github.com/medallionlake/medallion/query"
 )
 
 func (a *app) queryCommand() *cobra.Command {
 	var (
-		format, out, asOf string
-		interactive       bool
+		format, out, asOf, allowFiles string
+		interactive                   bool
 	)
 	cmd := &cobra.Command{
 		Use:   `query "SQL"`,
@@ -34,6 +33,13 @@ Each table's live files are planned through the Iceberg catalog.
 --as-of reads an earlier state: an RFC 3339 time (all tables as they were then)
 or a snapshot id (when the statement names one table).
 
+Queries are read-only and sandboxed: only SELECT (with DESCRIBE, SHOW,
+SUMMARIZE, ...) and EXPLAIN run, over the lake's tables only. There is no
+file access (no read_csv or read_parquet on paths, COPY, EXPORT or ATTACH),
+no INSTALL or LOAD, and no SET; a refused statement fails saying it is
+blocked and why. --allow-files DIR lets statements read and write inside
+that one folder.
+
 Examples:
   medallion query "SELECT status, sum(orders) FROM gold.orders_daily GROUP BY ALL"
   medallion query --format csv --out orders.csv "SELECT * FROM gold.orders_daily"
@@ -41,7 +47,7 @@ Examples:
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return a.queryPrompt(cmd, format, asOf, interactive)
+				return a.queryPrompt(cmd, format, asOf, allowFiles, interactive)
 			}
 			if !slices.Contains(query.Formats, format) {
 				return usageError("--format %q: want one of %s", format, strings.Join(query.Formats, ", "))
@@ -60,24 +66,25 @@ Examples:
 				return err
 			}
 			defer eng.close()
-			s, err := query.Open(ctx, eng.deps.Lake, eng.deps.Duck, at)
+			sb := query.Sandbox{AllowDir: allowFiles}
+			if format == "parquet" {
+				sb.WritePaths = []string{out}
+			}
+			s, err := query.OpenLocked(ctx, eng.deps.Lake, eng.deps.Duck, at, sb)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			if err := s.Prepare(ctx, stmt); err != nil {
-				return usageError("%v", err)
-			}
 			if format == "parquet" {
-				if _, err := s.Conn().ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", stmt, duck.Literal(out))); err != nil {
-					return usageError("%v", err)
+				if err := s.Export(ctx, stmt, out); err != nil {
+					return err
 				}
 				fmt.Fprintf(a.stderr, "wrote %s\n", out)
 				return nil
 			}
-			rows, err := s.Conn().QueryContext(ctx, stmt)
+			rows, err := s.Query(ctx, stmt)
 			if err != nil {
-				return usageError("%v", err)
+				return err
 			}
 			defer rows.Close()
 			var w io.Writer = cmd.OutOrStdout()
@@ -91,7 +98,7 @@ Examples:
 			}
 			n, err := query.Write(w, rows, format)
 			if err != nil {
-				return usageError("%v", err)
+				return err
 			}
 			if format == "table" && out == "" {
 				fmt.Fprintf(a.stderr, "(%d rows)\n", n)
@@ -102,6 +109,7 @@ Examples:
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "output: table, csv, json or parquet")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to this file instead of stdout")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "read tables as of an RFC 3339 time or a snapshot id")
+	cmd.Flags().StringVar(&allowFiles, "allow-files", "", "let statements read and write files inside this folder")
 	cmd.Flags().BoolVar(&interactive, "interactive", false, "prompt for statements even when stdin is not a terminal")
 	_ = cmd.Flags().MarkHidden("interactive")
 	return cmd
@@ -110,7 +118,7 @@ Examples:
 // queryPrompt reads statements from stdin: on a terminal (or with
 // --interactive) as a prompt where each statement ends with ';', \d lists
 // the tables and \q quits; otherwise the whole input is one statement.
-func (a *app) queryPrompt(cmd *cobra.Command, format, asOf string, interactive bool) error {
+func (a *app) queryPrompt(cmd *cobra.Command, format, asOf, allowFiles string, interactive bool) error {
 	if f, ok := a.stdin.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 		interactive = true
 	}
@@ -143,7 +151,7 @@ func (a *app) queryPrompt(cmd *cobra.Command, format, asOf string, interactive b
 		}
 		at.AsOf = t
 	}
-	s, err := query.Open(ctx, eng.deps.Lake, eng.deps.Duck, at)
+	s, err := query.OpenLocked(ctx, eng.deps.Lake, eng.deps.Duck, at, query.Sandbox{AllowDir: allowFiles})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/duckdb/duckdb-go/v2"
 
@@ -25,6 +27,13 @@ type DB struct {
 	connector *duckdb.Connector
 	spillDir  string
 	ownSpill  bool
+	// locked: Lock has run, so the settings below are in place for the
+	// whole database and new connections must not set them again.
+	locked atomic.Bool
+
+	tablesOnce sync.Once
+	tablesDir  string
+	tablesErr  error
 }
 
 // Open starts DuckDB. An empty SpillDir uses a private folder under the
@@ -56,7 +65,11 @@ func Open(cfg config.DuckDB) (*DB, error) {
 	if cfg.Threads > 0 {
 		settings = append(settings, fmt.Sprintf("SET threads = %d", cfg.Threads))
 	}
+	db := &DB{spillDir: spill, ownSpill: own}
 	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
+		if db.locked.Load() {
+			return nil
+		}
 		for _, s := range settings {
 			if _, err := execer.ExecContext(context.Background(), s, nil); err != nil {
 				return fmt.Errorf("duckdb %s: %w", s, err)
@@ -67,7 +80,7 @@ func Open(cfg config.DuckDB) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
-	db := &DB{DB: sql.OpenDB(connector), connector: connector, spillDir: spill, ownSpill: own}
+	db.DB, db.connector = sql.OpenDB(connector), connector
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open duckdb: %w", err)
@@ -83,8 +96,41 @@ func (db *DB) Close() error {
 	}
 	if db.ownSpill {
 		os.RemoveAll(db.spillDir)
+	} else if db.tablesDir != "" {
+		os.RemoveAll(db.tablesDir)
 	}
 	return err
+}
+
+// Lock takes file access away from the database for good: statements may
+// read and write only inside dirs (and the files paths), install and load
+// no extension, and change no setting. The settings Open made stay.
+func (db *DB) Lock(ctx context.Context, dirs, paths []string) error {
+	db.locked.Store(true)
+	settings := []string{"SET allowed_directories = " + List(dirs)}
+	if len(paths) > 0 {
+		settings = append(settings, "SET allowed_paths = "+List(paths))
+	}
+	settings = append(settings,
+		"SET enable_external_access = false",
+		"SET autoinstall_known_extensions = false",
+		"SET autoload_known_extensions = false",
+		"SET lock_configuration = true")
+	for _, s := range settings {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("duckdb %s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// TablesDir is a folder of this database's own under the spill folder,
+// made on first use and removed by Close. Query sessions stage table files
+// there, all in the one folder, so that DuckDB's caches keyed by path serve
+// every session of a long-running process.
+func (db *DB) TablesDir() (string, error) {
+	db.tablesOnce.Do(func() { db.tablesDir, db.tablesErr = os.MkdirTemp(db.spillDir, "tables-") })
+	return db.tablesDir, db.tablesErr
 }
 
 // SpillDir is where DuckDB spills.

@@ -203,10 +203,40 @@ type Partition struct {
 }
 
 func planFiles(ctx context.Context, t *table.Table, partition *Partition, at Snapshot) ([]DataFile, error) {
-	var opts []table.ScanOption
+	var within *DateRange
 	if partition != nil {
-		days := int32(partition.Date.Time().Unix() / 86400)
-		opts = append(opts, table.WithRowFilter(iceberg.EqualTo(iceberg.Reference(partition.Column), iceberg.Date(days))))
+		within = &DateRange{Column: partition.Column, From: partition.Date, To: partition.Date}
+	}
+	return planWithin(ctx, t, within, at)
+}
+
+// DateRange bounds a date column, both ends included; a zero end is open.
+type DateRange struct {
+	Column   string
+	From, To medtype.Date
+}
+
+// filter is the Iceberg row filter of the range: the scan skips the
+// files whose partition (or column statistics) lie outside it.
+func (r DateRange) filter() iceberg.BooleanExpression {
+	ref := iceberg.Reference(r.Column)
+	days := func(d medtype.Date) iceberg.Date { return iceberg.Date(d.Time().Unix() / 86400) }
+	var expr iceberg.BooleanExpression = iceberg.AlwaysTrue{}
+	if !r.From.IsZero() {
+		expr = iceberg.NewAnd(expr, iceberg.GreaterThanEqual(ref, days(r.From)))
+	}
+	if !r.To.IsZero() {
+		expr = iceberg.NewAnd(expr, iceberg.LessThanEqual(ref, days(r.To)))
+	}
+	return expr
+}
+
+// planWithin plans the live data files as of at, only those that may hold
+// rows inside within when it is set.
+func planWithin(ctx context.Context, t *table.Table, within *DateRange, at Snapshot) ([]DataFile, error) {
+	var opts []table.ScanOption
+	if within != nil {
+		opts = append(opts, table.WithRowFilter(within.filter()))
 	}
 	switch {
 	case at.ID != 0:

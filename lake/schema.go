@@ -12,6 +12,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/medallionlake/medallion/duck"
+	"github.com/medallionlake/medallion/storage"
 )
 
 // ErrSchemaChanged means the SQL's output changed a table's columns in a
@@ -134,28 +135,66 @@ func relation(ctx context.Context, conn *sql.Conn, id TableID, t *table.Table, a
 	return "(SELECT " + strings.Join(sel, ", ") + " FROM " + union + ")", nil
 }
 
-// Scan is the DuckDB relation of a table's rows as of at, reading its
-// metadata once: its live data files (fetched into stage when the
-// warehouse is remote) in its schema at that snapshot, or a zero-row
-// relation with its columns when the snapshot holds no file. A missing
-// table is an error wrapping catalog.ErrNoSuchTable.
-func (l *Lake) Scan(ctx context.Context, conn *sql.Conn, id TableID, at Snapshot, stage string) (string, error) {
+// Reader is one table as of a snapshot, its metadata read once.
+type Reader struct {
+	l  *Lake
+	id TableID
+	t  *table.Table
+	at Snapshot
+}
+
+// Reader reads a table's metadata; a missing table is an error wrapping
+// catalog.ErrNoSuchTable.
+func (l *Lake) Reader(ctx context.Context, id TableID, at Snapshot) (*Reader, error) {
 	t, err := l.Load(ctx, id)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	files, err := planFiles(ctx, t, nil, at)
+	return &Reader{l: l, id: id, t: t, at: at}, nil
+}
+
+// Version names the table's state: its metadata file.
+func (r *Reader) Version() string { return r.t.MetadataLocation() }
+
+// PartitionColumn is the date column the table is partitioned by, or "".
+func (r *Reader) PartitionColumn() string {
+	col, _ := partitionColumn(r.t)
+	return col
+}
+
+// Columns are the table's column names at the snapshot.
+func (r *Reader) Columns() []string {
+	var out []string
+	for _, f := range schemaAt(r.t, r.at).Fields() {
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+// Scan is the DuckDB relation of the table's rows: its live data files
+// (only those that may hold rows inside within, when it is set), staged
+// inside stage (storage.Stage: hard links or downloads, so that a reader
+// confined to stage reads them), in its schema at the snapshot, or a
+// zero-row relation with its columns when no file is left.
+func (r *Reader) Scan(ctx context.Context, conn *sql.Conn, stage string, within *DateRange) (string, error) {
+	files, err := planWithin(ctx, r.t, within, r.at)
 	if err != nil {
 		return "", err
 	}
 	if len(files) == 0 {
-		return emptyRelation(id, schemaAt(t, at))
+		return emptyRelation(r.id, schemaAt(r.t, r.at))
 	}
-	paths, err := l.Fetch(ctx, files, stage)
+	keys := make([]string, len(files))
+	for i, f := range files {
+		if keys[i], err = storage.KeyOf(r.l.bucket, f.URI); err != nil {
+			return "", err
+		}
+	}
+	paths, err := storage.Stage(ctx, r.l.bucket, keys, stage)
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", id, err)
+		return "", fmt.Errorf("read %s: %w", r.id, err)
 	}
-	return relation(ctx, conn, id, t, at, paths)
+	return relation(ctx, conn, r.id, r.t, r.at, paths)
 }
 
 // emptyRelation is a zero-row SELECT with a schema's columns.

@@ -10,7 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -22,11 +22,12 @@ import (
 
 // Session is one DuckDB connection with the lake's tables attached.
 type Session struct {
-	conn  *sql.Conn
-	lake  *lake.Lake
-	at    lake.Snapshot
-	stage string
-	ready map[string]bool
+	conn   *sql.Conn
+	copies bool // COPY … TO may run (a locked database with an allowed folder)
+	lake   *lake.Lake
+	at     lake.Snapshot
+	stage  string
+	ready  map[lake.TableID]string // table → the state and range its view reads
 }
 
 // Open starts a session reading the tables as of at (zero: current).
@@ -35,12 +36,12 @@ func Open(ctx context.Context, l *lake.Lake, db *duck.DB, at lake.Snapshot) (*Se
 	if err != nil {
 		return nil, err
 	}
-	stage, err := db.StageDir("query-")
+	stage, err := db.TablesDir()
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	s := &Session{conn: conn, lake: l, at: at, stage: stage, ready: map[string]bool{}}
+	s := &Session{conn: conn, lake: l, at: at, stage: stage, ready: map[lake.TableID]string{}}
 	for _, ns := range lake.Namespaces {
 		if _, err := conn.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+duck.Ident(ns)); err != nil {
 			s.Close()
@@ -50,11 +51,24 @@ func Open(ctx context.Context, l *lake.Lake, db *duck.DB, at lake.Snapshot) (*Se
 	return s, nil
 }
 
-// Close releases the connection and staged files.
-func (s *Session) Close() error {
-	os.RemoveAll(s.stage)
-	return s.conn.Close()
+// OpenLocked locks db (Lock) and opens a session on it; with
+// sb.AllowDir set, the session also runs COPY, which the lock confines to
+// that folder.
+func OpenLocked(ctx context.Context, l *lake.Lake, db *duck.DB, at lake.Snapshot, sb Sandbox) (*Session, error) {
+	if err := Lock(ctx, db, sb); err != nil {
+		return nil, err
+	}
+	s, err := Open(ctx, l, db, at)
+	if err != nil {
+		return nil, err
+	}
+	s.copies = sb.AllowDir != ""
+	return s, nil
 }
+
+// Close releases the connection. Staged files stay, for the database's
+// other sessions, until the database closes.
+func (s *Session) Close() error { return s.conn.Close() }
 
 // Conn is the session's DuckDB connection.
 func (s *Session) Conn() *sql.Conn { return s.conn }
@@ -76,26 +90,49 @@ func TablesIn(stmt string) []lake.TableID {
 	return out
 }
 
-// Prepare attaches every table the statement names, and only those: on S3
-// their files are downloaded first.
-func (s *Session) Prepare(ctx context.Context, stmt string) error {
-	for _, id := range TablesIn(stmt) {
-		if err := s.Attach(ctx, id); err != nil {
-			return err
+// Prepare attaches every table the statement names, and only those (on S3
+// their files are downloaded first), each as of the session's snapshot and
+// with only the partitions its filters can select (see prune.go). It
+// returns the statement's SELECT node, or nil when it is no single SELECT.
+func (s *Session) Prepare(ctx context.Context, stmt string) (tree, error) {
+	ids := TablesIn(stmt)
+	readers := map[lake.TableID]*lake.Reader{}
+	shapes := map[lake.TableID]shape{}
+	for _, id := range ids {
+		r, err := s.lake.Reader(ctx, id, s.at)
+		if errors.Is(err, catalog.ErrNoSuchTable) {
+			return nil, fmt.Errorf("table %s does not exist (run `medallion tables` to list them)", id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		readers[id], shapes[id] = r, shape{partition: r.PartitionColumn(), columns: r.Columns()}
+	}
+	sel, _ := oneSelect(parse(ctx, s.conn, stmt))
+	within := ranges(stmt, sel, shapes)
+	for _, id := range ids {
+		var rng *lake.DateRange
+		if r, ok := within[id]; ok {
+			rng = &r
+		}
+		if err := s.attach(ctx, id, readers[id], rng); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return sel, nil
 }
 
-// Attach defines the view for one table.
-func (s *Session) Attach(ctx context.Context, id lake.TableID) error {
-	if s.ready[id.String()] {
+// attach defines the view of one table, unless the view already reads the
+// same table state and range.
+func (s *Session) attach(ctx context.Context, id lake.TableID, r *lake.Reader, within *lake.DateRange) error {
+	key := r.Version()
+	if within != nil {
+		key += fmt.Sprintf(" %s..%s", within.From, within.To)
+	}
+	if s.ready[id] == key {
 		return nil
 	}
-	from, err := s.lake.Scan(ctx, s.conn, id, s.at, s.stage)
-	if errors.Is(err, catalog.ErrNoSuchTable) {
-		return fmt.Errorf("table %s does not exist (run `medallion tables` to list them)", id)
-	}
+	from, err := r.Scan(ctx, s.conn, s.stage, within)
 	if err != nil {
 		return err
 	}
@@ -103,14 +140,42 @@ func (s *Session) Attach(ctx context.Context, id lake.TableID) error {
 	if _, err := s.conn.ExecContext(ctx, "CREATE OR REPLACE VIEW "+view+" AS SELECT * FROM "+from); err != nil {
 		return fmt.Errorf("attach %s: %w", id, err)
 	}
-	s.ready[id.String()] = true
+	s.ready[id] = key
 	return nil
 }
 
-// Query attaches the tables stmt names and runs it.
+// Check attaches the tables stmt names and refuses it (ErrBlocked) unless
+// it is one read-only statement.
+func (s *Session) Check(ctx context.Context, stmt string) error {
+	sel, err := s.Prepare(ctx, stmt)
+	if err != nil || sel != nil {
+		return err // one SELECT: read-only, and checked without binding it twice
+	}
+	return checkReadOnly(ctx, s.conn, stmt, s.copies)
+}
+
+// Query checks stmt and runs it.
 func (s *Session) Query(ctx context.Context, stmt string) (*sql.Rows, error) {
-	if err := s.Prepare(ctx, stmt); err != nil {
+	if err := s.Check(ctx, stmt); err != nil {
 		return nil, err
 	}
-	return s.conn.QueryContext(ctx, stmt)
+	rows, err := s.conn.QueryContext(ctx, stmt)
+	if err != nil {
+		return nil, explain(err)
+	}
+	return rows, nil
+}
+
+// Export checks stmt and writes its rows to a Parquet file, which a
+// locked database must list in its Sandbox.WritePaths.
+func (s *Session) Export(ctx context.Context, stmt, path string) error {
+	if err := s.Check(ctx, stmt); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	_, err = s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", stmt, duck.Literal(abs)))
+	return explain(err)
 }

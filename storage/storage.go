@@ -155,7 +155,57 @@ func Fetch(ctx context.Context, b Bucket, keys []string, dir string) ([]string, 
 	return out, nil
 }
 
-func download(ctx context.Context, b Bucket, key, dst string) (err error) {
+// Stage is Fetch that always places the objects inside dir, keeping each
+// key's path below it (so DuckDB still sees hive-style col=value folders
+// and skips files by them): a Local bucket's files are hard-linked (copied
+// when dir is on another file system), remote objects downloaded. A reader
+// confined to dir (the query sandbox) can then read them, and a hard link
+// keeps its file readable after maintain deletes the original.
+func Stage(ctx context.Context, b Bucket, keys []string, dir string) ([]string, error) {
+	l, local := b.(Local)
+	out := make([]string, len(keys))
+	made := map[string]bool{}
+	for i, k := range keys {
+		if err := ValidateKey(k); err != nil {
+			return nil, err
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(k))
+		out[i] = dst
+		if _, err := os.Lstat(dst); err == nil {
+			continue // staged before: a data file's name is never reused
+		}
+		if parent := filepath.Dir(dst); !made[parent] {
+			if err := os.MkdirAll(parent, 0o755); err != nil {
+				return nil, err
+			}
+			made[parent] = true
+		}
+		if !local {
+			if err := download(ctx, b, k, dst); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		src, err := l.LocalPath(k)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Link(src, dst); err == nil {
+			continue
+		} else if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("stage %s: %w", k, ErrNotFound)
+		}
+		if err := download(ctx, b, k, dst); err != nil { // another file system: copy
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// download writes the object to a temporary file beside dst and renames it
+// into place, so that a crash leaves no partial file under dst's name and
+// a hard link already at dst is replaced, never written through.
+func download(ctx context.Context, b Bucket, key, dst string) error {
 	rc, err := b.Get(ctx, key)
 	if err != nil {
 		return err
@@ -164,16 +214,19 @@ func download(ctx context.Context, b Bucket, key, dst string) (err error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(dst)
+	f, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	if _, err := io.Copy(f, rc); err != nil {
+	_, err = io.Copy(f, rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), dst)
+	}
+	if err != nil {
+		os.Remove(f.Name())
 		return fmt.Errorf("download %s: %w", key, err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -292,6 +293,46 @@ func Acceptance(t *testing.T, newBucket func(t *testing.T) storage.Bucket) {
 		}
 		if _, err := storage.Fetch(ctx, b, []string{"missing"}, t.TempDir()); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("fetch of a missing key: %v", err)
+		}
+	})
+
+	// Stage places every object inside the folder; a staged object stays
+	// readable, unchanged, after the object is replaced and deleted, and
+	// staging it again keeps it. Into a folder on another file system
+	// (tmpfs) a local bucket's files are copied.
+	t.Run("Stage", func(t *testing.T) {
+		b := newBucket(t)
+		keys := []string{"warehouse/gold/t/data/d=2024-01-01/a.parquet", "warehouse/gold/t/data/d=2024-01-02/b.parquet"}
+		for _, k := range keys {
+			must(t, b.Put(ctx, k, strings.NewReader("bytes of "+k), nil))
+		}
+		dirs := []string{t.TempDir()}
+		if shm, err := os.MkdirTemp("/dev/shm", "stage-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(shm) })
+			dirs = append(dirs, shm)
+		}
+		for _, dir := range dirs {
+			paths, err := storage.Stage(ctx, b, keys, dir)
+			must(t, err)
+			for i, p := range paths {
+				if !strings.HasPrefix(p, dir+string(filepath.Separator)) {
+					t.Fatalf("staged %s outside %s", p, dir)
+				}
+				if data, err := os.ReadFile(p); err != nil || string(data) != "bytes of "+keys[i] {
+					t.Fatalf("staged %s: %q %v", p, data, err)
+				}
+			}
+		}
+		dir := dirs[0]
+		must(t, b.Put(ctx, keys[0], strings.NewReader("replaced"), nil))
+		again, err := storage.Stage(ctx, b, keys, dir)
+		must(t, err)
+		must(t, b.Delete(ctx, keys[0]))
+		if data, err := os.ReadFile(again[0]); err != nil || string(data) != "bytes of "+keys[0] {
+			t.Fatalf("a staged file after its object was replaced and deleted: %q %v", data, err)
+		}
+		if _, err := storage.Stage(ctx, b, []string{keys[0]}, t.TempDir()); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("staging a deleted object: %v", err)
 		}
 	})
 

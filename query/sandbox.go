@@ -1,0 +1,126 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/medallionlake/medallion/duck"
+)
+
+// ErrBlocked marks a statement the sandbox refused.
+var ErrBlocked = errors.New("blocked")
+
+// Sandbox says what a locked database may touch besides the lake's tables.
+type Sandbox struct {
+	// AllowDir is one folder statements may read and write (query
+	// --allow-files); empty for none.
+	AllowDir string
+	// WritePaths are files Medallion itself writes through DuckDB (query
+	// --format parquet --out FILE).
+	WritePaths []string
+}
+
+// Lock closes db to everything but the lake tables its sessions stage
+// (and the sandbox's folder): no file access, no extension, no setting
+// changed. Sessions opened on it run only read-only statements. It cannot
+// be undone, so a locked database serves queries and nothing else.
+func Lock(ctx context.Context, db *duck.DB, sb Sandbox) error {
+	root, err := db.TablesDir()
+	if err != nil {
+		return err
+	}
+	dirs := []string{root + string(filepath.Separator)}
+	if sb.AllowDir != "" {
+		abs, err := filepath.Abs(sb.AllowDir)
+		if err != nil {
+			return err
+		}
+		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+			return fmt.Errorf("--allow-files %s: not a folder", sb.AllowDir)
+		}
+		dirs = append(dirs, abs+string(filepath.Separator))
+	}
+	var paths []string
+	for _, p := range sb.WritePaths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return err
+		}
+		paths = append(paths, abs)
+	}
+	return db.Lock(ctx, dirs, paths)
+}
+
+// readOnly are the statement types a session runs: DESCRIBE, SHOW,
+// SUMMARIZE, PIVOT, VALUES and FROM-first queries are SELECTs to DuckDB.
+var readOnly = map[duckdb.StmtType]bool{duckdb.STATEMENT_TYPE_SELECT: true, duckdb.STATEMENT_TYPE_EXPLAIN: true}
+
+// checkReadOnly refuses anything but one read-only statement, before it
+// runs: DuckDB's own locks already stop file access and setting changes,
+// and this also keeps statements from creating or changing objects.
+func checkReadOnly(ctx context.Context, conn *sql.Conn, stmt string, copies bool) error {
+	return conn.Raw(func(c any) error {
+		dc, ok := c.(*duckdb.Conn)
+		if !ok {
+			return fmt.Errorf("query: unexpected driver connection %T", c)
+		}
+		// Prepare (unlike PrepareContext, which runs all statements but the
+		// last) refuses several statements without running any.
+		st, err := dc.Prepare(stmt)
+		if err != nil {
+			if strings.Contains(err.Error(), "multi-statement") {
+				return fmt.Errorf("%w: one statement at a time", ErrBlocked)
+			}
+			return explain(err)
+		}
+		defer st.Close()
+		typ, err := st.(*duckdb.Stmt).StatementType()
+		if err != nil {
+			return err
+		}
+		if !readOnly[typ] && !(copies && typ == duckdb.STATEMENT_TYPE_COPY) {
+			return fmt.Errorf("%w: queries are read-only, so only SELECT and EXPLAIN run (this is a %s statement)", ErrBlocked, typeName(typ))
+		}
+		return nil
+	})
+}
+
+// explain turns DuckDB's refusal of a file or setting into ErrBlocked with
+// the reason.
+func explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "Permission Error"):
+		return fmt.Errorf("%w: queries read only the lake's tables and have no file access (medallion query --allow-files DIR opens one folder): %v", ErrBlocked, err)
+	case strings.Contains(msg, "configuration has been locked"):
+		return fmt.Errorf("%w: settings cannot be changed: %v", ErrBlocked, err)
+	}
+	return err
+}
+
+var typeNames = map[duckdb.StmtType]string{
+	duckdb.STATEMENT_TYPE_INSERT: "INSERT", duckdb.STATEMENT_TYPE_UPDATE: "UPDATE", duckdb.STATEMENT_TYPE_DELETE: "DELETE",
+	duckdb.STATEMENT_TYPE_PREPARE: "PREPARE", duckdb.STATEMENT_TYPE_CREATE: "CREATE", duckdb.STATEMENT_TYPE_EXECUTE: "EXECUTE",
+	duckdb.STATEMENT_TYPE_ALTER: "ALTER", duckdb.STATEMENT_TYPE_TRANSACTION: "transaction", duckdb.STATEMENT_TYPE_COPY: "COPY",
+	duckdb.STATEMENT_TYPE_ANALYZE: "ANALYZE", duckdb.STATEMENT_TYPE_VARIABLE_SET: "SET", duckdb.STATEMENT_TYPE_CREATE_FUNC: "CREATE FUNCTION",
+	duckdb.STATEMENT_TYPE_DROP: "DROP", duckdb.STATEMENT_TYPE_EXPORT: "EXPORT", duckdb.STATEMENT_TYPE_PRAGMA: "PRAGMA",
+	duckdb.STATEMENT_TYPE_VACUUM: "VACUUM", duckdb.STATEMENT_TYPE_CALL: "CALL", duckdb.STATEMENT_TYPE_SET: "SET",
+	duckdb.STATEMENT_TYPE_LOAD: "LOAD", duckdb.STATEMENT_TYPE_ATTACH: "ATTACH", duckdb.STATEMENT_TYPE_DETACH: "DETACH",
+}
+
+func typeName(t duckdb.StmtType) string {
+	if n, ok := typeNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("type %d", t)
+}
