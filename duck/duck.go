@@ -103,7 +103,7 @@ func (db *DB) Close() error {
 }
 
 // Lock takes file access away from the database for good: statements may
-// read and write only inside dirs (and the files paths), install and load
+// read and write only inside dirs (and the files in paths), install and load
 // no extension, and change no setting. The settings Open made stay.
 func (db *DB) Lock(ctx context.Context, dirs, paths []string) error {
 	db.locked.Store(true)
