@@ -181,11 +181,13 @@ func TestQueryPromptAndStdin(t *testing.T) {
 		t.Fatalf("run: %s", r.stderr)
 	}
 	var out, errb bytes.Buffer
-	in := strings.NewReader("SELECT count(*) AS n\nFROM gold.orders_daily;\n\\d\nSELECT nope FROM gold.orders_daily;\nSELECT 1 + 1 AS two;\n\\q\n")
+	in := strings.NewReader("SELECT count(*) AS n\nFROM gold.orders_daily;\n\\d\nSELECT nope FROM gold.orders_daily;\n" +
+		"SELECT * FROM read_csv('/etc/passwd');\nCREATE TABLE t AS SELECT 1;\nSELECT 1 + 1 AS two;\n\\q\n")
 	code := cli.MainWithInput([]string{"query", "--config", cfg, "--interactive"}, in, &out, &errb)
 	s := squash(out.String())
 	if code != cli.ExitOK || !strings.Contains(s, "(1 rows)") || !strings.Contains(s, "gold.orders_daily\n") ||
-		!strings.Contains(s, `error: Binder Error: Referenced column "nope" not found`) || !strings.Contains(s, "two\n2\n") {
+		!strings.Contains(s, `error: Binder Error: Referenced column "nope" not found`) || !strings.Contains(s, "two\n2\n") ||
+		strings.Count(s, "error: blocked:") != 2 {
 		t.Fatalf("prompt: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 	out.Reset()
