@@ -43,6 +43,7 @@ that one folder.
 Examples:
   medallion query "SELECT status, sum(orders) FROM gold.orders_daily GROUP BY ALL"
   medallion query --format csv --out orders.csv "SELECT * FROM gold.orders_daily"
+  medallion query --format arrow "SELECT * FROM gold.orders_daily" | python3 -c 'import sys, pyarrow as pa; print(pa.ipc.open_stream(sys.stdin.buffer).read_all())' 
   medallion query --as-of 2024-01-16T06:00:00Z "SELECT count(*) FROM silver.events"`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -54,6 +55,9 @@ Examples:
 			}
 			if format == "parquet" && out == "" {
 				return usageError("--format parquet needs --out FILE")
+			}
+			if f, ok := cmd.OutOrStdout().(*os.File); ok && format == "arrow" && out == "" && isatty.IsTerminal(f.Fd()) {
+				return usageError("--format arrow is binary: give --out FILE or pipe the output")
 			}
 			stmt := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(args[0]), ";"))
 			at, err := parseAsOf(asOf, stmt)
@@ -106,7 +110,7 @@ Examples:
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "table", "output: table, csv, json or parquet")
+	cmd.Flags().StringVarP(&format, "format", "f", "table", "output: table, csv, json, arrow (an Arrow IPC stream) or parquet")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to this file instead of stdout")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "read tables as of an RFC 3339 time or a snapshot id")
 	cmd.Flags().StringVar(&allowFiles, "allow-files", "", "let statements read and write files inside this folder")

@@ -3,8 +3,11 @@ package cli_test
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/medallionlake/medallion/cli"
 )
@@ -74,8 +77,24 @@ func TestQuerySandbox(t *testing.T) {
 		}
 	}
 
+	// Arrow: the stream a Go Arrow reader reads has the table's rows.
+	r := run(t, "query", "--config", cfg, "--format", "arrow", "SELECT order_date, status, orders FROM gold.orders_daily")
+	reader, err := ipc.NewReader(strings.NewReader(r.stdout))
+	if r.code != cli.ExitOK || err != nil {
+		t.Fatalf("arrow: exit %d %v %s", r.code, err, r.stderr)
+	}
+	var arrowRows int64
+	for reader.Next() {
+		arrowRows += reader.RecordBatch().NumRows()
+	}
+	reader.Release()
+	count := run(t, "query", "--config", cfg, "--format", "csv", "SELECT count(*) AS n FROM gold.orders_daily")
+	if want := "n\n" + strconv.FormatInt(arrowRows, 10) + "\n"; arrowRows == 0 || count.stdout != want {
+		t.Fatalf("arrow stream of %d rows, the table has %q", arrowRows, count.stdout)
+	}
+
 	// --allow-files: that folder reads and writes, nothing else does.
-	r := run(t, "query", "--config", cfg, "--allow-files", out, "COPY (SELECT sum(orders) AS n FROM gold.orders_daily) TO '"+out+"/n.csv'")
+	r = run(t, "query", "--config", cfg, "--allow-files", out, "COPY (SELECT sum(orders) AS n FROM gold.orders_daily) TO '"+out+"/n.csv'")
 	if r.code != cli.ExitOK {
 		t.Fatalf("COPY into the allowed folder: exit %d %s", r.code, r.stderr)
 	}

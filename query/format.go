@@ -13,13 +13,17 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 )
 
-// Formats Write supports; parquet is written by DuckDB itself (see
-// CopyToParquet).
-var Formats = []string{"table", "csv", "json", "parquet"}
+// Formats Write supports; parquet is written by DuckDB itself
+// (Session.Export).
+var Formats = []string{"table", "csv", "json", "arrow", "parquet"}
 
-// Write prints rows as table, csv (with a header) or json (an array of
-// objects; numbers stay numbers). It returns the number of rows.
+// Write prints rows as table, csv (with a header), json (an array of
+// objects; numbers stay numbers) or arrow (an Arrow IPC stream). It returns
+// the number of rows.
 func Write(w io.Writer, rows *sql.Rows, format string) (int, error) {
+	if format == "arrow" {
+		return writeArrow(w, rows)
+	}
 	cols, err := rows.ColumnTypes()
 	if err != nil {
 		return 0, err
