@@ -27,6 +27,7 @@ type Config struct {
 	Export   Export   `yaml:"export"`
 	Lake     Lake     `yaml:"lake"`
 	Bronze   Bronze   `yaml:"bronze"`
+	Serve    Serve    `yaml:"serve"`
 	// DomainsDir holds one <domain>.yaml per domain. Relative to the
 	// config file's folder.
 	DomainsDir string `yaml:"domains_dir"`
@@ -150,6 +151,22 @@ type DuckDB struct {
 }
 
 // Lake keeps the Iceberg tables healthy over time (`medallion maintain`).
+// Serve configures medallion serve, the PostgreSQL-protocol server.
+type Serve struct {
+	// Addr is where it listens.
+	Addr string `yaml:"addr"`
+	// Users may connect, authenticated with SCRAM-SHA-256.
+	Users []ServeUser `yaml:"users"`
+}
+
+// ServeUser is one user of medallion serve.
+type ServeUser struct {
+	Name string `yaml:"name"`
+	// Password is the password (write ${ENV_VAR}) or a SCRAM-SHA-256
+	// verifier as PostgreSQL stores it: SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>.
+	Password string `yaml:"password"`
+}
+
 type Lake struct {
 	// MaintainAfterRun runs maintain on every table after each `run`.
 	MaintainAfterRun bool `yaml:"maintain_after_run"`
@@ -245,6 +262,7 @@ func Defaults() Config {
 			OrphanAge:         Duration(Day),
 			CompactTargetSize: 128 << 20,
 		},
+		Serve:      Serve{Addr: "127.0.0.1:5433"},
 		DomainsDir: "config/domains",
 	}
 }

@@ -348,3 +348,21 @@ func TestLakeDurationsTakeDays(t *testing.T) {
 		t.Fatalf("defaults %+v", d)
 	}
 }
+
+func TestServeUsers(t *testing.T) {
+	t.Setenv("MEDALLION_TEST_ANALYST_PASSWORD", "s3cret")
+	dir := write(t, map[string]string{"medallion.yaml": "serve:\n  addr: 0.0.0.0:6432\n  users:\n" +
+		"    - name: analyst\n      password: ${MEDALLION_TEST_ANALYST_PASSWORD}\n" +
+		"    - name: viewer\n      password: SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5\n"})
+	cfg, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.Serve.Users
+	if cfg.Serve.Addr != "0.0.0.0:6432" || len(u) != 2 || u[0] != (config.ServeUser{Name: "analyst", Password: "s3cret"}) || u[1].Password != "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5" {
+		t.Fatalf("serve = %+v", cfg.Serve)
+	}
+	if d := config.Defaults().Serve; d.Addr != "127.0.0.1:5433" || len(d.Users) != 0 {
+		t.Fatalf("defaults %+v", d)
+	}
+}

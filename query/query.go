@@ -154,12 +154,12 @@ func (s *Session) Check(ctx context.Context, stmt string) error {
 	return checkReadOnly(ctx, s.conn, stmt, s.copies)
 }
 
-// Query checks stmt and runs it.
-func (s *Session) Query(ctx context.Context, stmt string) (*sql.Rows, error) {
+// Query checks stmt and runs it with args for its $n parameters.
+func (s *Session) Query(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
 	if err := s.Check(ctx, stmt); err != nil {
 		return nil, err
 	}
-	rows, err := s.conn.QueryContext(ctx, stmt)
+	rows, err := s.conn.QueryContext(ctx, stmt, args...)
 	if err != nil {
 		return nil, explain(err)
 	}

@@ -66,6 +66,12 @@ var readOnly = map[duckdb.StmtType]bool{duckdb.STATEMENT_TYPE_SELECT: true, duck
 // runs: DuckDB's own locks already stop file access and setting changes,
 // and this also keeps statements from creating or changing objects.
 func checkReadOnly(ctx context.Context, conn *sql.Conn, stmt string, copies bool) error {
+	return withPrepared(conn, stmt, copies, func(*duckdb.Stmt) error { return nil })
+}
+
+// withPrepared prepares stmt, refuses it unless it is one read-only
+// statement (or a COPY, when copies), and hands it to fn.
+func withPrepared(conn *sql.Conn, stmt string, copies bool, fn func(*duckdb.Stmt) error) error {
 	return conn.Raw(func(c any) error {
 		dc, ok := c.(*duckdb.Conn)
 		if !ok {
@@ -73,22 +79,23 @@ func checkReadOnly(ctx context.Context, conn *sql.Conn, stmt string, copies bool
 		}
 		// Prepare (unlike PrepareContext, which runs all statements but the
 		// last) refuses several statements without running any.
-		st, err := dc.Prepare(stmt)
+		raw, err := dc.Prepare(stmt)
 		if err != nil {
 			if strings.Contains(err.Error(), "multi-statement") {
 				return fmt.Errorf("%w: one statement at a time", ErrBlocked)
 			}
 			return explain(err)
 		}
-		defer st.Close()
-		typ, err := st.(*duckdb.Stmt).StatementType()
+		defer raw.Close()
+		st := raw.(*duckdb.Stmt)
+		typ, err := st.StatementType()
 		if err != nil {
 			return err
 		}
 		if !readOnly[typ] && !(copies && typ == duckdb.STATEMENT_TYPE_COPY) {
 			return fmt.Errorf("%w: queries are read-only, so only SELECT and EXPLAIN run (this is a %s statement)", ErrBlocked, typeName(typ))
 		}
-		return nil
+		return fn(st)
 	})
 }
 
@@ -101,7 +108,7 @@ func explain(err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "Permission Error"):
-		return fmt.Errorf("%w: queries read only the lake's tables and have no file access (medallion query --allow-files DIR opens one folder): %v", ErrBlocked, err)
+		return fmt.Errorf("%w: queries read only the lake's tables and have no file access (only medallion query --allow-files DIR opens a folder): %v", ErrBlocked, err)
 	case strings.Contains(msg, "configuration has been locked"):
 		return fmt.Errorf("%w: settings cannot be changed: %v", ErrBlocked, err)
 	}
@@ -123,4 +130,54 @@ func typeName(t duckdb.StmtType) string {
 		return n
 	}
 	return fmt.Sprintf("type %d", t)
+}
+
+// Description is what a statement returns and takes, known before it runs.
+type Description struct {
+	Columns []Column
+	Params  []duckdb.Type // the type DuckDB infers for each $n
+}
+
+// Column is one result column.
+type Column struct {
+	Name string
+	Type duckdb.Type
+}
+
+// Describe attaches the tables stmt names, refuses it (ErrBlocked) unless
+// it is one read-only statement, and describes its result and parameters
+// (for the extended query protocol's Describe).
+func (s *Session) Describe(ctx context.Context, stmt string) (Description, error) {
+	if _, err := s.Prepare(ctx, stmt); err != nil {
+		return Description{}, err
+	}
+	var d Description
+	err := withPrepared(s.conn, stmt, false, func(st *duckdb.Stmt) error { return describe(st, &d) })
+	return d, err
+}
+
+func describe(st *duckdb.Stmt, d *Description) error {
+	n, err := st.ColumnCount()
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		name, err := st.ColumnName(i)
+		if err != nil {
+			return err
+		}
+		typ, err := st.ColumnType(i)
+		if err != nil {
+			return err
+		}
+		d.Columns = append(d.Columns, Column{Name: name, Type: typ})
+	}
+	for i := 1; i <= st.NumInput(); i++ {
+		typ, err := st.ParamType(i)
+		if err != nil {
+			return err
+		}
+		d.Params = append(d.Params, typ)
+	}
+	return nil
 }

@@ -1,0 +1,208 @@
+package serve_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/medallionlake/medallion/cli"
+	"github.com/medallionlake/medallion/config"
+	_ "github.com/medallionlake/medallion/domains/all"
+	"github.com/medallionlake/medallion/duck"
+	"github.com/medallionlake/medallion/lake"
+	"github.com/medallionlake/medallion/meta"
+	"github.com/medallionlake/medallion/serve"
+	"github.com/medallionlake/medallion/storage/client"
+)
+
+// start builds the demo's lake and serves it on a free loopback port to
+// analyst (password "s3cret") and viewer (a SCRAM verifier of "v1ew").
+func start(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "demo")
+	var out strings.Builder
+	if code := cli.Main([]string{"demo", "--dir", dir, "--days", "1", "--events-per-day", "200"}, &out, &out); code != cli.ExitOK {
+		t.Fatalf("demo: exit %d\n%s", code, out.String())
+	}
+	cfg, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := meta.Open(ctx, cfg.Meta.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	bucket, err := client.Open(ctx, cfg.Storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lake.Open(ctx, store, bucket, cfg.Storage.S3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := duck.Open(cfg.DuckDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	srv, err := serve.New(ctx, l, db, serve.Config{
+		Users: map[string]string{"analyst": "s3cret", "viewer": viewerVerifier},
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// viewerVerifier is PostgreSQL's own verifier of the password "v1ew"
+// (SELECT rolpassword after SET password_encryption = 'scram-sha-256').
+const viewerVerifier = "SCRAM-SHA-256$4096:gXb8QtvWzkmIUMw9Wx+QFQ==$" +
+	"9LK+R9gOyLsK/kWGlh0RqQ4+WURWkjjt560rbgVKiHw=:Yf/Ud+Ifku8uHDKdg95kLwceul1k+CGTHm5oi4nvud8="
+
+func connect(t *testing.T, addr, user, password string) (*pgx.Conn, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return pgx.Connect(ctx, "postgres://"+user+":"+password+"@"+addr+"/medallion?sslmode=disable")
+}
+
+// TestServePgx: pgx authenticates with SCRAM-SHA-256, runs statements
+// through the extended protocol (with parameters) and the simple one, and
+// reads every listed type; a wrong password and every escape are refused.
+func TestServePgx(t *testing.T) {
+	addr := start(t)
+	ctx := context.Background()
+	if _, err := connect(t, addr, "analyst", "wrong"); err == nil || !strings.Contains(err.Error(), "password authentication failed") {
+		t.Fatalf("a wrong password: %v", err)
+	}
+	if _, err := connect(t, addr, "nobody", "s3cret"); err == nil {
+		t.Fatal("an unknown user connected")
+	}
+	viewer, err := connect(t, addr, "viewer", "v1ew")
+	if err != nil {
+		t.Fatalf("a user configured with PostgreSQL's SCRAM verifier: %v", err)
+	}
+	viewer.Close(ctx)
+	conn, err := connect(t, addr, "analyst", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+
+	var total, above int64
+	if err := conn.QueryRow(ctx, "SELECT sum(orders) FROM gold.orders_daily").Scan(&total); err != nil || total == 0 {
+		t.Fatalf("sum of orders: %d %v", total, err)
+	}
+	var none int64
+	q := "SELECT coalesce(sum(orders), 0) FROM gold.orders_daily WHERE orders >= $1 AND status <> $2"
+	if err := conn.QueryRow(ctx, q, 1, "no such status").Scan(&above); err != nil || above != total {
+		t.Fatalf("with parameters: %d of %d, %v", above, total, err)
+	}
+	if err := conn.QueryRow(ctx, q, 1_000_000, "no such status").Scan(&none); err != nil || none != 0 {
+		t.Fatalf("with parameters that select nothing: %d, %v", none, err)
+	}
+	var simple int64
+	if err := conn.QueryRow(ctx, "SELECT sum(orders) FROM gold.orders_daily", pgx.QueryExecModeSimpleProtocol).Scan(&simple); err != nil || simple != total {
+		t.Fatalf("simple protocol: %d, want %d (%v)", simple, total, err)
+	}
+
+	var (
+		b     bool
+		i2    int16
+		i4    int32
+		i8    int64
+		f4    float32
+		f8    float64
+		num   pgtype.Numeric
+		text  string
+		date  time.Time
+		ts    time.Time
+		tstz  time.Time
+		iv    pgtype.Interval
+		id    pgtype.UUID
+		bytes []byte
+	)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeSimpleProtocol} {
+		err = conn.QueryRow(ctx, `SELECT true, 2::SMALLINT, 4::INTEGER, 8::BIGINT, 1.5::FLOAT, 2.25::DOUBLE, 1234.56::DECIMAL(12,2), 'héllo',
+			DATE '2024-01-15', TIMESTAMP '2024-01-15 06:30:00.123456', TIMESTAMPTZ '2024-01-15 06:30:00+00', INTERVAL 90 MINUTE,
+			'5b6b0a3c-8d4e-4b7a-9f1e-2c3d4e5f6a7b'::UUID, '\x01\x02'::BLOB`, mode).
+			Scan(&b, &i2, &i4, &i8, &f4, &f8, &num, &text, &date, &ts, &tstz, &iv, &id, &bytes)
+		if err != nil {
+			t.Fatalf("types (mode %v): %v", mode, err)
+		}
+		if !b || i2 != 2 || i4 != 4 || i8 != 8 || f4 != 1.5 || f8 != 2.25 || num.Int.Cmp(big.NewInt(123456)) != 0 || num.Exp != -2 || text != "héllo" ||
+			!date.Equal(time.Date(2024, 1, 15, 0, 0, 0, 0, time.UTC)) || !ts.Equal(time.Date(2024, 1, 15, 6, 30, 0, 123456000, time.UTC)) ||
+			!tstz.Equal(time.Date(2024, 1, 15, 6, 30, 0, 0, time.UTC)) || iv.Microseconds != 90*60*1e6 ||
+			id.Bytes[0] != 0x5b || id.Bytes[15] != 0x7b || string(bytes) != "\x01\x02" {
+			t.Fatalf("types (mode %v): %v %v %v %v %v %v %v/%v %q %v %v %v %+v %x %x", mode, b, i2, i4, i8, f4, f8, num.Int, num.Exp, text, date, ts, tstz, iv, id.Bytes, bytes)
+		}
+	}
+
+	for _, stmt := range []string{"SELECT * FROM read_csv('/etc/passwd')", "COPY (SELECT 1) TO '" + t.TempDir() + "/x.csv'",
+		"CREATE TABLE t AS SELECT 1", "ATTACH ':memory:' AS m", "INSTALL sqlite"} {
+		_, err := conn.Exec(ctx, stmt)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" || !strings.Contains(pgErr.Message, "blocked") {
+			t.Errorf("%s: %v", stmt, err)
+		}
+	}
+	// The connection still works after refusals.
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM gold.orders_daily").Scan(&i8); err != nil || i8 == 0 {
+		t.Fatalf("after refusals: %d %v", i8, err)
+	}
+}
+
+// TestServePsql: the real psql client connects with SCRAM and runs a
+// query.
+func TestServePsql(t *testing.T) {
+	addr := start(t)
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command("psql", "-X", "-At", "-h", host, "-p", port, "-U", "analyst", "-d", "medallion",
+		"-c", "SELECT status, sum(orders) FROM gold.orders_daily GROUP BY status ORDER BY status")
+	cmd.Env = append(os.Environ(), "PGPASSWORD=s3cret", "PGSSLMODE=disable")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "|") {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	cmd = exec.Command("psql", "-X", "-At", "-h", host, "-p", port, "-U", "analyst", "-d", "medallion", "-c", "SELECT 1")
+	cmd.Env = append(os.Environ(), "PGPASSWORD=wrong", "PGSSLMODE=disable")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "password authentication failed") {
+		t.Fatalf("psql with a wrong password: %v\n%s", err, out)
+	}
+}
+
+// TestConfigErrors: no user, or a malformed verifier, stops the server
+// before it starts, naming the user.
+func TestConfigErrors(t *testing.T) {
+	ctx := context.Background()
+	if _, err := serve.New(ctx, nil, nil, serve.Config{}); err == nil || !strings.Contains(err.Error(), "serve.users is empty") {
+		t.Fatalf("no users: %v", err)
+	}
+	for _, v := range []string{"SCRAM-SHA-256$4096:c2FsdA==", "SCRAM-SHA-256$x:c2FsdA==$a2V5:a2V5", "SCRAM-SHA-256$4096:%%%$a2V5:a2V5"} {
+		if _, err := serve.New(ctx, nil, nil, serve.Config{Users: map[string]string{"viewer": v}}); err == nil || !strings.Contains(err.Error(), "serve.users viewer: not a SCRAM-SHA-256 verifier") {
+			t.Errorf("%s: %v", v, err)
+		}
+	}
+}
