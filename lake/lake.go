@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -306,7 +307,17 @@ func snapshotID(t *table.Table) int64 {
 // fixed the same way: recompute from the current table.
 func isConflict(err error) bool {
 	return errors.Is(err, table.ErrCommitFailed) || errors.Is(err, table.ErrCommitDiverged) ||
-		strings.Contains(strings.ToLower(err.Error()), "requirement failed")
+		strings.Contains(strings.ToLower(err.Error()), "requirement failed") || baseExpired(err)
+}
+
+// baseExpired says a commit could not read a metadata file (a manifest or
+// manifest list) of the snapshot it started from: a concurrent maintain
+// expired that snapshot (a manifest merge or compaction had made a newer
+// one current) and deleted its files. The writer lost a race, and a retry
+// starts from the current snapshot.
+func baseExpired(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && errors.Is(pe.Err, fs.ErrNotExist) && strings.Contains(pe.Path, "/metadata/")
 }
 
 // Retry runs fn until it succeeds, fails with something other than
