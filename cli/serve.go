@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,7 +26,8 @@ ${ENV_VAR}) or a SCRAM-SHA-256 verifier as PostgreSQL stores it, and
 authenticate with SCRAM-SHA-256. Statements run in the same read-only
 sandbox as medallion query: only SELECT and EXPLAIN, over the lake's tables,
 with no file access. Each statement reads every table as of its latest
-commit. SET, BEGIN, COMMIT and the like are accepted and ignored.
+commit, and is cancelled after serve.statement_timeout (5m). SET, BEGIN,
+COMMIT and the like are accepted and ignored.
 
 Listens on serve.addr (default 127.0.0.1:5433); stops on SIGINT or SIGTERM.`,
 		Args: cobra.NoArgs,
@@ -44,7 +46,7 @@ Listens on serve.addr (default 127.0.0.1:5433); stops on SIGINT or SIGTERM.`,
 			for _, u := range cfg.Users {
 				users[u.Name] = u.Password
 			}
-			srv, err := serve.New(ctx, eng.deps.Lake, eng.deps.Duck, serve.Config{Users: users, Log: a.log})
+			srv, err := serve.New(ctx, eng.deps.Lake, eng.deps.Duck, serve.Config{Users: users, StatementTimeout: time.Duration(cfg.StatementTimeout), Log: a.log})
 			if err != nil {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", describeSource(eng.cfg), err)}
 			}

@@ -157,6 +157,8 @@ type Serve struct {
 	Addr string `yaml:"addr"`
 	// Users may connect, authenticated with SCRAM-SHA-256.
 	Users []ServeUser `yaml:"users"`
+	// StatementTimeout cancels a statement running longer (0: never).
+	StatementTimeout Duration `yaml:"statement_timeout"`
 }
 
 // ServeUser is one user of medallion serve.
@@ -262,7 +264,7 @@ func Defaults() Config {
 			OrphanAge:         Duration(Day),
 			CompactTargetSize: 128 << 20,
 		},
-		Serve:      Serve{Addr: "127.0.0.1:5433"},
+		Serve:      Serve{Addr: "127.0.0.1:5433", StatementTimeout: Duration(5 * time.Minute)},
 		DomainsDir: "config/domains",
 	}
 }

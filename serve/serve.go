@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	wire "github.com/jeroenrinzema/psql-wire"
 	"github.com/jeroenrinzema/psql-wire/codes"
@@ -27,15 +28,18 @@ import (
 type Config struct {
 	// Users maps each user to a password or a SCRAM-SHA-256 verifier.
 	Users map[string]string
-	Log   *slog.Logger
+	// StatementTimeout cancels a statement running longer (0: never).
+	StatementTimeout time.Duration
+	Log              *slog.Logger
 }
 
 // Server serves the lake's tables.
 type Server struct {
-	wire *wire.Server
-	lake *lake.Lake
-	db   *duck.DB
-	log  *slog.Logger
+	wire    *wire.Server
+	lake    *lake.Lake
+	db      *duck.DB
+	log     *slog.Logger
+	timeout time.Duration
 }
 
 type sessionKey struct{}
@@ -57,7 +61,7 @@ func New(ctx context.Context, l *lake.Lake, db *duck.DB, cfg Config) (*Server, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{lake: l, db: db, log: log}
+	s := &Server{lake: l, db: db, log: log, timeout: cfg.StatementTimeout}
 	s.wire, err = wire.NewServer(s.parse,
 		wire.SessionAuthStrategy(scramAuth(creds)),
 		wire.SessionMiddleware(s.open),
@@ -137,7 +141,17 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatemen
 }
 
 // run executes a statement and streams its rows to the client.
-func (s *Server) run(ctx context.Context, sess *query.Session, stmt string, cols wire.Columns, params []uint32, w wire.DataWriter, args []wire.Parameter) error {
+func (s *Server) run(ctx context.Context, sess *query.Session, stmt string, cols wire.Columns, params []uint32, w wire.DataWriter, args []wire.Parameter) (err error) {
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		defer func() {
+			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				err = pgerror.WithCode(fmt.Errorf("canceling statement due to statement timeout (serve.statement_timeout, %s)", s.timeout), codes.QueryCanceled)
+			}
+		}()
+	}
 	values := make([]any, len(args))
 	for i, a := range args {
 		v, err := a.Scan(params[i])

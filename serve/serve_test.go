@@ -29,8 +29,9 @@ import (
 )
 
 // start builds the demo's lake and serves it on a free loopback port to
-// analyst (password "s3cret") and viewer (a SCRAM verifier of "v1ew").
-func start(t *testing.T) string {
+// analyst (password "s3cret") and viewer (a SCRAM verifier of "v1ew"); it
+// returns the address and the demo's config file.
+func start(t *testing.T, timeout time.Duration) (string, string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "demo")
@@ -61,8 +62,9 @@ func start(t *testing.T) string {
 	}
 	t.Cleanup(func() { db.Close() })
 	srv, err := serve.New(ctx, l, db, serve.Config{
-		Users: map[string]string{"analyst": "s3cret", "viewer": viewerVerifier},
-		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Users:            map[string]string{"analyst": "s3cret", "viewer": viewerVerifier},
+		StatementTimeout: timeout,
+		Log:              slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +75,7 @@ func start(t *testing.T) string {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	return ln.Addr().String(), filepath.Join(dir, "medallion.yaml")
 }
 
 // viewerVerifier is PostgreSQL's own verifier of the password "v1ew"
@@ -92,7 +94,7 @@ func connect(t *testing.T, addr, user, password string) (*pgx.Conn, error) {
 // through the extended protocol (with parameters) and the simple one, and
 // reads every listed type; a wrong password and every escape are refused.
 func TestServePgx(t *testing.T) {
-	addr := start(t)
+	addr, _ := start(t, 0)
 	ctx := context.Background()
 	if _, err := connect(t, addr, "analyst", "wrong"); err == nil || !strings.Contains(err.Error(), "password authentication failed") {
 		t.Fatalf("a wrong password: %v", err)
@@ -177,7 +179,7 @@ func TestServePgx(t *testing.T) {
 // TestServePsql: the real psql client connects with SCRAM and runs a
 // query.
 func TestServePsql(t *testing.T) {
-	addr := start(t)
+	addr, _ := start(t, 0)
 	host, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command("psql", "-X", "-At", "-h", host, "-p", port, "-U", "analyst", "-d", "medallion",
 		"-c", "SELECT status, sum(orders) FROM gold.orders_daily GROUP BY status ORDER BY status")
@@ -204,5 +206,58 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := serve.New(ctx, nil, nil, serve.Config{Users: map[string]string{"viewer": v}}); err == nil || !strings.Contains(err.Error(), "serve.users viewer: not a SCRAM-SHA-256 verifier") {
 			t.Errorf("%s: %v", v, err)
 		}
+	}
+}
+
+// TestServeSeesNewCommits: a run that commits a new day between two
+// statements of one connection is visible to the second, without a
+// restart or a reconnect.
+func TestServeSeesNewCommits(t *testing.T) {
+	addr, cfg := start(t, 0)
+	ctx := context.Background()
+	conn, err := connect(t, addr, "analyst", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	const q = "SELECT count(DISTINCT order_date), count(*) FILTER (WHERE order_date = DATE '2020-01-01') FROM gold.orders_daily"
+	var days, newDay int64
+	if err := conn.QueryRow(ctx, q).Scan(&days, &newDay); err != nil || days == 0 || newDay != 0 {
+		t.Fatalf("before: %d days, %d rows of 2020-01-01, %v", days, newDay, err)
+	}
+	var out strings.Builder
+	for _, args := range [][]string{{"generate", "--config", cfg, "--start", "2020-01-01", "--days", "1", "--events-per-day", "200", "--late", "0"}, {"run", "--config", cfg}} {
+		if code := cli.Main(args, &out, &out); code != cli.ExitOK {
+			t.Fatalf("%s: exit %d\n%s", args[0], code, out.String())
+		}
+	}
+	var after, added int64
+	if err := conn.QueryRow(ctx, q).Scan(&after, &added); err != nil || after != days+1 || added == 0 {
+		t.Fatalf("after a run: %d days (was %d), %d rows of 2020-01-01, %v", after, days, added, err)
+	}
+}
+
+// TestServeStatementTimeout: a statement running past the timeout is
+// cancelled with SQLSTATE 57014, and the connection goes on.
+func TestServeStatementTimeout(t *testing.T) {
+	addr, _ := start(t, 300*time.Millisecond)
+	ctx := context.Background()
+	conn, err := connect(t, addr, "analyst", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	began := time.Now()
+	var n int64
+	err = conn.QueryRow(ctx, "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3").Scan(&n)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" || !strings.Contains(pgErr.Message, "statement timeout") {
+		t.Fatalf("a long statement: %v (after %s)", err, time.Since(began))
+	}
+	if took := time.Since(began); took > 30*time.Second {
+		t.Fatalf("cancelled only after %s", took)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM gold.orders_daily").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("after the timeout: %d %v", n, err)
 	}
 }
