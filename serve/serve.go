@@ -8,6 +8,7 @@ package serve
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -140,7 +141,8 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatemen
 	return wire.Prepared(wire.NewStatement(run, wire.WithColumns(cols), wire.WithParameters(params))), nil
 }
 
-// run executes a statement and streams its rows to the client.
+// run executes a statement and streams its rows to the client, within
+// the statement timeout.
 func (s *Server) run(ctx context.Context, sess *query.Session, stmt string, cols wire.Columns, params []uint32, w wire.DataWriter, args []wire.Parameter) (err error) {
 	if s.timeout > 0 {
 		var cancel context.CancelFunc
@@ -152,24 +154,37 @@ func (s *Server) run(ctx context.Context, sess *query.Session, stmt string, cols
 			}
 		}()
 	}
-	values := make([]any, len(args))
-	for i, a := range args {
-		v, err := a.Scan(params[i])
-		if err != nil {
-			return pgErr(fmt.Errorf("parameter $%d: %w", i+1, err))
-		}
-		values[i] = v
+	values, err := decodeArgs(args, params)
+	if err != nil {
+		return err
 	}
 	rows, err := sess.Query(ctx, stmt, values...)
 	if err != nil {
 		return pgErr(err)
 	}
 	defer rows.Close()
-	vals, ptrs := make([]any, len(cols)), make([]any, len(cols))
+	return stream(rows, cols, w)
+}
+
+// decodeArgs decodes the bound parameters as their types.
+func decodeArgs(args []wire.Parameter, params []uint32) ([]any, error) {
+	values := make([]any, len(args))
+	for i, a := range args {
+		v, err := a.Scan(params[i])
+		if err != nil {
+			return nil, pgErr(fmt.Errorf("parameter $%d: %w", i+1, err))
+		}
+		values[i] = v
+	}
+	return values, nil
+}
+
+// stream writes rows to the client one by one, then the command tag.
+func stream(rows *sql.Rows, cols wire.Columns, w wire.DataWriter) error {
+	vals, ptrs, out := make([]any, len(cols)), make([]any, len(cols)), make([]any, len(cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	out := make([]any, len(cols))
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return pgErr(err)
