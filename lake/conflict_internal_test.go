@@ -18,6 +18,7 @@ func TestConflictKinds(t *testing.T) {
 		fmt.Errorf("commit: %w: base snapshot 12 is not an ancestor", table.ErrCommitDiverged):                                                        true,
 		errors.New("requirement failed: current snapshot id changed"):                                                                                 true,
 		errors.New("Requirement failed: current schema id has changed: expected 1, found 2"):                                                          true,
+		errors.New("failed to create table: ERROR: could not serialize access due to read/write dependencies among transactions (SQLSTATE 40001)"):    true,
 		errors.New("connection refused"):                                                                                                              false,
 		fmt.Errorf("replace files: could not open manifest file: %w", &fs.PathError{Op: "open", Path: "t/metadata/snap-1.avro", Err: fs.ErrNotExist}): true,
 		fmt.Errorf("replace files: %w", &fs.PathError{Op: "open", Path: "t/metadata/1-m1.avro", Err: fs.ErrNotExist}):                                 true,

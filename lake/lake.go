@@ -307,7 +307,17 @@ func snapshotID(t *table.Table) int64 {
 // fixed the same way: recompute from the current table.
 func isConflict(err error) bool {
 	return errors.Is(err, table.ErrCommitFailed) || errors.Is(err, table.ErrCommitDiverged) ||
-		strings.Contains(strings.ToLower(err.Error()), "requirement failed") || baseExpired(err)
+		strings.Contains(strings.ToLower(err.Error()), "requirement failed") || baseExpired(err) ||
+		strings.Contains(err.Error(), "(SQLSTATE 40001)") // PostgreSQL's serialization failure: two catalog writers at once
+}
+
+// asConflict marks err as ErrConflict when it is one, so that Retry
+// recomputes the write from the current snapshot.
+func asConflict(err error) error {
+	if err != nil && !errors.Is(err, ErrConflict) && isConflict(err) {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return err
 }
 
 // baseExpired says a commit could not read a metadata file (a manifest or

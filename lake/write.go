@@ -102,7 +102,7 @@ func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src stri
 		fp := prints[value]
 		current, err := planFiles(ctx, t, p, Snapshot{})
 		if err != nil {
-			return Commit{}, err
+			return Commit{}, asConflict(err)
 		}
 		rows += fp.rows
 		var have []string
@@ -139,7 +139,7 @@ func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src stri
 	}
 	tx := t.NewTransaction()
 	if err := tx.ReplaceDataFiles(ctx, oldURIs, newURIs, snapshotProps(rows)); err != nil {
-		return Commit{}, fmt.Errorf("replace files of %s: %w", def.ID, err)
+		return Commit{}, asConflict(fmt.Errorf("replace files of %s: %w", def.ID, err))
 	}
 	nt, err := tx.Commit(ctx)
 	if err != nil {
@@ -342,7 +342,7 @@ func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column
 		return l.ensureTable(ctx, def, cols) // created concurrently
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create table %s: %w", def.ID, err)
+		return nil, asConflict(fmt.Errorf("create table %s: %w", def.ID, err))
 	}
 	return t, nil
 }
