@@ -171,10 +171,7 @@ func (l *Lake) onTable(ctx context.Context, id TableID, t *table.Table, step fun
 func commit(ctx context.Context, id TableID, what string, tx *table.Transaction) (*table.Table, error) {
 	nt, err := tx.Commit(ctx)
 	if err != nil {
-		if isConflict(err) {
-			return nil, fmt.Errorf("%s %s: %w: %v", what, id, ErrConflict, err)
-		}
-		return nil, fmt.Errorf("%s %s: %w", what, id, err)
+		return nil, asConflict(fmt.Errorf("%s %s: %w", what, id, err))
 	}
 	return nt, nil
 }

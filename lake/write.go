@@ -143,10 +143,7 @@ func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src stri
 	}
 	nt, err := tx.Commit(ctx)
 	if err != nil {
-		if isConflict(err) {
-			return Commit{}, fmt.Errorf("commit %s: %w: %v", def.ID, ErrConflict, err)
-		}
-		return Commit{}, fmt.Errorf("commit %s: %w", def.ID, err)
+		return Commit{}, asConflict(fmt.Errorf("commit %s: %w", def.ID, err))
 	}
 	return Commit{SnapshotID: snapshotID(nt), Changed: true, Replaced: len(oldURIs)}, nil
 }

@@ -258,7 +258,9 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 	}
 	ds := r.byDomain[d.Name]
 	seen := map[medtype.Date]bool{}
-	known, err := r.knownHashes(ctx, d.Name)
+	// One query for every tracked partition's hash, so that a run writes only
+	// the partitions whose files changed.
+	known, err := r.deps.Store.FileHashes(ctx, meta.Filter{Domains: []string{d.Name}, From: r.opts.From, To: r.opts.To})
 	if err != nil {
 		return err
 	}
@@ -269,7 +271,7 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 		seen[p.Date] = true
 		ds.Discovered++
 		key := medtype.PartitionKey{Domain: d.Name, Date: p.Date}
-		if r.opts.DryRun || known[p.Date] == p.Hash() {
+		if r.opts.DryRun || known[key] == p.Hash() {
 			continue // unchanged: Discover would leave it as it is
 		}
 		change, err := r.deps.Store.Discover(ctx, key, p.Keys(), p.Hash(), r.sum.RunID, r.deps.now())
@@ -297,22 +299,6 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 		}
 	}
 	return nil
-}
-
-// knownHashes maps each of a domain's tracked partitions to its file
-// hash, read in one query, so that a run's discovery writes only the
-// partitions whose files changed instead of one transaction for each
-// partition of the domain's history.
-func (r *runner) knownHashes(ctx context.Context, domain string) (map[medtype.Date]string, error) {
-	hashes, err := r.deps.Store.FileHashes(ctx, meta.Filter{Domains: []string{domain}, From: r.opts.From, To: r.opts.To})
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[medtype.Date]string, len(hashes))
-	for k, h := range hashes {
-		out[k.Date] = h
-	}
-	return out, nil
 }
 
 // reset (backfill) returns the matching partitions to PENDING; a dry run

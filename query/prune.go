@@ -85,7 +85,7 @@ func ranges(stmt string, sel tree, shapes map[lake.TableID]shape) map[lake.Table
 		if a, b, ok := r.equality(c); ok {
 			equal = append(equal, [2]colRef{a, b})
 		} else if ref, rng, ok := r.bound(c); ok {
-			bounds[ref] = intersect(bounds[ref], rng, ref.col)
+			bounds[ref] = intersect(bounds[ref], rng)
 		}
 	}
 	// Equal columns share their range; one pass per equality reaches
@@ -95,32 +95,28 @@ func ranges(stmt string, sel tree, shapes map[lake.TableID]shape) map[lake.Table
 			_, a := bounds[e[0]]
 			_, b := bounds[e[1]]
 			if a || b {
-				rng := intersect(bounds[e[0]], bounds[e[1]], "")
-				bounds[e[0]], bounds[e[1]] = withColumn(rng, e[0].col), withColumn(rng, e[1].col)
+				rng := intersect(bounds[e[0]], bounds[e[1]])
+				bounds[e[0]], bounds[e[1]] = rng, rng
 			}
 		}
 	}
 	out := map[lake.TableID]lake.DateRange{}
 	for ref, rng := range bounds {
 		if once[ref.id] && shapes[ref.id].partition == ref.col && (!rng.From.IsZero() || !rng.To.IsZero()) {
+			rng.Column = ref.col
 			out[ref.id] = rng
 		}
 	}
 	return out
 }
 
-func withColumn(r lake.DateRange, col string) lake.DateRange { r.Column = col; return r }
-
-// intersect narrows a by b (a zero range is unbounded).
-func intersect(a, b lake.DateRange, col string) lake.DateRange {
+// intersect narrows a by b (a zero end is unbounded).
+func intersect(a, b lake.DateRange) lake.DateRange {
 	if !b.From.IsZero() && (a.From.IsZero() || a.From.Before(b.From)) {
 		a.From = b.From
 	}
 	if !b.To.IsZero() && (a.To.IsZero() || b.To.Before(a.To)) {
 		a.To = b.To
-	}
-	if col != "" {
-		a.Column = col
 	}
 	return a
 }
@@ -248,7 +244,7 @@ func (r *resolver) bound(v any) (colRef, lake.DateRange, bool) {
 		ref, ok := r.column(n["input"])
 		lo, okLo := date(n["lower"])
 		hi, okHi := date(n["upper"])
-		return ref, lake.DateRange{Column: ref.col, From: lo, To: hi}, ok && okLo && okHi
+		return ref, lake.DateRange{From: lo, To: hi}, ok && okLo && okHi
 	case "COMPARE_IN":
 		kids, _ := n["children"].([]any)
 		if len(kids) < 2 {
@@ -268,7 +264,6 @@ func (r *resolver) bound(v any) (colRef, lake.DateRange, bool) {
 				rng.To = d
 			}
 		}
-		rng.Column = ref.col
 		return ref, rng, ok
 	}
 	op := str(n["type"])
@@ -283,7 +278,7 @@ func (r *resolver) bound(v any) (colRef, lake.DateRange, bool) {
 		}
 		op = flipped[op]
 	}
-	rng := lake.DateRange{Column: ref.col}
+	var rng lake.DateRange
 	switch op {
 	case "COMPARE_EQUAL":
 		rng.From, rng.To = d, d
