@@ -700,9 +700,14 @@ func (s *sqlStore) Claim(ctx context.Context, p ClaimParams) ([]Partition, error
 	if err != nil {
 		return nil, err
 	}
+	// The claim is committed: read it back even if ctx was cancelled meanwhile,
+	// or the partition would stay IN_FLIGHT, owned by nobody, until its lease
+	// expires.
+	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	out := make([]Partition, 0, len(keys))
 	for _, k := range keys {
-		part, err := s.Get(ctx, k)
+		part, err := s.Get(readCtx, k)
 		if err != nil {
 			return nil, err
 		}
