@@ -8,11 +8,14 @@ package query
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/apache/iceberg-go/catalog"
 
@@ -21,14 +24,23 @@ import (
 )
 
 // Session is one DuckDB connection with the lake's tables attached.
+//
+// Its views live in an in-memory catalog of its own, made the connection's
+// default, so that sessions sharing one database (medallion serve) never
+// read each other's views: each view reads the snapshot and partitions its
+// own session planned.
 type Session struct {
-	conn   *sql.Conn
-	copies bool // COPY … TO may run (a locked database with an allowed folder)
-	lake   *lake.Lake
-	at     lake.Snapshot
-	stage  string
-	ready  map[lake.TableID]string // table → the state and range its view reads
+	conn    *sql.Conn
+	copies  bool // COPY … TO may run (a locked database with an allowed folder)
+	lake    *lake.Lake
+	at      lake.Snapshot
+	stage   string
+	catalog string                  // the session's own catalog
+	home    string                  // the connection's default catalog before
+	ready   map[lake.TableID]string // table → the state and range its view reads
 }
+
+var sessions atomic.Int64
 
 // Open starts a session reading the tables as of at (zero: current).
 func Open(ctx context.Context, l *lake.Lake, db *duck.DB, at lake.Snapshot) (*Session, error) {
@@ -41,11 +53,20 @@ func Open(ctx context.Context, l *lake.Lake, db *duck.DB, at lake.Snapshot) (*Se
 		conn.Close()
 		return nil, err
 	}
-	s := &Session{conn: conn, lake: l, at: at, stage: stage, ready: map[lake.TableID]string{}}
+	s := &Session{conn: conn, lake: l, at: at, stage: stage, ready: map[lake.TableID]string{},
+		catalog: fmt.Sprintf("session_%d", sessions.Add(1))}
+	if err := conn.QueryRowContext(ctx, "SELECT current_database()").Scan(&s.home); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	stmts := []string{"ATTACH ':memory:' AS " + duck.Ident(s.catalog), "USE " + duck.Ident(s.catalog)}
 	for _, ns := range lake.Namespaces {
-		if _, err := conn.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+duck.Ident(ns)); err != nil {
+		stmts = append(stmts, "CREATE SCHEMA "+duck.Ident(s.catalog)+"."+duck.Ident(ns))
+	}
+	for _, stmt := range stmts {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
 			s.Close()
-			return nil, err
+			return nil, fmt.Errorf("open a query session: %w", err)
 		}
 	}
 	return s, nil
@@ -66,9 +87,22 @@ func OpenLocked(ctx context.Context, l *lake.Lake, db *duck.DB, at lake.Snapshot
 	return s, nil
 }
 
-// Close releases the connection. Staged files stay, for the database's
-// other sessions, until the database closes.
-func (s *Session) Close() error { return s.conn.Close() }
+// Close drops the session's views and releases the connection. Staged
+// files stay, for the database's other sessions, until the database
+// closes.
+func (s *Session) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := s.conn.ExecContext(ctx, "USE "+duck.Ident(s.home))
+	if err == nil {
+		_, err = s.conn.ExecContext(ctx, "DETACH DATABASE IF EXISTS "+duck.Ident(s.catalog))
+	}
+	if err != nil {
+		// The connection still belongs to this session: never pool it.
+		s.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return errors.Join(err, s.conn.Close())
+}
 
 // Conn is the session's DuckDB connection.
 func (s *Session) Conn() *sql.Conn { return s.conn }
@@ -136,7 +170,7 @@ func (s *Session) attach(ctx context.Context, id lake.TableID, r *lake.Reader, w
 	if err != nil {
 		return err
 	}
-	view := duck.Ident(id.Namespace) + "." + duck.Ident(id.Name)
+	view := duck.Ident(s.catalog) + "." + duck.Ident(id.Namespace) + "." + duck.Ident(id.Name)
 	if _, err := s.conn.ExecContext(ctx, "CREATE OR REPLACE VIEW "+view+" AS SELECT * FROM "+from); err != nil {
 		return fmt.Errorf("attach %s: %w", id, err)
 	}

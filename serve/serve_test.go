@@ -3,6 +3,7 @@ package serve_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,15 +30,21 @@ import (
 	"github.com/medallionlake/medallion/storage/client"
 )
 
-// start builds the demo's lake and serves it on a free loopback port to
-// analyst (password "s3cret") and viewer (a SCRAM verifier of "v1ew"); it
-// returns the address and the demo's config file.
+// start builds the demo's lake (one day) and serves it on a free loopback
+// port to analyst (password "s3cret") and viewer (a SCRAM verifier of
+// "v1ew"); it returns the address and the demo's config file.
 func start(t *testing.T, timeout time.Duration) (string, string) {
+	return startWith(t, 1, func(c *serve.Config) { c.StatementTimeout = timeout })
+}
+
+// startWith is start with days of data and the server's config changed by
+// edit.
+func startWith(t *testing.T, days int, edit func(*serve.Config)) (string, string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "demo")
 	var out strings.Builder
-	if code := cli.Main([]string{"demo", "--dir", dir, "--days", "1", "--events-per-day", "200"}, &out, &out); code != cli.ExitOK {
+	if code := cli.Main([]string{"demo", "--dir", dir, "--days", strconv.Itoa(days), "--events-per-day", "200"}, &out, &out); code != cli.ExitOK {
 		t.Fatalf("demo: exit %d\n%s", code, out.String())
 	}
 	cfg, err := config.Load(filepath.Join(dir, "medallion.yaml"))
@@ -61,11 +69,14 @@ func start(t *testing.T, timeout time.Duration) (string, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	srv, err := serve.New(ctx, l, db, serve.Config{
-		Users:            map[string]string{"analyst": "s3cret", "viewer": viewerVerifier},
-		StatementTimeout: timeout,
-		Log:              slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	sc := serve.Config{
+		Users: map[string]string{"analyst": "s3cret", "viewer": viewerVerifier},
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if edit != nil {
+		edit(&sc)
+	}
+	srv, err := serve.New(ctx, l, db, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,5 +270,46 @@ func TestServeStatementTimeout(t *testing.T) {
 	}
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM gold.orders_daily").Scan(&n); err != nil || n == 0 {
 		t.Fatalf("after the timeout: %d %v", n, err)
+	}
+}
+
+// TestServeSessionsAreIsolated: two connections filtering one table on
+// different days each read their own day, however their statements
+// interleave (each session's views live in its own catalog).
+func TestServeSessionsAreIsolated(t *testing.T) {
+	addr, _ := startWith(t, 2, nil)
+	ctx := context.Background()
+	var conns [2]*pgx.Conn
+	for i := range conns {
+		c, err := connect(t, addr, "analyst", "s3cret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		conns[i] = c
+	}
+	var days []time.Time
+	rows, err := conns[0].Query(ctx, "SELECT DISTINCT order_date FROM gold.orders_daily ORDER BY 1")
+	if err == nil {
+		days, err = pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	}
+	if err != nil || len(days) != 2 {
+		t.Fatalf("days: %v %v", days, err)
+	}
+	// Constant dates, so that each statement prunes its view to one day.
+	const q = "SELECT count(*), min(order_date) FROM gold.orders_daily WHERE order_date = DATE '%s'"
+	want := make([]int64, 2)
+	for round := 0; round < 3; round++ {
+		for i, c := range conns {
+			var n int64
+			var day time.Time
+			if err := c.QueryRow(ctx, fmt.Sprintf(q, days[i].Format(time.DateOnly))).Scan(&n, &day); err != nil || n == 0 || !day.Equal(days[i]) {
+				t.Fatalf("round %d, connection %d: %d rows of %v, want %v (%v)", round, i, n, day, days[i], err)
+			}
+			if round > 0 && n != want[i] {
+				t.Fatalf("round %d, connection %d: %d rows, then %d", round, i, want[i], n)
+			}
+			want[i] = n
+		}
 	}
 }
