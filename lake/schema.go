@@ -171,6 +171,21 @@ func (r *Reader) Columns() []string {
 	return out
 }
 
+// Schema is the table's columns at the snapshot, with their DuckDB types
+// and whether each is required (never NULL).
+func (r *Reader) Schema() ([]duck.Column, []bool, error) {
+	fields := schemaAt(r.t, r.at).Fields()
+	cols, required := make([]duck.Column, len(fields)), make([]bool, len(fields))
+	for i, f := range fields {
+		t, err := DuckType(f.Type)
+		if err != nil {
+			return nil, nil, fmt.Errorf("table %s: %w", r.id, err)
+		}
+		cols[i], required[i] = duck.Column{Name: f.Name, Type: t}, f.Required
+	}
+	return cols, required, nil
+}
+
 // Scan is the DuckDB relation of the table's rows: its live data files
 // (only those that may hold rows inside within, when it is set), staged
 // inside stage (storage.Stage: hard links or downloads, so that a reader

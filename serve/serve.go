@@ -45,6 +45,12 @@ type Server struct {
 
 type sessionKey struct{}
 
+// conn is one client connection's state.
+type conn struct {
+	sess *query.Session
+	cat  catalog
+}
+
 // New locks db (query.Lock: it serves queries and nothing else from now
 // on) and prepares a server requiring SCRAM-SHA-256 authentication.
 func New(ctx context.Context, l *lake.Lake, db *duck.DB, cfg Config) (*Server, error) {
@@ -96,12 +102,13 @@ func (s *Server) open(ctx context.Context) (context.Context, error) {
 	if err != nil {
 		return ctx, err
 	}
-	return context.WithValue(ctx, sessionKey{}, sess), nil
+	c := &conn{sess: sess, cat: catalog{conn: sess.Conn(), lake: s.lake}}
+	return context.WithValue(ctx, sessionKey{}, c), nil
 }
 
 func (s *Server) close(ctx context.Context) error {
-	if sess, ok := ctx.Value(sessionKey{}).(*query.Session); ok {
-		return sess.Close()
+	if c, ok := ctx.Value(sessionKey{}).(*conn); ok {
+		return c.sess.Close()
 	}
 	return nil
 }
@@ -116,11 +123,24 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatemen
 			return w.Complete(tag)
 		})), nil
 	}
-	sess, ok := ctx.Value(sessionKey{}).(*query.Session)
+	c, ok := ctx.Value(sessionKey{}).(*conn)
 	if !ok {
 		return nil, errors.New("serve: connection without a session")
 	}
+	catalogQuery := isCatalogQuery(stmt)
+	if catalogQuery {
+		if err := c.cat.load(ctx); err != nil {
+			return nil, err
+		}
+		stmt = rewriteCatalogQuery(stmt)
+	}
+	sess := c.sess
 	desc, err := sess.Describe(ctx, stmt)
+	if err != nil && catalogQuery && !errors.Is(err, query.ErrBlocked) && neverRows.MatchString(stmt) {
+		return wire.Prepared(wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
+			return w.Complete("SELECT 0")
+		})), nil
+	}
 	if err != nil {
 		return nil, pgErr(err)
 	}

@@ -313,3 +313,82 @@ func TestServeSessionsAreIsolated(t *testing.T) {
 		}
 	}
 }
+
+// psql runs psql's commands against the server as analyst and returns
+// its unaligned output.
+func psql(t *testing.T, addr string, commands ...string) string {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	args := []string{"-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", port, "-U", "analyst", "-d", "medallion"}
+	for _, c := range commands {
+		args = append(args, "-c", c)
+	}
+	cmd := exec.Command("psql", args...)
+	cmd.Env = append(os.Environ(), "PGPASSWORD=s3cret", "PGSSLMODE=disable")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql %v: %v\n%s", commands, err, out)
+	}
+	return string(out)
+}
+
+// TestServeCatalog: psql's \dn, \dt, \d and \l, and the information_schema
+// listings BI tools run, describe the lake's tables, with the columns and
+// types a query of the table returns.
+func TestServeCatalog(t *testing.T) {
+	addr, _ := start(t, 0)
+	if out := psql(t, addr, `\dn`); out != "gold|medallion\nquarantine|medallion\nsilver|medallion\n" {
+		t.Errorf(`\dn: %q`, out)
+	}
+	out := psql(t, addr, `\dt gold.*`)
+	if !strings.Contains(out, "gold|orders_daily|table|medallion\n") || strings.Contains(out, "silver|") || strings.Count(out, "\n") != 7 {
+		t.Errorf(`\dt gold.*: %q`, out)
+	}
+	if out := psql(t, addr, `\dt`); strings.Count(out, "|table|") != 17 {
+		t.Errorf(`\dt: %q`, out)
+	}
+	want := "order_date|date|||\ncity|text|||\nstatus|text|||\norders|bigint|||\nitems|bigint|||\ngross_amount|numeric(14,2)|||\n"
+	if out := psql(t, addr, `\d gold.orders_daily`); out != want {
+		t.Errorf(`\d gold.orders_daily: %q, want %q`, out, want)
+	}
+	if out := psql(t, addr, `\l`); !strings.HasPrefix(out, "medallion|medallion|UTF8|") {
+		t.Errorf(`\l: %q`, out)
+	}
+
+	ctx := context.Background()
+	conn, err := connect(t, addr, "analyst", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT * FROM gold.orders_daily LIMIT 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields []string
+	for _, f := range rows.FieldDescriptions() {
+		fields = append(fields, f.Name)
+	}
+	rows.Close()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeSimpleProtocol} {
+		rows, err := conn.Query(ctx, `SELECT column_name FROM information_schema.columns
+			WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`, mode, "gold", "orders_daily")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || strings.Join(cols, ",") != strings.Join(fields, ",") {
+			t.Errorf("information_schema.columns (mode %v): %v, want %v (%v)", mode, cols, fields, err)
+		}
+		var tables int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_type = 'BASE TABLE'", mode).Scan(&tables); err != nil || tables != 17 {
+			t.Errorf("information_schema.tables (mode %v): %d %v", mode, tables, err)
+		}
+	}
+	// The catalog is no way around the sandbox.
+	_, err = conn.Exec(ctx, "SELECT * FROM pg_catalog.pg_class, read_csv('/etc/passwd')")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		t.Errorf("a catalog query reading a file: %v", err)
+	}
+}
