@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/serve"
 )
 
@@ -42,11 +46,12 @@ Listens on serve.addr (default 127.0.0.1:5433); stops on SIGINT or SIGTERM.`,
 			if addr != "" {
 				cfg.Addr = addr
 			}
-			users := map[string]string{}
-			for _, u := range cfg.Users {
-				users[u.Name] = u.Password
+			sc, err := serveConfig(cfg)
+			if err != nil {
+				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", describeSource(eng.cfg), err)}
 			}
-			srv, err := serve.New(ctx, eng.deps.Lake, eng.deps.Duck, serve.Config{Users: users, StatementTimeout: time.Duration(cfg.StatementTimeout), Log: a.log})
+			sc.Log = a.log
+			srv, err := serve.New(ctx, eng.deps.Lake, eng.deps.Duck, sc)
 			if err != nil {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", describeSource(eng.cfg), err)}
 			}
@@ -54,21 +59,67 @@ Listens on serve.addr (default 127.0.0.1:5433); stops on SIGINT or SIGTERM.`,
 			if err != nil {
 				return fmt.Errorf("serve.addr %s: %w", cfg.Addr, err)
 			}
-			a.log.Info("serving the lake over the PostgreSQL protocol", "addr", ln.Addr().String(), "users", len(users))
+			if cfg.HTTPAddr != "" {
+				stop, err := serveHTTP(cfg.HTTPAddr, srv.Handler())
+				if err != nil {
+					ln.Close()
+					return err
+				}
+				defer stop()
+			}
+			a.log.Info("serving the lake over the PostgreSQL protocol", "addr", ln.Addr().String(), "users", len(sc.Users),
+				"tls", sc.TLS != nil, "http", cfg.HTTPAddr)
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve(ln) }()
 			select {
 			case err := <-done:
+				srv.Close()
 				return err
 			case <-ctx.Done():
-				a.log.Info("stopping")
-				if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-					return err
-				}
-				return nil
 			}
+			grace := time.Duration(cfg.ShutdownTimeout)
+			a.log.Info("stopping: running statements may finish", "grace", grace)
+			graceCtx, cancel := context.WithTimeout(context.Background(), grace)
+			defer cancel()
+			if err := srv.Shutdown(graceCtx); err != nil && !errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "", "listen here instead of serve.addr")
 	return cmd
+}
+
+// serveConfig turns the serve section into the server's settings,
+// reading the TLS certificate.
+func serveConfig(cfg config.Serve) (serve.Config, error) {
+	sc := serve.Config{Users: map[string]string{}, StatementTimeout: time.Duration(cfg.StatementTimeout),
+		AllowPlaintext: cfg.AllowPlaintext, MaxConnections: cfg.MaxConnections, MaxQueries: cfg.MaxQueries}
+	for _, u := range cfg.Users {
+		sc.Users[u.Name] = u.Password
+	}
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return sc, fmt.Errorf("serve.tls.cert_file %s, key_file %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+		}
+		sc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return sc, nil
+}
+
+// serveHTTP serves h on addr until stop.
+func serveHTTP(addr string, h http.Handler) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("serve.http_addr %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
 }

@@ -159,6 +159,27 @@ type Serve struct {
 	Users []ServeUser `yaml:"users"`
 	// StatementTimeout cancels a statement running longer (0: never).
 	StatementTimeout Duration `yaml:"statement_timeout"`
+	// TLS is the server's certificate; clients that ask for TLS get it.
+	TLS ServeTLS `yaml:"tls"`
+	// AllowPlaintext lets clients on other machines connect without TLS;
+	// loopback clients may always.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
+	// MaxConnections refuses clients beyond it (SQLSTATE 53300).
+	MaxConnections int `yaml:"max_connections"`
+	// MaxQueries is how many statements run at once; more wait their turn
+	// (within statement_timeout).
+	MaxQueries int `yaml:"max_queries"`
+	// HTTPAddr serves /metrics and /healthz; "" disables it.
+	HTTPAddr string `yaml:"http_addr"`
+	// ShutdownTimeout is how long SIGTERM waits for running statements
+	// before closing the connections.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// ServeTLS names the PEM files of the server's certificate and key.
+type ServeTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // ServeUser is one user of medallion serve.
@@ -264,7 +285,8 @@ func Defaults() Config {
 			OrphanAge:         Duration(Day),
 			CompactTargetSize: 128 << 20,
 		},
-		Serve:      Serve{Addr: "127.0.0.1:5433", StatementTimeout: Duration(5 * time.Minute)},
+		Serve: Serve{Addr: "127.0.0.1:5433", StatementTimeout: Duration(5 * time.Minute), MaxConnections: 64, MaxQueries: 8,
+			HTTPAddr: ":9465", ShutdownTimeout: Duration(30 * time.Second)},
 		DomainsDir: "config/domains",
 	}
 }

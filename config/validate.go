@@ -80,10 +80,31 @@ func (cfg *Config) validate() []problem {
 			c.add("export.postgres.schema", "invalid schema name %q", cfg.Export.Postgres.Schema)
 		}
 	}
+	cfg.validateServe(&c)
 	if cfg.DomainsDir == "" {
 		c.add("domains_dir", "must not be empty")
 	}
 	return c.ps
+}
+
+func (cfg *Config) validateServe(c *checker) {
+	s := cfg.Serve
+	for key, addr := range map[string]string{"serve.addr": s.Addr, "serve.http_addr": s.HTTPAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil && (addr != "" || key == "serve.addr") {
+			c.add(key, "invalid address %q: want host:port or :port", addr)
+		}
+	}
+	c.positive("serve.max_connections", int64(s.MaxConnections))
+	c.positive("serve.max_queries", int64(s.MaxQueries))
+	if s.StatementTimeout < 0 {
+		c.add("serve.statement_timeout", "must not be negative, got %s (0: no timeout)", s.StatementTimeout)
+	}
+	if s.ShutdownTimeout < 0 {
+		c.add("serve.shutdown_timeout", "must not be negative, got %s", s.ShutdownTimeout)
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		c.add("serve.tls.cert_file", "set both cert_file and key_file, or neither")
+	}
 }
 
 var duckSize = regexp.MustCompile(`^\s*\d+(\.\d+)?\s*([KMGT]i?B|B|bytes)?\s*$`)

@@ -165,12 +165,54 @@ func writeAuth(w *buffer.Writer, code int32, data string) error {
 	return w.End()
 }
 
-// refuse tells the client its password is wrong, the same way for an
-// unknown user, so that user names cannot be probed.
-func refuse(w *buffer.Writer, user string) error {
-	err := pgerror.WithSeverity(pgerror.WithCode(fmt.Errorf("password authentication failed for user %q", user), codes.InvalidPassword), pgerror.LevelFatal)
+// errRefused marks a connection the server turned away.
+var errRefused = errors.New("connection refused")
+
+// authenticate admits the connection, then runs the SCRAM exchange.
+func (s *Server) authenticate(creds map[string]scram.StoredCredentials) wire.AuthStrategy {
+	exchange := scramAuth(creds)
+	return func(ctx context.Context, w *buffer.Writer, r *buffer.Reader) (context.Context, error) {
+		if err := s.admit(ctx, w); err != nil {
+			return ctx, err
+		}
+		ctx, err := exchange(ctx, w, r)
+		if errors.Is(err, errRefused) {
+			s.metrics.refused.WithLabelValues("authentication").Inc()
+		}
+		return ctx, err
+	}
+}
+
+// admit refuses a connection beyond serve.max_connections, and one from
+// another machine without TLS unless serve.allow_plaintext, before any
+// password is exchanged.
+func (s *Server) admit(ctx context.Context, w *buffer.Writer) error {
+	c, err := s.ln.client(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.over:
+		s.metrics.refused.WithLabelValues("max_connections").Inc()
+		return fatal(w, codes.TooManyConnections, fmt.Errorf("sorry, too many clients already (serve.max_connections is %d)", s.cfg.MaxConnections))
+	case !(c.askedTLS && s.cfg.TLS != nil) && !c.loopback() && !s.cfg.AllowPlaintext:
+		s.metrics.refused.WithLabelValues("plaintext").Inc()
+		return fatal(w, codes.InvalidAuthorizationSpecification, fmt.Errorf("connection from %s without TLS refused: connect with sslmode=require (serve.allow_plaintext is off)", c.RemoteAddr()))
+	}
+	return nil
+}
+
+// fatal sends the client a FATAL error and returns it, marked errRefused.
+func fatal(w *buffer.Writer, code codes.Code, err error) error {
+	err = pgerror.WithSeverity(pgerror.WithCode(err, code), pgerror.LevelFatal)
 	if werr := wire.WriteUnterminatedError(w, err); werr != nil {
 		return werr
 	}
-	return err
+	return fmt.Errorf("%w: %w", errRefused, err)
+}
+
+// refuse tells the client its password is wrong, the same way for an
+// unknown user, so that user names cannot be probed.
+func refuse(w *buffer.Writer, user string) error {
+	return fatal(w, codes.InvalidPassword, fmt.Errorf("password authentication failed for user %q", user))
 }

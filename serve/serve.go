@@ -7,13 +7,17 @@
 package serve
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	wire "github.com/jeroenrinzema/psql-wire"
@@ -25,22 +29,38 @@ import (
 	"github.com/medallionlake/medallion/query"
 )
 
-// Config says who may connect.
+// Config says who may connect, and how much they may run.
 type Config struct {
 	// Users maps each user to a password or a SCRAM-SHA-256 verifier.
 	Users map[string]string
 	// StatementTimeout cancels a statement running longer (0: never).
 	StatementTimeout time.Duration
-	Log              *slog.Logger
+	// TLS, when set, is offered to every client that asks for it.
+	TLS *tls.Config
+	// AllowPlaintext admits clients on other machines without TLS.
+	AllowPlaintext bool
+	// MaxConnections refuses clients beyond it; MaxQueries is how many
+	// statements run at once (more wait). Zero means 64 and 8.
+	MaxConnections, MaxQueries int
+	Log                        *slog.Logger
 }
 
 // Server serves the lake's tables.
 type Server struct {
-	wire    *wire.Server
-	lake    *lake.Lake
-	db      *duck.DB
-	log     *slog.Logger
-	timeout time.Duration
+	wire     *wire.Server
+	lake     *lake.Lake
+	db       *duck.DB
+	log      *slog.Logger
+	cfg      Config
+	ln       *listener
+	metrics  *metrics
+	slots    chan struct{} // one per statement allowed to run
+	stopping atomic.Bool
+	forced   context.Context // cancelled when Shutdown stops waiting
+	force    context.CancelFunc
+	mu       sync.Mutex
+	active   int           // statements running or waiting
+	idle     chan struct{} // closed when active drops to 0 during Shutdown
 }
 
 type sessionKey struct{}
@@ -64,16 +84,20 @@ func New(ctx context.Context, l *lake.Lake, db *duck.DB, cfg Config) (*Server, e
 	if err := query.Lock(ctx, db, query.Sandbox{}); err != nil {
 		return nil, err
 	}
-	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{lake: l, db: db, log: log, timeout: cfg.StatementTimeout}
-	s.wire, err = wire.NewServer(s.parse,
-		wire.SessionAuthStrategy(scramAuth(creds)),
+	cfg.MaxConnections = cmp.Or(cfg.MaxConnections, 64)
+	cfg.MaxQueries = cmp.Or(cfg.MaxQueries, 8)
+	s := &Server{lake: l, db: db, log: cfg.Log, cfg: cfg, ln: &listener{max: cfg.MaxConnections},
+		slots: make(chan struct{}, cfg.MaxQueries)}
+	s.metrics = newMetrics(s.ln)
+	s.forced, s.force = context.WithCancel(context.Background())
+	opts := []wire.OptionFn{
+		wire.SessionAuthStrategy(s.authenticate(creds)),
 		wire.SessionMiddleware(s.open),
 		wire.CloseConn(s.close),
-		wire.Logger(log),
+		wire.Logger(cfg.Log),
 		wire.Version("15.0 (Medallion)"),
 		wire.GlobalParameters(wire.Parameters{
 			"standard_conforming_strings": "on", // pgx's simple protocol requires it
@@ -84,18 +108,113 @@ func New(ctx context.Context, l *lake.Lake, db *duck.DB, cfg Config) (*Server, e
 			wire.ParamClientEncoding:      "UTF8",
 			wire.ParamIsSuperuser:         "off",
 		}),
-	)
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, wire.TLSConfig(cfg.TLS))
+	}
+	s.wire, err = wire.NewServer(s.parse, opts...)
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// Serve accepts connections on l until Close.
-func (s *Server) Serve(l net.Listener) error { return s.wire.Serve(l) }
+// Serve accepts connections on l until Shutdown or Close. A listener
+// other machines reach needs TLS, unless plaintext is allowed.
+func (s *Server) Serve(l net.Listener) error {
+	if a, ok := l.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() && s.cfg.TLS == nil && !s.cfg.AllowPlaintext {
+		l.Close()
+		return fmt.Errorf("serve.addr %s is reachable from other machines: set serve.tls.cert_file and serve.tls.key_file, or serve.allow_plaintext: true", l.Addr())
+	}
+	s.ln.Listener = l
+	return s.wire.Serve(s.ln)
+}
 
-// Close stops accepting connections and closes the open ones.
-func (s *Server) Close() error { return s.wire.Close() }
+// Close stops at once: no new connection, and the open ones closed.
+func (s *Server) Close() error {
+	s.stopping.Store(true)
+	return s.stop()
+}
+
+// Shutdown stops accepting connections and new statements, lets the
+// running ones go on until they finish or ctx ends (then cancels them),
+// and closes every connection.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
+	s.ln.Close() // no new connection
+	if !s.waitIdle(ctx) {
+		s.log.Warn("statements still running at the end of the grace period are cancelled", "running", s.running())
+	}
+	return s.stop()
+}
+
+// stop cancels running statements, gives them a moment to tell their
+// clients, closes the connections, then the protocol server (which waits
+// for the commands in progress to return).
+func (s *Server) stop() error {
+	s.force()
+	s.ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.waitIdle(ctx)
+	s.closeConns()
+	return s.wire.Close()
+}
+
+// waitIdle waits until no statement runs or waits, or ctx ends; once the
+// server is stopping, no new statement starts.
+func (s *Server) waitIdle(ctx context.Context) bool {
+	s.mu.Lock()
+	if s.active == 0 {
+		s.mu.Unlock()
+		return true
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	idle := s.idle
+	s.mu.Unlock()
+	select {
+	case <-idle:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Server) closeConns() {
+	s.ln.conns.Range(func(_, c any) bool {
+		c.(*clientConn).Close()
+		return true
+	})
+}
+
+func (s *Server) running() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
+}
+
+// begin counts a statement in, unless the server is stopping.
+func (s *Server) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping.Load() {
+		return false
+	}
+	s.active++
+	return true
+}
+
+func (s *Server) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.active == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+}
 
 func (s *Server) open(ctx context.Context) (context.Context, error) {
 	sess, err := query.Open(ctx, s.lake, s.db, lake.Snapshot{})
@@ -162,18 +281,32 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatemen
 }
 
 // run executes a statement and streams its rows to the client, within
-// the statement timeout.
+// the statement timeout, once one of the max_queries slots is free.
 func (s *Server) run(ctx context.Context, sess *query.Session, stmt string, cols wire.Columns, params []uint32, w wire.DataWriter, args []wire.Parameter) (err error) {
-	if s.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.timeout)
-		defer cancel()
-		defer func() {
-			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				err = pgerror.WithCode(fmt.Errorf("canceling statement due to statement timeout (serve.statement_timeout, %s)", s.timeout), codes.QueryCanceled)
-			}
-		}()
+	if !s.begin() {
+		return pgerror.WithCode(errors.New("terminating: the server is shutting down"), codes.AdminShutdown)
 	}
+	defer s.end()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.forced, cancel)()
+	if s.cfg.StatementTimeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.StatementTimeout)
+		defer cancel()
+	}
+	began := time.Now()
+	defer func() { err = s.account(ctx, began, err) }()
+	s.metrics.waiting.Inc()
+	select {
+	case s.slots <- struct{}{}:
+		s.metrics.waiting.Dec()
+	case <-ctx.Done():
+		s.metrics.waiting.Dec()
+		return ctx.Err()
+	}
+	defer func() { <-s.slots }()
+	s.metrics.running.Inc()
+	defer s.metrics.running.Dec()
 	values, err := decodeArgs(args, params)
 	if err != nil {
 		return err
@@ -184,6 +317,30 @@ func (s *Server) run(ctx context.Context, sess *query.Session, stmt string, cols
 	}
 	defer rows.Close()
 	return stream(rows, cols, w)
+}
+
+// account records a statement's outcome and duration, and turns a
+// timeout into SQLSTATE 57014.
+func (s *Server) account(ctx context.Context, began time.Time, err error) error {
+	s.metrics.duration.Observe(time.Since(began).Seconds())
+	outcome := outcomeOK
+	switch {
+	case err == nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		outcome = outcomeTimeout
+		err = pgerror.WithCode(fmt.Errorf("canceling statement due to statement timeout (serve.statement_timeout, %s)", s.cfg.StatementTimeout), codes.QueryCanceled)
+	case s.forced.Err() != nil:
+		outcome = outcomeCanceled
+		err = pgerror.WithCode(errors.New("terminating: the server shut down before the statement finished"), codes.AdminShutdown)
+	case ctx.Err() != nil:
+		outcome = outcomeCanceled
+	case errors.Is(err, query.ErrBlocked):
+		outcome = outcomeBlocked
+	default:
+		outcome = outcomeError
+	}
+	s.metrics.queries.WithLabelValues(outcome).Inc()
+	return err
 }
 
 // decodeArgs decodes the bound parameters as their types.

@@ -34,12 +34,19 @@ import (
 // port to analyst (password "s3cret") and viewer (a SCRAM verifier of
 // "v1ew"); it returns the address and the demo's config file.
 func start(t *testing.T, timeout time.Duration) (string, string) {
-	return startWith(t, 1, func(c *serve.Config) { c.StatementTimeout = timeout })
+	s := startWith(t, 1, func(c *serve.Config) { c.StatementTimeout = timeout }, "127.0.0.1:0")
+	return s.addr, s.config
 }
 
-// startWith is start with days of data and the server's config changed by
-// edit.
-func startWith(t *testing.T, days int, edit func(*serve.Config)) (string, string) {
+// served is a server a test started.
+type served struct {
+	addr, config string
+	srv          *serve.Server
+}
+
+// startWith is start with days of data, the server's config changed by
+// edit, listening on listen.
+func startWith(t *testing.T, days int, edit func(*serve.Config), listen string) *served {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "demo")
@@ -80,13 +87,13 @@ func startWith(t *testing.T, days int, edit func(*serve.Config)) (string, string
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String(), filepath.Join(dir, "medallion.yaml")
+	return &served{addr: ln.Addr().String(), config: filepath.Join(dir, "medallion.yaml"), srv: srv}
 }
 
 // viewerVerifier is PostgreSQL's own verifier of the password "v1ew"
@@ -277,7 +284,7 @@ func TestServeStatementTimeout(t *testing.T) {
 // different days each read their own day, however their statements
 // interleave (each session's views live in its own catalog).
 func TestServeSessionsAreIsolated(t *testing.T) {
-	addr, _ := startWith(t, 2, nil)
+	addr := startWith(t, 2, nil, "127.0.0.1:0").addr
 	ctx := context.Background()
 	var conns [2]*pgx.Conn
 	for i := range conns {

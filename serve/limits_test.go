@@ -1,0 +1,295 @@
+package serve_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/medallionlake/medallion/serve"
+)
+
+// selfSigned is a throwaway server certificate.
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "medallion"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// outsideIP is an address of this machine's that is not loopback, which
+// clients here can reach the server at as if from another machine.
+func outsideIP(t *testing.T) string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("this machine has no address besides loopback")
+	return ""
+}
+
+func connectMode(addr, user, password, sslmode string) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return pgx.Connect(ctx, "postgres://"+user+":"+password+"@"+addr+"/medallion?sslmode="+sslmode)
+}
+
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// TestServeTLS: with a certificate, a client from another machine gets
+// TLS when it asks and is refused (28000) when it does not; a loopback
+// client may use either; psql connects with sslmode=require. Without a
+// certificate, a listener other machines reach is refused unless
+// plaintext is allowed.
+func TestServeTLS(t *testing.T) {
+	ip := outsideIP(t)
+	s := startWith(t, 1, func(c *serve.Config) { c.TLS = selfSigned(t) }, "0.0.0.0:0")
+	_, port, _ := net.SplitHostPort(s.addr)
+	outside, local := net.JoinHostPort(ip, port), net.JoinHostPort("127.0.0.1", port)
+	ctx := context.Background()
+
+	conn, err := connectMode(outside, "analyst", "s3cret", "require")
+	if err != nil {
+		t.Fatalf("TLS from outside: %v", err)
+	}
+	if _, ok := conn.PgConn().Conn().(*tls.Conn); !ok {
+		t.Errorf("sslmode=require ran over %T", conn.PgConn().Conn())
+	}
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM gold.orders_daily").Scan(&n); err != nil || n == 0 {
+		t.Errorf("over TLS: %d %v", n, err)
+	}
+	conn.Close(ctx)
+	if _, err := connectMode(outside, "analyst", "s3cret", "disable"); pgCode(err) != "28000" || !strings.Contains(err.Error(), "without TLS") {
+		t.Errorf("plaintext from outside: %v", err)
+	}
+	for _, mode := range []string{"disable", "require"} {
+		c, err := connectMode(local, "analyst", "s3cret", mode)
+		if err != nil {
+			t.Errorf("loopback, sslmode=%s: %v", mode, err)
+			continue
+		}
+		c.Close(ctx)
+	}
+	for mode, ok := range map[string]bool{"require": true, "disable": false} {
+		cmd := exec.Command("psql", "-X", "-At", "-h", ip, "-p", port, "-U", "analyst", "-d", "medallion", "-c", "SELECT ssl FROM (SELECT true AS ssl)")
+		cmd.Env = append(os.Environ(), "PGPASSWORD=s3cret", "PGSSLMODE="+mode)
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != ok || (!ok && !strings.Contains(string(out), "without TLS")) {
+			t.Errorf("psql sslmode=%s from outside: %v\n%s", mode, err, out)
+		}
+	}
+
+	// No certificate: a listener reachable from outside is refused, unless
+	// plaintext is allowed.
+	plain := startWith(t, 1, nil, "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.srv.Serve(ln); err == nil || !strings.Contains(err.Error(), "serve.allow_plaintext") {
+		t.Errorf("a reachable listener without TLS: %v", err)
+	}
+	open := startWith(t, 1, func(c *serve.Config) { c.AllowPlaintext = true }, "0.0.0.0:0")
+	_, port, _ = net.SplitHostPort(open.addr)
+	c, err := connectMode(net.JoinHostPort(ip, port), "analyst", "s3cret", "disable")
+	if err != nil {
+		t.Fatalf("plaintext allowed: %v", err)
+	}
+	c.Close(ctx)
+}
+
+// metric reads one series of the server's /metrics.
+func metric(t *testing.T, srv *serve.Server, series string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s in /metrics", series)
+	return 0
+}
+
+// eventually polls cond for up to 20 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestServeMaxConnections: a client beyond serve.max_connections is
+// refused with SQLSTATE 53300, and one slot freed admits the next.
+func TestServeMaxConnections(t *testing.T) {
+	s := startWith(t, 1, func(c *serve.Config) { c.MaxConnections = 2 }, "127.0.0.1:0")
+	ctx := context.Background()
+	var conns []*pgx.Conn
+	for range 2 {
+		c, err := connect(t, s.addr, "analyst", "s3cret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	if _, err := connect(t, s.addr, "analyst", "s3cret"); pgCode(err) != "53300" {
+		t.Fatalf("a third client: %v", err)
+	}
+	if got := metric(t, s.srv, `medallion_serve_connections_refused_total{reason="max_connections"}`); got != 1 {
+		t.Errorf("refusals counted: %v", got)
+	}
+	conns[0].Close(ctx)
+	eventually(t, "the closed connection to be counted out", func() bool { return metric(t, s.srv, "medallion_serve_connections") == 1 })
+	c, err := connect(t, s.addr, "analyst", "s3cret")
+	if err != nil {
+		t.Fatalf("after one closed: %v", err)
+	}
+	c.Close(ctx)
+	conns[1].Close(ctx)
+}
+
+// endless runs until cancelled.
+const endless = "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3"
+
+// TestServeMaxQueriesAndShutdown: with serve.max_queries 1 a second
+// statement waits while one runs; Shutdown refuses new statements, lets
+// the running ones go on through the grace period, then cancels them
+// (57P01); /healthz answers 503 once stopping, and /metrics counts each
+// outcome.
+func TestServeMaxQueriesAndShutdown(t *testing.T) {
+	s := startWith(t, 1, func(c *serve.Config) { c.MaxQueries = 1 }, "127.0.0.1:0")
+	ctx := context.Background()
+	var conns [3]*pgx.Conn
+	for i := range conns {
+		c, err := connect(t, s.addr, "analyst", "s3cret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+	}
+	var n int64
+	if err := conns[2].QueryRow(ctx, "SELECT count(*) FROM gold.orders_daily").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- conns[0].QueryRow(ctx, endless).Scan(&n) }()
+	eventually(t, "the endless statement to run", func() bool { return metric(t, s.srv, "medallion_serve_queries_running") == 1 })
+	go func() { errs <- conns[1].QueryRow(ctx, "SELECT count(*) FROM gold.orders_daily").Scan(&n) }()
+	eventually(t, "the second statement to wait", func() bool { return metric(t, s.srv, "medallion_serve_queries_waiting") == 1 })
+
+	grace, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	stopped := make(chan error, 1)
+	began := time.Now()
+	go func() { stopped <- s.srv.Shutdown(grace) }()
+	eventually(t, "/healthz to fail", func() bool {
+		rec := httptest.NewRecorder()
+		s.srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+		return rec.Code == http.StatusServiceUnavailable
+	})
+	if err := conns[2].QueryRow(ctx, "SELECT 1").Scan(&n); pgCode(err) != "57P01" {
+		t.Errorf("a new statement while stopping: %v", err)
+	}
+	select {
+	case <-stopped:
+		t.Fatal("Shutdown returned while statements were running, before its grace period ended")
+	case <-time.After(500 * time.Millisecond):
+	}
+	for range 2 {
+		if err := <-errs; pgCode(err) != "57P01" {
+			t.Errorf("a statement past the grace period: %v", err)
+		}
+	}
+	<-stopped
+	if took := time.Since(began); took < time.Second || took > 20*time.Second {
+		t.Errorf("Shutdown took %s with a 1.5 s grace period", took)
+	}
+	if got := metric(t, s.srv, `medallion_serve_queries_total{outcome="canceled"}`); got != 2 {
+		t.Errorf("canceled statements counted: %v", got)
+	}
+	if got := metric(t, s.srv, `medallion_serve_queries_total{outcome="ok"}`); got != 1 {
+		t.Errorf("ok statements counted: %v", got)
+	}
+}
+
+// TestServeShutdownLetsStatementsFinish: a statement running when
+// Shutdown starts completes, with its rows, inside the grace period.
+func TestServeShutdownLetsStatementsFinish(t *testing.T) {
+	s := startWith(t, 1, nil, "127.0.0.1:0")
+	ctx := context.Background()
+	conn, err := connect(t, s.addr, "analyst", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, "SELECT i FROM range(200000) t(i)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The statement is running: its first rows are here, the rest are
+	// still to be sent.
+	if !rows.Next() {
+		t.Fatal(rows.Err())
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.srv.Shutdown(context.Background()) }()
+	count := int64(1)
+	for rows.Next() {
+		count++
+	}
+	if err := rows.Err(); err != nil || count != 200000 {
+		t.Fatalf("a statement running at Shutdown: %d rows, %v", count, err)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Shutdown did not return once the statement finished")
+	}
+}
