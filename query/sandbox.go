@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -142,6 +143,10 @@ type Description struct {
 type Column struct {
 	Name string
 	Type duckdb.Type
+	// Elem is a list's element type (TYPE_INVALID for other columns).
+	Elem duckdb.Type
+	// JSON: a VARCHAR column of DuckDB's JSON type.
+	JSON bool
 }
 
 // Describe attaches the tables stmt names, refuses it (ErrBlocked) unless
@@ -152,8 +157,33 @@ func (s *Session) Describe(ctx context.Context, stmt string) (Description, error
 		return Description{}, err
 	}
 	var d Description
-	err := withPrepared(s.conn, stmt, false, func(st *duckdb.Stmt) error { return describe(st, &d) })
-	return d, err
+	if err := withPrepared(s.conn, stmt, false, func(st *duckdb.Stmt) error { return describe(st, &d) }); err != nil {
+		return d, err
+	}
+	s.markJSON(ctx, stmt, &d)
+	return d, nil
+}
+
+// markJSON finds the text columns of DuckDB's JSON type, which a prepared
+// statement does not tell apart from VARCHAR: it runs the statement with
+// no row (LIMIT 0, parameters NULL) and reads the result's type names. A
+// statement that cannot be wrapped so keeps its columns as text.
+func (s *Session) markJSON(ctx context.Context, stmt string, d *Description) {
+	if !slices.ContainsFunc(d.Columns, func(c Column) bool { return c.Type == duckdb.TYPE_VARCHAR }) {
+		return
+	}
+	rows, err := s.conn.QueryContext(ctx, "SELECT * FROM ("+stmt+"\n) LIMIT 0", make([]any, len(d.Params))...)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	types, err := rows.ColumnTypes()
+	if err != nil || len(types) != len(d.Columns) {
+		return
+	}
+	for i, t := range types {
+		d.Columns[i].JSON = t.DatabaseTypeName() == "JSON"
+	}
 }
 
 func describe(st *duckdb.Stmt, d *Description) error {
@@ -166,11 +196,15 @@ func describe(st *duckdb.Stmt, d *Description) error {
 		if err != nil {
 			return err
 		}
-		typ, err := st.ColumnType(i)
+		info, err := st.ColumnTypeInfo(i)
 		if err != nil {
 			return err
 		}
-		d.Columns = append(d.Columns, Column{Name: name, Type: typ})
+		c := Column{Name: name, Type: info.InternalType(), Elem: duckdb.TYPE_INVALID}
+		if l, ok := info.Details().(*duckdb.ListDetails); ok {
+			c.Elem = l.Child.InternalType()
+		}
+		d.Columns = append(d.Columns, c)
 	}
 	for i := 1; i <= st.NumInput(); i++ {
 		typ, err := st.ParamType(i)

@@ -265,7 +265,7 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatemen
 	}
 	cols := make(wire.Columns, len(desc.Columns))
 	for i, c := range desc.Columns {
-		cols[i] = wire.Column{Name: c.Name, Oid: oidOf(c.Type), Width: -1}
+		cols[i] = wire.Column{Name: c.Name, Oid: columnOID(c), Width: -1}
 	}
 	params := make([]uint32, len(desc.Params))
 	for i, t := range desc.Params {

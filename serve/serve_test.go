@@ -180,6 +180,44 @@ func TestServePgx(t *testing.T) {
 		}
 	}
 
+	// json and arrays: the OIDs, and values pgx decodes as those types.
+	const arrays = `SELECT '{"a": 1, "b": [true]}'::JSON, [1, 2, NULL]::INTEGER[], ['x', 'y'], [1.5::DECIMAL(4,2)],
+		[DATE '2024-01-15'], [[1], [2, 3]]`
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeSimpleProtocol} {
+		rows, err := conn.Query(ctx, arrays, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var oids []uint32
+		for _, f := range rows.FieldDescriptions() {
+			oids = append(oids, f.DataTypeOID)
+		}
+		want := []uint32{pgtype.JSONOID, pgtype.Int4ArrayOID, pgtype.TextArrayOID, pgtype.NumericArrayOID, pgtype.DateArrayOID, pgtype.TextOID}
+		if fmt.Sprint(oids) != fmt.Sprint(want) {
+			t.Errorf("OIDs (mode %v): %v, want %v", mode, oids, want)
+		}
+		var (
+			doc    map[string]any
+			ints   []*int32
+			texts  []string
+			nums   []pgtype.Numeric
+			dates  []time.Time
+			nested string
+		)
+		if !rows.Next() {
+			t.Fatalf("mode %v: %v", mode, rows.Err())
+		}
+		if err := rows.Scan(&doc, &ints, &texts, &nums, &dates, &nested); err != nil {
+			t.Fatalf("json and arrays (mode %v): %v", mode, err)
+		}
+		rows.Close()
+		if doc["a"] != float64(1) || len(ints) != 3 || *ints[1] != 2 || ints[2] != nil || strings.Join(texts, ",") != "x,y" ||
+			len(nums) != 1 || nums[0].Int.Int64() != 150 || nums[0].Exp != -2 || len(dates) != 1 || !dates[0].Equal(time.Date(2024, 1, 15, 0, 0, 0, 0, time.UTC)) ||
+			nested != "[[1],[2,3]]" {
+			t.Errorf("json and arrays (mode %v): %v %v %v %v %v %q", mode, doc, ints, texts, nums, dates, nested)
+		}
+	}
+
 	for _, stmt := range []string{"SELECT * FROM read_csv('/etc/passwd')", "COPY (SELECT 1) TO '" + t.TempDir() + "/x.csv'",
 		"CREATE TABLE t AS SELECT 1", "ATTACH ':memory:' AS m", "INSTALL sqlite"} {
 		_, err := conn.Exec(ctx, stmt)

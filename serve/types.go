@@ -1,11 +1,14 @@
 package serve
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/big"
 
 	"github.com/duckdb/duckdb-go/v2"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/medallionlake/medallion/query"
 )
 
 // oids maps DuckDB column types to the PostgreSQL types clients see.
@@ -23,12 +26,47 @@ var oids = map[duckdb.Type]uint32{
 	duckdb.TYPE_TIME: pgtype.TimeOID,
 }
 
-// oidOf is the PostgreSQL type of a DuckDB column type.
+// arrayOIDs are the array types of the element types above.
+var arrayOIDs = map[uint32]uint32{
+	pgtype.BoolOID: pgtype.BoolArrayOID, pgtype.Int2OID: pgtype.Int2ArrayOID, pgtype.Int4OID: pgtype.Int4ArrayOID,
+	pgtype.Int8OID: pgtype.Int8ArrayOID, pgtype.Float4OID: pgtype.Float4ArrayOID, pgtype.Float8OID: pgtype.Float8ArrayOID,
+	pgtype.NumericOID: pgtype.NumericArrayOID, pgtype.TextOID: pgtype.TextArrayOID, pgtype.ByteaOID: pgtype.ByteaArrayOID,
+	pgtype.DateOID: pgtype.DateArrayOID, pgtype.TimestampOID: pgtype.TimestampArrayOID,
+	pgtype.TimestamptzOID: pgtype.TimestamptzArrayOID, pgtype.IntervalOID: pgtype.IntervalArrayOID,
+	pgtype.UUIDOID: pgtype.UUIDArrayOID, pgtype.TimeOID: pgtype.TimeArrayOID,
+}
+
+// elemOIDs maps an array type back to its element type.
+var elemOIDs = func() map[uint32]uint32 {
+	m := map[uint32]uint32{}
+	for elem, arr := range arrayOIDs {
+		m[arr] = elem
+	}
+	return m
+}()
+
+// oidOf is the PostgreSQL type of a DuckDB type.
 func oidOf(t duckdb.Type) uint32 {
 	if oid, ok := oids[t]; ok {
 		return oid
 	}
 	return pgtype.TextOID
+}
+
+// columnOID is the PostgreSQL type of a result column: JSON is json, a
+// list of a scalar type is that type's array, and nested lists, structs
+// and maps go as text (JSON).
+func columnOID(c query.Column) uint32 {
+	switch {
+	case c.JSON:
+		return pgtype.JSONOID
+	case c.Type == duckdb.TYPE_LIST:
+		if elem, ok := oids[c.Elem]; ok {
+			return arrayOIDs[elem]
+		}
+		return pgtype.TextOID
+	}
+	return oidOf(c.Type)
 }
 
 // pgValue turns a value scanned from DuckDB into one pgx's type map
@@ -60,9 +98,23 @@ func pgValue(v any, oid uint32) any {
 			return pgtype.UUID{Bytes: [16]byte(v), Valid: true}
 		}
 	}
-	if oid == pgtype.TextOID {
-		if s, ok := v.(string); ok {
-			return s
+	if elem, ok := elemOIDs[oid]; ok {
+		if list, ok := v.([]any); ok {
+			out := make([]any, len(list))
+			for i, e := range list {
+				out[i] = pgValue(e, elem)
+			}
+			return out
+		}
+	}
+	if oid == pgtype.TextOID || oid == pgtype.JSONOID {
+		switch v := v.(type) {
+		case string:
+			return v
+		case []any, map[string]any, duckdb.Map, duckdb.OrderedMap:
+			if b, err := json.Marshal(v); err == nil {
+				return string(b)
+			}
 		}
 		return fmt.Sprint(v)
 	}
