@@ -10,7 +10,7 @@ GO       ?= go
 BIN      := bin
 TESTARGS ?=
 
-.PHONY: all build demo test bench bench-sink bench-year vet fmt tools services clean
+.PHONY: all build demo test bench bench-sink bench-year bench-serve vet fmt tools services clean
 
 all: build
 
@@ -82,6 +82,13 @@ bench-year:
 	$(GO) test -c -o $(BIN)/pipeline.test ./pipeline
 	cd pipeline && ../$(BIN)/pipeline.test -test.run '^$$' -test.bench '^BenchmarkYear$$' -test.benchtime 1x -test.v -test.timeout 120m
 	cd pipeline && MEDALLION_YEAR_MAINTAIN=0 ../$(BIN)/pipeline.test -test.run '^$$' -test.bench '^BenchmarkYear$$' -test.benchtime 1x -test.v -test.timeout 120m
+
+# medallion serve under load (BENCHMARKS.md): 32 clients run a mix of gold
+# queries for 60 s against a month of demo data at duckdb.memory_limit
+# 512MB; then the same queries through medallion query, a process each.
+# MEDALLION_SERVE_BENCH_CLIENTS and MEDALLION_SERVE_BENCH_SECONDS change them.
+bench-serve:
+	cd serve && $(GO) test -run '^$$' -bench '^BenchmarkServeLoad$$' -benchtime 1x -timeout 30m
 
 clean:
 	rm -rf $(BIN) .bench

@@ -24,6 +24,12 @@ storage:
   url: ./lakehouse
 meta:
   url: sqlite://./medallion.db
+# medallion serve: SQL over the lake for psql and BI tools, on this machine
+# only (127.0.0.1:5433). A demo password; use ${ENV_VAR} for real ones.
+serve:
+  users:
+    - name: analyst
+      password: demo
 `
 
 func (a *app) demoCommand() *cobra.Command {
@@ -121,6 +127,9 @@ func (a *app) demo(cmd *cobra.Command, dir string, o *generateOptions) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nDemo finished in %s. Explore it:\n  medallion status --config %s --domain orders\n", time.Since(start).Round(time.Millisecond), cfgPath)
+	fmt.Fprintf(w, "  medallion query --config %s 'SELECT * FROM gold.orders_daily LIMIT 5'\n", cfgPath)
+	fmt.Fprintf(w, "Or serve it to psql and BI tools (password: demo):\n  medallion serve --config %s\n", cfgPath)
+	fmt.Fprintln(w, `  psql "postgres://analyst@localhost:5433/medallion" -c '\dt gold.*'`)
 	return nil
 }
 

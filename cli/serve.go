@@ -27,13 +27,23 @@ protocol, so psql, pgx, JDBC and ODBC drivers and BI tools connect unchanged:
 
 Users are configured under serve.users, each with a password (write
 ${ENV_VAR}) or a SCRAM-SHA-256 verifier as PostgreSQL stores it, and
-authenticate with SCRAM-SHA-256. Statements run in the same read-only
-sandbox as medallion query: only SELECT and EXPLAIN, over the lake's tables,
-with no file access. Each statement reads every table as of its latest
-commit, and is cancelled after serve.statement_timeout (5m). SET, BEGIN,
+authenticate with SCRAM-SHA-256. With serve.tls.cert_file and key_file,
+clients that ask get TLS; clients on other machines without TLS are refused
+unless serve.allow_plaintext is set.
+
+Statements run in the same read-only sandbox as medallion query: only SELECT
+and EXPLAIN, over the lake's tables, with no file access. Each statement
+reads every table as of its latest commit. psql's \dn, \dt and \d and the
+information_schema listings of BI tools describe the lake. SET, BEGIN,
 COMMIT and the like are accepted and ignored.
 
-Listens on serve.addr (default 127.0.0.1:5433); stops on SIGINT or SIGTERM.`,
+Limits: serve.max_connections (64), serve.max_queries running at once (8;
+the others wait), serve.statement_timeout (5m). /metrics and /healthz are
+served on serve.http_addr (:9465).
+
+Listens on serve.addr (default 127.0.0.1:5433). On SIGINT or SIGTERM it stops
+accepting, lets running statements finish for serve.shutdown_timeout (30s),
+then cancels them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
