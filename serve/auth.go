@@ -2,7 +2,9 @@ package serve
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -84,11 +86,10 @@ func scramAuth(creds map[string]scram.StoredCredentials) wire.AuthStrategy {
 	return func(ctx context.Context, w *buffer.Writer, r *buffer.Reader) (context.Context, error) {
 		user := wire.ClientParameters(ctx)[wire.ParamUsername]
 		server, err := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) {
-			c, ok := creds[user]
-			if !ok {
-				return scram.StoredCredentials{}, errors.New("unknown user")
+			if c, ok := creds[user]; ok {
+				return c, nil
 			}
-			return c, nil
+			return mock(user), nil
 		})
 		if err != nil {
 			return ctx, err
@@ -128,6 +129,27 @@ func scramAuth(creds map[string]scram.StoredCredentials) wire.AuthStrategy {
 		w.AddInt32(authOK)
 		return ctx, w.End()
 	}
+}
+
+// mockSecret keys the mock credentials of unknown users.
+var mockSecret = func() []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+// mock is what an unknown user authenticates against: as PostgreSQL does,
+// the exchange runs to its end with a salt that is the same on every try
+// (derived from the name) and a key nobody knows, so that a client cannot
+// tell an unknown user from a wrong password.
+func mock(user string) scram.StoredCredentials {
+	mac := hmac.New(sha256.New, mockSecret)
+	mac.Write([]byte(user))
+	sum := mac.Sum(nil)
+	return scram.StoredCredentials{KeyFactors: scram.KeyFactors{Salt: string(sum[:16]), Iters: iterations},
+		StoredKey: sum, ServerKey: sum}
 }
 
 // readSASL reads a SASLInitialResponse (mechanism, length, data) or a
