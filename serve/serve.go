@@ -42,7 +42,10 @@ type Config struct {
 	// MaxConnections refuses clients beyond it; MaxQueries is how many
 	// statements run at once (more wait). Zero means 64 and 8.
 	MaxConnections, MaxQueries int
-	Log                        *slog.Logger
+	// EvictEvery is how often staged files no table reads any more are
+	// removed (query.Evict); zero means 10 minutes.
+	EvictEvery time.Duration
+	Log        *slog.Logger
 }
 
 // Server serves the lake's tables.
@@ -61,6 +64,9 @@ type Server struct {
 	mu       sync.Mutex
 	active   int           // statements running or waiting
 	idle     chan struct{} // closed when active drops to 0 during Shutdown
+	// gate is held shared by every statement (Describe and run, which stage
+	// files) and exclusively by eviction.
+	gate sync.RWMutex
 }
 
 type sessionKey struct{}
@@ -89,6 +95,7 @@ func New(ctx context.Context, l *lake.Lake, db *duck.DB, cfg Config) (*Server, e
 	}
 	cfg.MaxConnections = cmp.Or(cfg.MaxConnections, 64)
 	cfg.MaxQueries = cmp.Or(cfg.MaxQueries, 8)
+	cfg.EvictEvery = cmp.Or(cfg.EvictEvery, 10*time.Minute)
 	s := &Server{lake: l, db: db, log: cfg.Log, cfg: cfg, ln: &listener{max: cfg.MaxConnections},
 		slots: make(chan struct{}, cfg.MaxQueries)}
 	s.metrics = newMetrics(s.ln)
@@ -127,7 +134,59 @@ func (s *Server) Serve(l net.Listener) error {
 		return fmt.Errorf("serve.addr %s is reachable from other machines: set serve.tls.cert_file and serve.tls.key_file, or serve.allow_plaintext: true", l.Addr())
 	}
 	s.ln.Listener = l
+	go s.evictLoop()
 	return s.wire.Serve(s.ln)
+}
+
+// evictLoop removes staged files no table reads any more, every
+// EvictEvery, at a moment no statement runs; after an hour without one,
+// it holds new statements off until the running ones end.
+func (s *Server) evictLoop() {
+	t := time.NewTicker(s.cfg.EvictEvery)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-s.forced.Done():
+			return
+		case <-t.C:
+		}
+		ran, err := s.evict(time.Since(last) > time.Hour)
+		if err != nil {
+			s.log.Warn("could not remove staged files", "error", err)
+		}
+		if ran {
+			last = time.Now()
+		}
+	}
+}
+
+// evict removes the staged files no table reads any more, unless
+// statements are running and wait is false; ran says whether it did.
+func (s *Server) evict(wait bool) (ran bool, err error) {
+	dir, err := s.db.TablesDir()
+	if err != nil {
+		return false, err
+	}
+	staged, err := query.Staged(dir)
+	if err != nil || len(staged) == 0 {
+		return err == nil, err
+	}
+	live, err := query.Live(s.forced, s.lake)
+	if err != nil {
+		return false, err
+	}
+	if wait {
+		s.gate.Lock()
+	} else if !s.gate.TryLock() {
+		return false, nil
+	}
+	files, bytes, err := query.Evict(staged, live)
+	s.gate.Unlock()
+	if files > 0 {
+		s.log.Info("removed staged files no table reads any more", "files", files, "bytes", bytes)
+	}
+	return true, err
 }
 
 // Close stops at once: no new connection, and the open ones closed.
@@ -254,7 +313,9 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatemen
 		stmt = rewriteCatalogQuery(stmt)
 	}
 	sess := c.sess
+	s.gate.RLock()
 	desc, err := sess.Describe(ctx, stmt)
+	s.gate.RUnlock()
 	if err != nil && catalogQuery && !errors.Is(err, query.ErrBlocked) && neverRows.MatchString(stmt) {
 		return wire.Prepared(wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
 			return w.Complete("SELECT 0")
@@ -311,6 +372,8 @@ func (s *Server) run(ctx context.Context, sess *query.Session, stmt string, cols
 	if err != nil {
 		return err
 	}
+	s.gate.RLock()
+	defer s.gate.RUnlock()
 	rows, err := sess.Query(ctx, stmt, values...)
 	if err != nil {
 		return pgErr(err)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,6 +27,7 @@ import (
 	"github.com/medallionlake/medallion/duck"
 	"github.com/medallionlake/medallion/lake"
 	"github.com/medallionlake/medallion/meta"
+	"github.com/medallionlake/medallion/query"
 	"github.com/medallionlake/medallion/serve"
 	"github.com/medallionlake/medallion/storage/client"
 )
@@ -42,6 +44,7 @@ func start(t *testing.T, timeout time.Duration) (string, string) {
 type served struct {
 	addr, config string
 	srv          *serve.Server
+	db           *duck.DB
 }
 
 // startWith is start with days of data, the server's config changed by
@@ -93,7 +96,7 @@ func startWith(t *testing.T, days int, edit func(*serve.Config), listen string) 
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &served{addr: ln.Addr().String(), config: filepath.Join(dir, "medallion.yaml"), srv: srv}
+	return &served{addr: ln.Addr().String(), config: filepath.Join(dir, "medallion.yaml"), srv: srv, db: db}
 }
 
 // viewerVerifier is PostgreSQL's own verifier of the password "v1ew"
@@ -437,5 +440,68 @@ func TestServeCatalog(t *testing.T) {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
 		t.Errorf("a catalog query reading a file: %v", err)
+	}
+}
+
+// TestServeEvictsStagedFiles: files a statement staged are removed once no
+// table's current snapshot reads them (here, after a forced backfill
+// rewrote the orders partition), while the files still live stay, and
+// queries go on with the same rows.
+func TestServeEvictsStagedFiles(t *testing.T) {
+	s := startWith(t, 1, func(c *serve.Config) { c.EvictEvery = 50 * time.Millisecond }, "127.0.0.1:0")
+	ctx := context.Background()
+	conn, err := connect(t, s.addr, "analyst", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	const orders = "SELECT count(*), sum(orders), min(order_date)::VARCHAR FROM gold.orders_daily"
+	var before, after, n int64
+	var day string
+	if err := conn.QueryRow(ctx, orders).Scan(&n, &before, &day); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM gold.signups_daily").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := s.db.TablesDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	staged := func(table string) []string {
+		files, err := query.Staged(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for k := range files {
+			if strings.Contains(k, table+"/") {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	old, signups := staged("orders_daily"), staged("signups_daily")
+	if len(old) == 0 || len(signups) == 0 {
+		t.Fatalf("staged: %v %v", old, signups)
+	}
+	var out strings.Builder
+	if code := cli.Main([]string{"backfill", "--config", s.config, "--domain", "orders", "--from", day, "--to", day, "--force"}, &out, &out); code != cli.ExitOK {
+		t.Fatalf("backfill: exit %d\n%s", code, out.String())
+	}
+	eventually(t, "the rewritten partition's old file to be evicted", func() bool {
+		for _, k := range staged("orders_daily") {
+			if slices.Contains(old, k) {
+				return false
+			}
+		}
+		return true
+	})
+	if got := staged("signups_daily"); strings.Join(got, ",") != strings.Join(signups, ",") {
+		t.Errorf("live staged files: %v, were %v", got, signups)
+	}
+	if err := conn.QueryRow(ctx, orders).Scan(&n, &after, &day); err != nil || after != before {
+		t.Fatalf("after eviction: %d orders, were %d (%v)", after, before, err)
 	}
 }
