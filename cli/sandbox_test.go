@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/medallionlake/medallion/cli"
+	"github.com/medallionlake/medallion/query/querytest"
 )
 
 // TestQuerySandbox: medallion query runs only read-only statements over
@@ -35,30 +36,7 @@ func TestQuerySandbox(t *testing.T) {
 	}
 	out := t.TempDir()
 	target := filepath.Join(out, "x")
-	for _, stmt := range []string{
-		"SELECT * FROM read_csv('/etc/passwd')",
-		"SELECT * FROM read_text('/etc/hostname')",
-		"SELECT * FROM glob('/*')",
-		"SELECT count(*) FROM read_parquet('" + lakeDir + "/bronze/**/*.parquet')",
-		"SELECT count(*) FROM read_parquet('" + lakeDir + "/warehouse/gold/orders_daily/data/**/*.parquet')",
-		"SELECT * FROM read_json('" + meta[0] + "')",
-		"SELECT * FROM gold.orders_daily, read_csv('/etc/passwd')",
-		"COPY (SELECT 1) TO '" + target + "'",
-		"COPY gold.orders_daily TO '" + target + "' (FORMAT parquet)",
-		"EXPORT DATABASE '" + target + "'",
-		"ATTACH '" + target + "'",
-		"ATTACH '" + target + "' (TYPE sqlite)",
-		"ATTACH ':memory:' AS m",
-		"INSTALL sqlite",
-		"LOAD sqlite",
-		"SET enable_external_access = true",
-		"SET allowed_directories = ['/']",
-		"RESET lock_configuration",
-		"CREATE TABLE t AS SELECT 1 AS a",
-		"CREATE MACRO m(x) AS x",
-		"SELECT 1; COPY (SELECT 1) TO '" + target + "'",
-		"CALL pragma_version()",
-	} {
+	for _, stmt := range querytest.Escapes(lakeDir, meta[0], target) {
 		r := run(t, "query", "--config", cfg, stmt)
 		if r.code != cli.ExitFailed || !strings.Contains(r.stderr, "blocked") {
 			t.Errorf("%s: exit %d, stderr %q; want 1 and blocked", stmt, r.code, r.stderr)

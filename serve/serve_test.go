@@ -28,6 +28,7 @@ import (
 	"github.com/medallionlake/medallion/lake"
 	"github.com/medallionlake/medallion/meta"
 	"github.com/medallionlake/medallion/query"
+	"github.com/medallionlake/medallion/query/querytest"
 	"github.com/medallionlake/medallion/serve"
 	"github.com/medallionlake/medallion/storage/client"
 )
@@ -115,7 +116,7 @@ func connect(t *testing.T, addr, user, password string) (*pgx.Conn, error) {
 // through the extended protocol (with parameters) and the simple one, and
 // reads every listed type; a wrong password and every escape are refused.
 func TestServePgx(t *testing.T) {
-	addr, _ := start(t, 0)
+	addr, cfgPath := start(t, 0)
 	ctx := context.Background()
 	if _, err := connect(t, addr, "analyst", "wrong"); err == nil || !strings.Contains(err.Error(), "password authentication failed") {
 		t.Fatalf("a wrong password: %v", err)
@@ -223,13 +224,36 @@ func TestServePgx(t *testing.T) {
 		}
 	}
 
-	for _, stmt := range []string{"SELECT * FROM read_csv('/etc/passwd')", "COPY (SELECT 1) TO '" + t.TempDir() + "/x.csv'",
-		"CREATE TABLE t AS SELECT 1", "ATTACH ':memory:' AS m", "INSTALL sqlite"} {
-		_, err := conn.Exec(ctx, stmt)
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "42501" || !strings.Contains(pgErr.Message, "blocked") {
-			t.Errorf("%s: %v", stmt, err)
+	// Every escape of the query sandbox is refused here too, through both
+	// protocols, and writes nothing.
+	lakeDir := filepath.Join(filepath.Dir(cfgPath), "lakehouse")
+	meta, _ := filepath.Glob(filepath.Join(lakeDir, "warehouse/gold/orders_daily/metadata/*.metadata.json"))
+	if len(meta) == 0 {
+		t.Fatal("no metadata file for gold.orders_daily")
+	}
+	out := t.TempDir()
+	for _, stmt := range querytest.Escapes(lakeDir, meta[0], filepath.Join(out, "x")) {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeSimpleProtocol} {
+			_, err := conn.Exec(ctx, stmt, mode)
+			if strings.HasPrefix(stmt, "SET ") || strings.HasPrefix(stmt, "RESET ") {
+				// Acknowledged without effect, as every SET is (clients send
+				// their own on connecting): the next statements stay refused.
+				if err != nil {
+					t.Errorf("%s (mode %v): %v", stmt, mode, err)
+				}
+				continue
+			}
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "42501" || !strings.Contains(pgErr.Message, "blocked") {
+				t.Errorf("%s (mode %v): %v", stmt, mode, err)
+			}
 		}
+	}
+	if left, _ := os.ReadDir(out); len(left) > 0 {
+		t.Fatalf("refused statements wrote %v", left)
+	}
+	if _, err := conn.Exec(ctx, "SELECT * FROM read_csv('/etc/passwd')"); pgCode(err) != "42501" {
+		t.Errorf("after the SETs: %v", err)
 	}
 	// The connection still works after refusals.
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM gold.orders_daily").Scan(&i8); err != nil || i8 == 0 {
