@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	wire "github.com/jeroenrinzema/psql-wire"
 	"github.com/jeroenrinzema/psql-wire/codes"
 	pgerror "github.com/jeroenrinzema/psql-wire/errors"
@@ -301,6 +302,15 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatemen
 			return w.Complete(tag)
 		})), nil
 	}
+	if name, value, ok := showSetting(stmt); ok {
+		cols := wire.Columns{{Name: name, Oid: pgtype.TextOID, Width: -1}}
+		return wire.Prepared(wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
+			if err := w.Row([]any{value}); err != nil {
+				return err
+			}
+			return w.Complete("SHOW")
+		}, wire.WithColumns(cols))), nil
+	}
 	c, ok := ctx.Value(sessionKey{}).(*conn)
 	if !ok {
 		return nil, errors.New("serve: connection without a session")
@@ -317,6 +327,7 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatemen
 	desc, err := sess.Describe(ctx, stmt)
 	s.gate.RUnlock()
 	if err != nil && catalogQuery && !errors.Is(err, query.ErrBlocked) && neverRows.MatchString(stmt) {
+		s.log.Debug("a catalog statement about relations the lake has no rows for answers none", "error", err)
 		return wire.Prepared(wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
 			return w.Complete("SELECT 0")
 		})), nil
@@ -453,6 +464,33 @@ func stream(rows *sql.Rows, cols wire.Columns, w wire.DataWriter) error {
 		return err
 	}
 	return w.Complete(fmt.Sprintf("SELECT %d", w.Written()))
+}
+
+// settings answer SHOW for the PostgreSQL settings drivers read on
+// connecting; any other SHOW goes to DuckDB (SHOW TABLES, SHOW gold.t).
+var settings = map[string]string{
+	"transaction_isolation": "read committed", "default_transaction_isolation": "read committed",
+	"transaction_read_only": "on", "default_transaction_read_only": "on",
+	"standard_conforming_strings": "on", "server_version": "15.0", "server_version_num": "150000",
+	"server_encoding": "UTF8", "client_encoding": "UTF8", "datestyle": "ISO, MDY", "timezone": "UTC",
+	"integer_datetimes": "on", "max_identifier_length": "63", "search_path": "gold, silver, quarantine",
+	"lc_collate": "C.UTF-8", "lc_ctype": "C.UTF-8", "application_name": "", "extra_float_digits": "3",
+	"max_index_keys": "32", "is_superuser": "off",
+}
+
+// showSetting recognises SHOW of one of settings (SHOW TRANSACTION
+// ISOLATION LEVEL included).
+func showSetting(stmt string) (name, value string, ok bool) {
+	fields := strings.Fields(strings.ToLower(stmt))
+	if len(fields) < 2 || fields[0] != "show" {
+		return "", "", false
+	}
+	name = strings.Trim(strings.Join(fields[1:], "_"), `"`)
+	if name == "transaction_isolation_level" {
+		name = "transaction_isolation"
+	}
+	value, ok = settings[name]
+	return name, value, ok
 }
 
 // ignored recognises the session commands a read-only server acknowledges
