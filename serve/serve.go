@@ -140,8 +140,9 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // evictLoop removes staged files no table reads any more, every
-// EvictEvery, at a moment no statement runs; after an hour without one,
-// it holds new statements off until the running ones end.
+// EvictEvery, at a moment no statement runs. It never waits for one: a
+// portal a client left suspended holds its statement open while the same
+// connection runs others, so waiting could stall them all.
 func (s *Server) evictLoop() {
 	t := time.NewTicker(s.cfg.EvictEvery)
 	defer t.Stop()
@@ -152,19 +153,22 @@ func (s *Server) evictLoop() {
 			return
 		case <-t.C:
 		}
-		ran, err := s.evict(time.Since(last) > time.Hour)
+		ran, err := s.evict()
 		if err != nil {
 			s.log.Warn("could not remove staged files", "error", err)
 		}
-		if ran {
+		switch {
+		case ran:
 			last = time.Now()
+		case time.Since(last) > time.Hour:
+			s.log.Warn("no moment without a running statement to remove staged files in", "since", last.Format(time.RFC3339))
 		}
 	}
 }
 
 // evict removes the staged files no table reads any more, unless
-// statements are running and wait is false; ran says whether it did.
-func (s *Server) evict(wait bool) (ran bool, err error) {
+// statements are running; ran says whether it did.
+func (s *Server) evict() (ran bool, err error) {
 	dir, err := s.db.TablesDir()
 	if err != nil {
 		return false, err
@@ -177,9 +181,7 @@ func (s *Server) evict(wait bool) (ran bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if wait {
-		s.gate.Lock()
-	} else if !s.gate.TryLock() {
+	if !s.gate.TryLock() {
 		return false, nil
 	}
 	files, bytes, err := query.Evict(staged, live)
