@@ -121,6 +121,9 @@ var catalogDDL = []string{
 		column_name VARCHAR, ordinal_position INTEGER, column_default VARCHAR, is_nullable VARCHAR, data_type VARCHAR,
 		character_maximum_length INTEGER, numeric_precision INTEGER, numeric_scale INTEGER, datetime_precision INTEGER,
 		udt_name VARCHAR)`,
+	// pgjdbc's getPrimaryKeys expands pg_index.indkey with it; the lake has
+	// no index, so its shape is all that matters.
+	`CREATE MACRO ` + infoSchema + `._pg_expandarray(a) AS {'x': NULL::BIGINT, 'n': NULL::INTEGER}`,
 	`CREATE TABLE ` + infoSchema + `.views (table_catalog VARCHAR, table_schema VARCHAR, table_name VARCHAR, view_definition VARCHAR)`,
 	`CREATE MACRO pg_get_userbyid(id) AS 'medallion'`,
 	// Drivers read the server's version from version(): PostgreSQL's form.

@@ -106,7 +106,7 @@ func New(ctx context.Context, l *lake.Lake, db *duck.DB, cfg Config) (*Server, e
 		wire.SessionMiddleware(s.open),
 		wire.CloseConn(s.close),
 		wire.Logger(cfg.Log),
-		wire.Version("15.0 (Medallion)"),
+		wire.Version("15.0"), // psql-wire v0.20.0 sends server_version 150000 whatever this says
 		wire.GlobalParameters(wire.Parameters{
 			"standard_conforming_strings": "on", // pgx's simple protocol requires it
 			"integer_datetimes":           "on",
