@@ -89,7 +89,7 @@ func OpenLocked(ctx context.Context, l *lake.Lake, db *duck.DB, at lake.Snapshot
 
 // Close drops the session's views and releases the connection. Staged
 // files stay, for the database's other sessions, until the database
-// closes.
+// closes or Evict removes them.
 func (s *Session) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
