@@ -254,6 +254,10 @@ func (c *catalog) load(ctx context.Context) error {
 	return nil
 }
 
+// catalogRows are the VALUES rows of the catalog relations about the
+// lake, by relation.
+type catalogRows map[string][]string
+
 // fill returns the statements that replace the catalog's rows about the
 // lake's namespaces, tables and columns.
 func (c *catalog) fill(ctx context.Context) ([]string, error) {
@@ -261,10 +265,10 @@ func (c *catalog) fill(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var nsRows, schemata, classes, attrs, tables, columns []string
+	rows := catalogRows{}
 	for _, ns := range lake.Namespaces {
-		nsRows = append(nsRows, fmt.Sprintf("(%d, %s, 10, NULL)", objectOID(ns), duck.Literal(ns)))
-		schemata = append(schemata, fmt.Sprintf("('medallion', %s, 'medallion')", duck.Literal(ns)))
+		rows.add("pg_namespace", "(%d, %s, 10, NULL)", objectOID(ns), duck.Literal(ns))
+		rows.add(infoSchema+".schemata", "('medallion', %s, 'medallion')", duck.Literal(ns))
 	}
 	for _, id := range ids {
 		r, err := c.lake.Reader(ctx, id, lake.Snapshot{})
@@ -275,40 +279,42 @@ func (c *catalog) fill(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		oid, ns, name := objectOID(id.String()), duck.Literal(id.Namespace), duck.Literal(id.Name)
-		classes = append(classes, fmt.Sprintf("(%d, %s, %d, 'r', 10, 2, 0, false, false, false, false, false, false, 0, 0, 'p', 'd', 0, NULL, -1, 0, %d, NULL, NULL, false, false, 0)",
-			oid, name, objectOID(id.Namespace), len(cols)))
-		tables = append(tables, fmt.Sprintf("('medallion', %s, %s, 'BASE TABLE', 'NO')", ns, name))
-		for i, col := range cols {
-			t, mod, p, s := pgTypeOf(col.Type)
-			attrs = append(attrs, fmt.Sprintf("(%d, %s, %d, %d, %d, %t, false, false, %d, '', '', %d, 0, -1, 'p', NULL, NULL, NULL, false, true, 0, '')",
-				oid, duck.Literal(col.Name), t.oid, mod, i+1, required[i], collation(t), t.len))
-			nullable, prec, scale := "YES", "NULL", "NULL"
-			if required[i] {
-				nullable = "NO"
-			}
-			if t.oid == 1700 {
-				prec, scale = strconv.Itoa(p), strconv.Itoa(s)
-			}
-			columns = append(columns, fmt.Sprintf("('medallion', %s, %s, %s, %d, NULL, '%s', %s, NULL, %s, %s, NULL, %s)",
-				ns, name, duck.Literal(col.Name), i+1, nullable, duck.Literal(t.display), prec, scale, duck.Literal(t.name)))
-		}
+		rows.table(id, cols, required)
 	}
-	stmts := []string{
-		"DELETE FROM pg_namespace", "DELETE FROM pg_class", "DELETE FROM pg_attribute",
-		"DELETE FROM " + infoSchema + ".schemata", "DELETE FROM " + infoSchema + ".tables", "DELETE FROM " + infoSchema + ".columns",
-		"INSERT INTO pg_namespace VALUES " + strings.Join(nsRows, ", "),
-		"INSERT INTO " + infoSchema + ".schemata VALUES " + strings.Join(schemata, ", "),
-	}
-	for _, v := range []struct {
-		table string
-		rows  []string
-	}{{"pg_class", classes}, {"pg_attribute", attrs}, {infoSchema + ".tables", tables}, {infoSchema + ".columns", columns}} {
-		if len(v.rows) > 0 {
-			stmts = append(stmts, "INSERT INTO "+v.table+" VALUES "+strings.Join(v.rows, ", "))
+	var stmts []string
+	for _, rel := range []string{"pg_namespace", "pg_class", "pg_attribute", infoSchema + ".schemata", infoSchema + ".tables", infoSchema + ".columns"} {
+		stmts = append(stmts, "DELETE FROM "+rel)
+		if len(rows[rel]) > 0 {
+			stmts = append(stmts, "INSERT INTO "+rel+" VALUES "+strings.Join(rows[rel], ", "))
 		}
 	}
 	return stmts, nil
+}
+
+func (rows catalogRows) add(rel, format string, args ...any) {
+	rows[rel] = append(rows[rel], fmt.Sprintf(format, args...))
+}
+
+// table adds one lake table and its columns.
+func (rows catalogRows) table(id lake.TableID, cols []duck.Column, required []bool) {
+	oid, ns, name := objectOID(id.String()), duck.Literal(id.Namespace), duck.Literal(id.Name)
+	rows.add("pg_class", "(%d, %s, %d, 'r', 10, 2, 0, false, false, false, false, false, false, 0, 0, 'p', 'd', 0, NULL, -1, 0, %d, NULL, NULL, false, false, 0)",
+		oid, name, objectOID(id.Namespace), len(cols))
+	rows.add(infoSchema+".tables", "('medallion', %s, %s, 'BASE TABLE', 'NO')", ns, name)
+	for i, col := range cols {
+		t, mod, p, s := pgTypeOf(col.Type)
+		rows.add("pg_attribute", "(%d, %s, %d, %d, %d, %t, false, false, %d, '', '', %d, 0, -1, 'p', NULL, NULL, NULL, false, true, 0, '')",
+			oid, duck.Literal(col.Name), t.oid, mod, i+1, required[i], collation(t), t.len)
+		nullable, prec, scale := "YES", "NULL", "NULL"
+		if required[i] {
+			nullable = "NO"
+		}
+		if t.oid == 1700 {
+			prec, scale = strconv.Itoa(p), strconv.Itoa(s)
+		}
+		rows.add(infoSchema+".columns", "('medallion', %s, %s, %s, %d, NULL, '%s', %s, NULL, %s, %s, NULL, %s)",
+			ns, name, duck.Literal(col.Name), i+1, nullable, duck.Literal(t.display), prec, scale, duck.Literal(t.name))
+	}
 }
 
 // collation is a column's pg_attribute.attcollation: text is collatable.
