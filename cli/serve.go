@@ -69,6 +69,10 @@ then cancels them.`,
 			if err != nil {
 				return fmt.Errorf("serve.addr %s: %w", cfg.Addr, err)
 			}
+			if err := srv.Admits(ln); err != nil {
+				ln.Close()
+				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", describeSource(eng.cfg), err)}
+			}
 			if cfg.HTTPAddr != "" {
 				stop, err := serveHTTP(cfg.HTTPAddr, srv.Handler())
 				if err != nil {

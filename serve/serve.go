@@ -130,13 +130,22 @@ func New(ctx context.Context, l *lake.Lake, db *duck.DB, cfg Config) (*Server, e
 // Serve accepts connections on l until Shutdown or Close. A listener
 // other machines reach needs TLS, unless plaintext is allowed.
 func (s *Server) Serve(l net.Listener) error {
-	if a, ok := l.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() && s.cfg.TLS == nil && !s.cfg.AllowPlaintext {
+	if err := s.Admits(l); err != nil {
 		l.Close()
-		return fmt.Errorf("serve.addr %s is reachable from other machines: set serve.tls.cert_file and serve.tls.key_file, or serve.allow_plaintext: true", l.Addr())
+		return err
 	}
 	s.ln.Listener = l
 	go s.evictLoop()
 	return s.wire.Serve(s.ln)
+}
+
+// Admits refuses a listener other machines reach when there is no TLS
+// and plaintext is not allowed.
+func (s *Server) Admits(l net.Listener) error {
+	if a, ok := l.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() && s.cfg.TLS == nil && !s.cfg.AllowPlaintext {
+		return fmt.Errorf("serve.addr %s is reachable from other machines: set serve.tls.cert_file and serve.tls.key_file, or serve.allow_plaintext: true", l.Addr())
+	}
+	return nil
 }
 
 // evictLoop removes staged files no table reads any more, every
