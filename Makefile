@@ -2,8 +2,10 @@
 #
 #   make demo    run the whole loop on the embedded defaults
 #   make test    vet and run every test against real PostgreSQL, a real S3
-#                server (versitygw, built from .ci/tools), DuckDB, and real
-#                Kafka clients (kcat, confluent-kafka) against kfake
+#                server (versitygw, built from .ci/tools), DuckDB, real
+#                Kafka clients (kcat, confluent-kafka) against kfake, and
+#                real PostgreSQL clients (psql, pgx, SQLAlchemy, JDBC)
+#                against medallion serve
 #   make bench   run the benchmarks (figures go in BENCHMARKS.md)
 
 GO       ?= go
