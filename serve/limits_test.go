@@ -293,3 +293,31 @@ func TestServeShutdownLetsStatementsFinish(t *testing.T) {
 		t.Fatal("Shutdown did not return once the statement finished")
 	}
 }
+
+// TestServeLargeStatement: a statement under the 1 MiB message limit runs;
+// one over it is refused, and the server goes on serving.
+func TestServeLargeStatement(t *testing.T) {
+	addr, _ := start(t, 0)
+	ctx := context.Background()
+	conn, err := connect(t, addr, "analyst", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT length('"+strings.Repeat("x", 900<<10)+"')").Scan(&n); err != nil || n != 900<<10 {
+		t.Fatalf("a 900 KiB statement: %d %v", n, err)
+	}
+	err = conn.QueryRow(ctx, "SELECT length('"+strings.Repeat("x", 2<<20)+"')").Scan(&n)
+	if pgCode(err) != "54000" || !strings.Contains(err.Error(), "bigger than maximum allowed message size 1048576") {
+		t.Fatalf("a 2 MiB statement: %v", err)
+	}
+	other, err := connect(t, addr, "analyst", "s3cret")
+	if err != nil {
+		t.Fatalf("after a refused statement: %v", err)
+	}
+	defer other.Close(ctx)
+	if err := other.QueryRow(ctx, "SELECT count(*) FROM gold.orders_daily").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("after a refused statement: %d %v", n, err)
+	}
+}

@@ -3,7 +3,9 @@ package serve_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,7 +55,8 @@ func BenchmarkServeLoad(b *testing.B) {
 	fmt.Fprintf(f, "duckdb:\n  memory_limit: 512MB\n")
 	f.Close()
 	b.Setenv("MEDALLION_SERVE_ADDR", "127.0.0.1:"+port)
-	b.Setenv("MEDALLION_SERVE_HTTP_ADDR", "127.0.0.1:"+freePort(b))
+	httpAddr := "127.0.0.1:" + freePort(b)
+	b.Setenv("MEDALLION_SERVE_HTTP_ADDR", httpAddr)
 
 	srv := exec.Command(bin, "serve", "--config", cfg)
 	srv.Stderr = os.Stderr
@@ -68,6 +71,7 @@ func BenchmarkServeLoad(b *testing.B) {
 	lat, errs := load(b, addr, clients, time.Duration(seconds)*time.Second)
 	b.StopTimer()
 	peak := peakRSS(b, srv.Process.Pid)
+	heap := goHeap(b, httpAddr)
 	srv.Process.Signal(syscall.SIGTERM)
 	srv.Wait()
 	if errs > 0 {
@@ -79,8 +83,8 @@ func BenchmarkServeLoad(b *testing.B) {
 	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
 	b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
 	b.ReportMetric(float64(peak)/(1<<20), "server-peak-MiB")
-	b.Logf("serve: %d clients, %d s: %d statements, %.0f/s, p50 %.1f ms, p99 %.1f ms, server peak RSS %d MiB",
-		clients, seconds, len(lat), qps, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), peak>>20)
+	b.Logf("serve: %d clients, %d s: %d statements, %.0f/s, p50 %.1f ms, p99 %.1f ms, server peak RSS %d MiB (Go heap in use at the end %d MiB)",
+		clients, seconds, len(lat), qps, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), peak>>20, heap>>20)
 
 	// The same queries through medallion query, a process each.
 	var cli []time.Duration
@@ -186,6 +190,27 @@ func waitConnect(b *testing.B, addr string) {
 		}
 	}
 	b.Fatalf("medallion serve did not answer on %s", addr)
+}
+
+// goHeap is the server's Go heap in use, from its /metrics.
+func goHeap(b *testing.B, addr string) int64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return int64(f)
+		}
+	}
+	b.Fatal("no go_memstats_heap_inuse_bytes in /metrics")
+	return 0
 }
 
 // peakRSS is a running process's peak resident set (VmHWM).

@@ -72,6 +72,10 @@ type Server struct {
 
 type sessionKey struct{}
 
+// maxMessage is the largest statement (with its parameters) a client may
+// send.
+const maxMessage = 1 << 20
+
 // conn is one client connection's state.
 type conn struct {
 	sess *query.Session
@@ -106,6 +110,10 @@ func New(ctx context.Context, l *lake.Lake, db *duck.DB, cfg Config) (*Server, e
 		wire.SessionMiddleware(s.open),
 		wire.CloseConn(s.close),
 		wire.Logger(cfg.Log),
+		// psql-wire reads each connection through a buffer this size, allocated
+		// up front, which is also the largest message a client may send: its
+		// 16 MiB default made 32 connections hold 512 MiB.
+		wire.MessageBufferSize(maxMessage),
 		wire.Version("15.0"), // psql-wire v0.20.0 sends server_version 150000 whatever this says
 		wire.GlobalParameters(wire.Parameters{
 			"standard_conforming_strings": "on", // pgx's simple protocol requires it
