@@ -58,12 +58,6 @@ func outsideIP(t *testing.T) string {
 	return ""
 }
 
-func connectMode(addr, user, password, sslmode string) (*pgx.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return pgx.Connect(ctx, "postgres://"+user+":"+password+"@"+addr+"/medallion?sslmode="+sslmode)
-}
-
 func pgCode(err error) string {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -84,7 +78,7 @@ func TestServeTLS(t *testing.T) {
 	outside, local := net.JoinHostPort(ip, port), net.JoinHostPort("127.0.0.1", port)
 	ctx := context.Background()
 
-	conn, err := connectMode(outside, "analyst", "s3cret", "require")
+	conn, err := dial(outside, "analyst", "s3cret", "require")
 	if err != nil {
 		t.Fatalf("TLS from outside: %v", err)
 	}
@@ -96,11 +90,11 @@ func TestServeTLS(t *testing.T) {
 		t.Errorf("over TLS: %d %v", n, err)
 	}
 	conn.Close(ctx)
-	if _, err := connectMode(outside, "analyst", "s3cret", "disable"); pgCode(err) != "28000" || !strings.Contains(err.Error(), "without TLS") {
+	if _, err := dial(outside, "analyst", "s3cret", "disable"); pgCode(err) != "28000" || !strings.Contains(err.Error(), "without TLS") {
 		t.Errorf("plaintext from outside: %v", err)
 	}
 	for _, mode := range []string{"disable", "require"} {
-		c, err := connectMode(local, "analyst", "s3cret", mode)
+		c, err := dial(local, "analyst", "s3cret", mode)
 		if err != nil {
 			t.Errorf("loopback, sslmode=%s: %v", mode, err)
 			continue
@@ -128,7 +122,7 @@ func TestServeTLS(t *testing.T) {
 	}
 	open := startWith(t, 1, func(c *serve.Config) { c.AllowPlaintext = true }, "0.0.0.0:0")
 	_, port, _ = net.SplitHostPort(open.addr)
-	c, err := connectMode(net.JoinHostPort(ip, port), "analyst", "s3cret", "disable")
+	c, err := dial(net.JoinHostPort(ip, port), "analyst", "s3cret", "disable")
 	if err != nil {
 		t.Fatalf("plaintext allowed: %v", err)
 	}
@@ -140,7 +134,13 @@ func metric(t *testing.T, srv *serve.Server, series string) float64 {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	for _, line := range strings.Split(rec.Body.String(), "\n") {
+	return seriesValue(t, rec.Body.String(), series)
+}
+
+// seriesValue reads one series from a Prometheus text exposition.
+func seriesValue(t testing.TB, exposition, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(exposition, "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
@@ -171,13 +171,10 @@ func TestServeMaxConnections(t *testing.T) {
 	ctx := context.Background()
 	var conns []*pgx.Conn
 	for range 2 {
-		c, err := connect(t, s.addr, "analyst", "s3cret")
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := analyst(t, s.addr)
 		conns = append(conns, c)
 	}
-	if _, err := connect(t, s.addr, "analyst", "s3cret"); pgCode(err) != "53300" {
+	if _, err := connect(s.addr, "analyst", "s3cret"); pgCode(err) != "53300" {
 		t.Fatalf("a third client: %v", err)
 	}
 	if got := metric(t, s.srv, `medallion_serve_connections_refused_total{reason="max_connections"}`); got != 1 {
@@ -185,7 +182,7 @@ func TestServeMaxConnections(t *testing.T) {
 	}
 	conns[0].Close(ctx)
 	eventually(t, "the closed connection to be counted out", func() bool { return metric(t, s.srv, "medallion_serve_connections") == 1 })
-	c, err := connect(t, s.addr, "analyst", "s3cret")
+	c, err := connect(s.addr, "analyst", "s3cret")
 	if err != nil {
 		t.Fatalf("after one closed: %v", err)
 	}
@@ -206,10 +203,7 @@ func TestServeMaxQueriesAndShutdown(t *testing.T) {
 	ctx := context.Background()
 	var conns [3]*pgx.Conn
 	for i := range conns {
-		c, err := connect(t, s.addr, "analyst", "s3cret")
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := analyst(t, s.addr)
 		conns[i] = c
 	}
 	var n int64
@@ -262,10 +256,7 @@ func TestServeMaxQueriesAndShutdown(t *testing.T) {
 func TestServeShutdownLetsStatementsFinish(t *testing.T) {
 	s := startWith(t, 1, nil, "127.0.0.1:0")
 	ctx := context.Background()
-	conn, err := connect(t, s.addr, "analyst", "s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := analyst(t, s.addr)
 	rows, err := conn.Query(ctx, "SELECT i FROM range(200000) t(i)")
 	if err != nil {
 		t.Fatal(err)
@@ -299,24 +290,16 @@ func TestServeShutdownLetsStatementsFinish(t *testing.T) {
 func TestServeLargeStatement(t *testing.T) {
 	addr, _ := start(t, 0)
 	ctx := context.Background()
-	conn, err := connect(t, addr, "analyst", "s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := analyst(t, addr)
 	var n int64
 	if err := conn.QueryRow(ctx, "SELECT length('"+strings.Repeat("x", 900<<10)+"')").Scan(&n); err != nil || n != 900<<10 {
 		t.Fatalf("a 900 KiB statement: %d %v", n, err)
 	}
-	err = conn.QueryRow(ctx, "SELECT length('"+strings.Repeat("x", 2<<20)+"')").Scan(&n)
+	err := conn.QueryRow(ctx, "SELECT length('"+strings.Repeat("x", 2<<20)+"')").Scan(&n)
 	if pgCode(err) != "54000" || !strings.Contains(err.Error(), "bigger than maximum allowed message size 1048576") {
 		t.Fatalf("a 2 MiB statement: %v", err)
 	}
-	other, err := connect(t, addr, "analyst", "s3cret")
-	if err != nil {
-		t.Fatalf("after a refused statement: %v", err)
-	}
-	defer other.Close(ctx)
+	other := analyst(t, addr)
 	if err := other.QueryRow(ctx, "SELECT count(*) FROM gold.orders_daily").Scan(&n); err != nil || n == 0 {
 		t.Fatalf("after a refused statement: %d %v", n, err)
 	}

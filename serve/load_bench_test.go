@@ -4,20 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/medallionlake/medallion/internal/testenv"
 )
 
 // loadMix is the benchmark's mix of gold queries: whole-table
@@ -51,11 +51,10 @@ func BenchmarkServeLoad(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	port := freePort(b)
 	fmt.Fprintf(f, "duckdb:\n  memory_limit: 512MB\n")
 	f.Close()
-	b.Setenv("MEDALLION_SERVE_ADDR", "127.0.0.1:"+port)
-	httpAddr := "127.0.0.1:" + freePort(b)
+	addr, httpAddr := testenv.FreeAddr(b), testenv.FreeAddr(b)
+	b.Setenv("MEDALLION_SERVE_ADDR", addr)
 	b.Setenv("MEDALLION_SERVE_HTTP_ADDR", httpAddr)
 
 	srv := exec.Command(bin, "serve", "--config", cfg)
@@ -64,16 +63,15 @@ func BenchmarkServeLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer srv.Process.Kill()
-	addr := "127.0.0.1:" + port
 	waitConnect(b, addr)
 
 	b.ResetTimer()
 	lat, errs := load(b, addr, clients, time.Duration(seconds)*time.Second)
 	b.StopTimer()
-	peak := peakRSS(b, srv.Process.Pid)
 	heap := goHeap(b, httpAddr)
 	srv.Process.Signal(syscall.SIGTERM)
 	srv.Wait()
+	peak := maxRSS(srv)
 	if errs > 0 {
 		b.Fatalf("%d statements failed", errs)
 	}
@@ -97,7 +95,7 @@ func BenchmarkServeLoad(b *testing.B) {
 				b.Fatalf("medallion query %q: %v\n%s", q, err, out)
 			}
 			cli = append(cli, time.Since(began))
-			cliPeak = max(cliPeak, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss<<10)
+			cliPeak = max(cliPeak, maxRSS(cmd))
 		}
 	}
 	slices.Sort(cli)
@@ -171,16 +169,6 @@ func envInt(b *testing.B, key string, def int) int {
 	return n
 }
 
-func freePort(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
 func waitConnect(b *testing.B, addr string) {
 	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		conn, err := pgx.Connect(context.Background(), "postgres://analyst:demo@"+addr+"/medallion?sslmode=disable")
@@ -200,36 +188,12 @@ func goHeap(b *testing.B, addr string) int64 {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return int64(f)
-		}
-	}
-	b.Fatal("no go_memstats_heap_inuse_bytes in /metrics")
-	return 0
+	return int64(seriesValue(b, string(body), "go_memstats_heap_inuse_bytes"))
 }
 
-// peakRSS is a running process's peak resident set (VmHWM).
-func peakRSS(b *testing.B, pid int) int64 {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	b.Fatal("no VmHWM")
-	return 0
+// maxRSS is an exited process's peak resident set.
+func maxRSS(cmd *exec.Cmd) int64 {
+	return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -105,11 +105,27 @@ func startWith(t *testing.T, days int, edit func(*serve.Config), listen string) 
 const viewerVerifier = "SCRAM-SHA-256$4096:gXb8QtvWzkmIUMw9Wx+QFQ==$" +
 	"9LK+R9gOyLsK/kWGlh0RqQ4+WURWkjjt560rbgVKiHw=:Yf/Ud+Ifku8uHDKdg95kLwceul1k+CGTHm5oi4nvud8="
 
-func connect(t *testing.T, addr, user, password string) (*pgx.Conn, error) {
-	t.Helper()
+// dial connects as user, with sslmode.
+func dial(addr, user, password, sslmode string) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return pgx.Connect(ctx, "postgres://"+user+":"+password+"@"+addr+"/medallion?sslmode=disable")
+	return pgx.Connect(ctx, "postgres://"+user+":"+password+"@"+addr+"/medallion?sslmode="+sslmode)
+}
+
+// connect connects as user without TLS.
+func connect(addr, user, password string) (*pgx.Conn, error) {
+	return dial(addr, user, password, "disable")
+}
+
+// analyst connects as analyst; the connection closes when the test ends.
+func analyst(t *testing.T, addr string) *pgx.Conn {
+	t.Helper()
+	c, err := connect(addr, "analyst", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
 }
 
 // TestServePgx: pgx authenticates with SCRAM-SHA-256, runs statements
@@ -118,24 +134,20 @@ func connect(t *testing.T, addr, user, password string) (*pgx.Conn, error) {
 func TestServePgx(t *testing.T) {
 	addr, cfgPath := start(t, 0)
 	ctx := context.Background()
-	if _, err := connect(t, addr, "analyst", "wrong"); err == nil || !strings.Contains(err.Error(), "password authentication failed") {
+	if _, err := connect(addr, "analyst", "wrong"); err == nil || !strings.Contains(err.Error(), "password authentication failed") {
 		t.Fatalf("a wrong password: %v", err)
 	}
 	// An unknown user goes through the whole exchange and is refused as a
 	// wrong password is.
-	if _, err := connect(t, addr, "nobody", "s3cret"); pgCode(err) != "28P01" || !strings.Contains(err.Error(), `password authentication failed for user "nobody"`) {
+	if _, err := connect(addr, "nobody", "s3cret"); pgCode(err) != "28P01" || !strings.Contains(err.Error(), `password authentication failed for user "nobody"`) {
 		t.Fatalf("an unknown user: %v", err)
 	}
-	viewer, err := connect(t, addr, "viewer", "v1ew")
+	viewer, err := connect(addr, "viewer", "v1ew")
 	if err != nil {
 		t.Fatalf("a user configured with PostgreSQL's SCRAM verifier: %v", err)
 	}
 	viewer.Close(ctx)
-	conn, err := connect(t, addr, "analyst", "s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := analyst(t, addr)
 
 	var total, above int64
 	if err := conn.QueryRow(ctx, "SELECT sum(orders) FROM gold.orders_daily").Scan(&total); err != nil || total == 0 {
@@ -300,11 +312,7 @@ func TestConfigErrors(t *testing.T) {
 func TestServeSeesNewCommits(t *testing.T) {
 	addr, cfg := start(t, 0)
 	ctx := context.Background()
-	conn, err := connect(t, addr, "analyst", "s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := analyst(t, addr)
 	const q = "SELECT count(DISTINCT order_date), count(*) FILTER (WHERE order_date = DATE '2020-01-01') FROM gold.orders_daily"
 	var days, newDay int64
 	if err := conn.QueryRow(ctx, q).Scan(&days, &newDay); err != nil || days == 0 || newDay != 0 {
@@ -327,14 +335,10 @@ func TestServeSeesNewCommits(t *testing.T) {
 func TestServeStatementTimeout(t *testing.T) {
 	addr, _ := start(t, 300*time.Millisecond)
 	ctx := context.Background()
-	conn, err := connect(t, addr, "analyst", "s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := analyst(t, addr)
 	began := time.Now()
 	var n int64
-	err = conn.QueryRow(ctx, "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3").Scan(&n)
+	err := conn.QueryRow(ctx, "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3").Scan(&n)
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "57014" || !strings.Contains(pgErr.Message, "statement timeout") {
 		t.Fatalf("a long statement: %v (after %s)", err, time.Since(began))
@@ -355,11 +359,7 @@ func TestServeSessionsAreIsolated(t *testing.T) {
 	ctx := context.Background()
 	var conns [2]*pgx.Conn
 	for i := range conns {
-		c, err := connect(t, addr, "analyst", "s3cret")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close(ctx)
+		c := analyst(t, addr)
 		conns[i] = c
 	}
 	var days []time.Time
@@ -430,11 +430,7 @@ func TestServeCatalog(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	conn, err := connect(t, addr, "analyst", "s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := analyst(t, addr)
 	rows, err := conn.Query(ctx, "SELECT * FROM gold.orders_daily LIMIT 0")
 	if err != nil {
 		t.Fatal(err)
@@ -474,11 +470,7 @@ func TestServeCatalog(t *testing.T) {
 func TestServeEvictsStagedFiles(t *testing.T) {
 	s := startWith(t, 1, func(c *serve.Config) { c.EvictEvery = 50 * time.Millisecond }, "127.0.0.1:0")
 	ctx := context.Background()
-	conn, err := connect(t, s.addr, "analyst", "s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := analyst(t, s.addr)
 	const orders = "SELECT count(*), sum(orders), min(order_date)::VARCHAR FROM gold.orders_daily"
 	var before, after, n int64
 	var day string

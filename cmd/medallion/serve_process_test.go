@@ -30,7 +30,7 @@ func TestServeProcess(t *testing.T) {
 	if out, err := exec.Command(bin, "demo", "--dir", demo, "--days", "1", "--events-per-day", "200").CombinedOutput(); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
-	addr, httpAddr := freeAddr(t), freeAddr(t)
+	addr, httpAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	cmd := exec.Command(bin, "serve", "--config", filepath.Join(demo, "medallion.yaml"), "--addr", addr)
 	cmd.Env = append(os.Environ(), "MEDALLION_SERVE_HTTP_ADDR="+httpAddr, "MEDALLION_SERVE_SHUTDOWN_TIMEOUT=20s")
 	var log bytes.Buffer
@@ -109,11 +109,4 @@ func TestServeProcess(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("serve did not exit after SIGTERM\n%s", log.String())
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
 }
