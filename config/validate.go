@@ -24,6 +24,16 @@ func (c *checker) positive(key string, v int64) {
 	}
 }
 
+// address checks a host:port; empty passes when the setting may be off.
+func (c *checker) address(key, addr string, mayBeEmpty bool) {
+	if addr == "" && mayBeEmpty {
+		return
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		c.add(key, "invalid address %q: want host:port or :port", addr)
+	}
+}
+
 func (c *checker) oneOf(key, v string, allowed ...string) {
 	if !slices.Contains(allowed, v) {
 		c.add(key, "unsupported value %q (want one of: %s)", v, strings.Join(allowed, ", "))
@@ -50,11 +60,7 @@ func (cfg *Config) validate() []problem {
 	if s.FlushBytes > s.MemoryBudget {
 		c.add("sink.flush_bytes", "must not exceed sink.memory_budget (%s)", s.MemoryBudget)
 	}
-	if s.HTTPAddr != "" {
-		if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
-			c.add("sink.http_addr", "invalid address %q: want host:port or :port", s.HTTPAddr)
-		}
-	}
+	c.address("sink.http_addr", s.HTTPAddr, true)
 
 	p := cfg.Pipeline
 	c.positive("pipeline.workers", int64(p.Workers))
@@ -89,11 +95,8 @@ func (cfg *Config) validate() []problem {
 
 func (cfg *Config) validateServe(c *checker) {
 	s := cfg.Serve
-	for key, addr := range map[string]string{"serve.addr": s.Addr, "serve.http_addr": s.HTTPAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil && (addr != "" || key == "serve.addr") {
-			c.add(key, "invalid address %q: want host:port or :port", addr)
-		}
-	}
+	c.address("serve.addr", s.Addr, false)
+	c.address("serve.http_addr", s.HTTPAddr, true)
 	c.positive("serve.max_connections", int64(s.MaxConnections))
 	c.positive("serve.max_queries", int64(s.MaxQueries))
 	if s.StatementTimeout < 0 {

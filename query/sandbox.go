@@ -169,7 +169,11 @@ func (s *Session) Describe(ctx context.Context, stmt string) (Description, error
 // no row (LIMIT 0, parameters NULL) and reads the result's type names. A
 // statement that cannot be wrapped so keeps its columns as text.
 func (s *Session) markJSON(ctx context.Context, stmt string, d *Description) {
-	if !slices.ContainsFunc(d.Columns, func(c Column) bool { return c.Type == duckdb.TYPE_VARCHAR }) {
+	// Only a statement that names JSON (a cast or a json function) can
+	// return it: no lake table has a JSON column. That keeps the second
+	// planning off every other statement.
+	if !strings.Contains(strings.ToLower(stmt), "json") ||
+		!slices.ContainsFunc(d.Columns, func(c Column) bool { return c.Type == duckdb.TYPE_VARCHAR }) {
 		return
 	}
 	rows, err := s.conn.QueryContext(ctx, "SELECT * FROM ("+stmt+"\n) LIMIT 0", make([]any, len(d.Params))...)

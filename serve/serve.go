@@ -116,13 +116,13 @@ func New(ctx context.Context, l *lake.Lake, db *duck.DB, cfg Config) (*Server, e
 		wire.MessageBufferSize(maxMessage),
 		wire.Version("15.0"), // psql-wire v0.20.0 sends server_version 150000 whatever this says
 		wire.GlobalParameters(wire.Parameters{
-			"standard_conforming_strings": "on", // pgx's simple protocol requires it
-			"integer_datetimes":           "on",
-			"DateStyle":                   "ISO, MDY",
-			"TimeZone":                    "UTC", // DuckDB runs in UTC (duck.Open)
-			wire.ParamServerEncoding:      "UTF8",
-			wire.ParamClientEncoding:      "UTF8",
-			wire.ParamIsSuperuser:         "off",
+			"standard_conforming_strings": settings["standard_conforming_strings"], // pgx's simple protocol requires it
+			"integer_datetimes":           settings["integer_datetimes"],
+			"DateStyle":                   settings["datestyle"],
+			"TimeZone":                    settings["timezone"], // DuckDB runs in UTC (duck.Open)
+			wire.ParamServerEncoding:      settings["server_encoding"],
+			wire.ParamClientEncoding:      settings["client_encoding"],
+			wire.ParamIsSuperuser:         settings["is_superuser"],
 		}),
 	}
 	if cfg.TLS != nil {
@@ -486,7 +486,8 @@ func stream(rows *sql.Rows, cols wire.Columns, w wire.DataWriter) error {
 }
 
 // settings answer SHOW for the PostgreSQL settings drivers read on
-// connecting; any other SHOW goes to DuckDB (SHOW TABLES, SHOW gold.t).
+// connecting, and give the parameters sent at startup their values; any
+// other SHOW goes to DuckDB (SHOW TABLES, SHOW gold.t).
 var settings = map[string]string{
 	"transaction_isolation": "read committed", "default_transaction_isolation": "read committed",
 	"transaction_read_only": "on", "default_transaction_read_only": "on",
