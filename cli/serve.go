@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/medallionlake/medallion/config"
+	"github.com/medallionlake/medallion/internal/httpendpoint"
 	"github.com/medallionlake/medallion/serve"
 )
 
@@ -74,7 +74,7 @@ then cancels them.`,
 				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", describeSource(eng.cfg), err)}
 			}
 			if cfg.HTTPAddr != "" {
-				stop, err := serveHTTP(cfg.HTTPAddr, srv.Handler())
+				stop, err := httpendpoint.Start("serve.http_addr", cfg.HTTPAddr, srv.Handler())
 				if err != nil {
 					ln.Close()
 					return err
@@ -121,19 +121,4 @@ func serveConfig(cfg config.Serve) (serve.Config, error) {
 		sc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return sc, nil
-}
-
-// serveHTTP serves h on addr until stop.
-func serveHTTP(addr string, h http.Handler) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("serve.http_addr %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
 }

@@ -2,16 +2,15 @@ package sink
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/medallionlake/medallion/internal/httpendpoint"
 )
 
 // metrics are the sink's Prometheus series, in a registry of its own.
@@ -108,19 +107,11 @@ func (s *Sink) Handler() http.Handler {
 
 // Serve runs the HTTP endpoints on addr until ctx ends.
 func (s *Sink) Serve(ctx context.Context, addr string) error {
-	ln, err := net.Listen("tcp", addr)
+	stop, err := httpendpoint.Start("sink.http_addr", addr, s.Handler())
 	if err != nil {
-		return fmt.Errorf("sink.http_addr %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	<-ctx.Done()
+	stop()
 	return nil
 }
