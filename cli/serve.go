@@ -45,64 +45,66 @@ Listens on serve.addr (default 127.0.0.1:5433). On SIGINT or SIGTERM it stops
 accepting, lets running statements finish for serve.shutdown_timeout (30s),
 then cancels them.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			eng, err := a.openEngine(ctx)
-			if err != nil {
-				return err
-			}
-			defer eng.close()
-			cfg := eng.cfg.Serve
-			if addr != "" {
-				cfg.Addr = addr
-			}
-			sc, err := serveConfig(cfg)
-			if err != nil {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", describeSource(eng.cfg), err)}
-			}
-			sc.Log = a.log
-			srv, err := serve.New(ctx, eng.deps.Lake, eng.deps.Duck, sc)
-			if err != nil {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", describeSource(eng.cfg), err)}
-			}
-			ln, err := net.Listen("tcp", cfg.Addr)
-			if err != nil {
-				return fmt.Errorf("serve.addr %s: %w", cfg.Addr, err)
-			}
-			if err := srv.Admits(ln); err != nil {
-				ln.Close()
-				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", describeSource(eng.cfg), err)}
-			}
-			if cfg.HTTPAddr != "" {
-				stop, err := httpendpoint.Start("serve.http_addr", cfg.HTTPAddr, srv.Handler())
-				if err != nil {
-					ln.Close()
-					return err
-				}
-				defer stop()
-			}
-			a.log.Info("serving the lake over the PostgreSQL protocol", "addr", ln.Addr().String(), "users", len(sc.Users),
-				"tls", sc.TLS != nil, "http", cfg.HTTPAddr)
-			done := make(chan error, 1)
-			go func() { done <- srv.Serve(ln) }()
-			select {
-			case err := <-done:
-				srv.Close()
-				return err
-			case <-ctx.Done():
-			}
-			grace := time.Duration(cfg.ShutdownTimeout)
-			a.log.Info("stopping: running statements may finish", "grace", grace)
-			graceCtx, cancel := context.WithTimeout(context.Background(), grace)
-			defer cancel()
-			if err := srv.Shutdown(graceCtx); err != nil && !errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.serve(cmd.Context(), addr) },
 	}
 	cmd.Flags().StringVar(&addr, "addr", "", "listen here instead of serve.addr")
 	return cmd
+}
+
+// serve runs medallion serve until ctx ends, then stops gracefully.
+func (a *app) serve(ctx context.Context, addr string) error {
+	eng, err := a.openEngine(ctx)
+	if err != nil {
+		return err
+	}
+	defer eng.close()
+	cfg := eng.cfg.Serve
+	if addr != "" {
+		cfg.Addr = addr
+	}
+	sc, err := serveConfig(cfg)
+	if err != nil {
+		return usageError("%s: %w", describeSource(eng.cfg), err)
+	}
+	sc.Log = a.log
+	srv, err := serve.New(ctx, eng.deps.Lake, eng.deps.Duck, sc)
+	if err != nil {
+		return usageError("%s: %w", describeSource(eng.cfg), err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve.addr %s: %w", cfg.Addr, err)
+	}
+	if err := srv.Admits(ln); err != nil {
+		ln.Close()
+		return usageError("%s: %w", describeSource(eng.cfg), err)
+	}
+	if cfg.HTTPAddr != "" {
+		stop, err := httpendpoint.Start("serve.http_addr", cfg.HTTPAddr, srv.Handler())
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop() // after Shutdown: /healthz answers 503 meanwhile
+	}
+	a.log.Info("serving the lake over the PostgreSQL protocol", "addr", ln.Addr().String(), "users", len(sc.Users),
+		"tls", sc.TLS != nil, "http", cfg.HTTPAddr)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		srv.Close()
+		return err
+	case <-ctx.Done():
+	}
+	grace := time.Duration(cfg.ShutdownTimeout)
+	a.log.Info("stopping: running statements may finish", "grace", grace)
+	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(graceCtx); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // serveConfig turns the serve section into the server's settings,

@@ -316,19 +316,8 @@ func (s *Server) close(ctx context.Context) error {
 // ignored; anything else must be one read-only statement over the lake.
 func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatements, error) {
 	stmt := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(q.Query), ";"))
-	if tag, ok := ignored(stmt); ok {
-		return wire.Prepared(wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
-			return w.Complete(tag)
-		})), nil
-	}
-	if name, value, ok := showSetting(stmt); ok {
-		cols := wire.Columns{{Name: name, Oid: pgtype.TextOID, Width: -1}}
-		return wire.Prepared(wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
-			if err := w.Row([]any{value}); err != nil {
-				return err
-			}
-			return w.Complete("SHOW")
-		}, wire.WithColumns(cols))), nil
+	if fixed, ok := answered(stmt); ok {
+		return fixed, nil
 	}
 	c, ok := ctx.Value(sessionKey{}).(*conn)
 	if !ok {
@@ -341,15 +330,12 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatemen
 		}
 		stmt = rewriteCatalogQuery(stmt)
 	}
-	sess := c.sess
 	s.gate.RLock()
-	desc, err := sess.Describe(ctx, stmt)
+	desc, err := c.sess.Describe(ctx, stmt)
 	s.gate.RUnlock()
 	if err != nil && catalogQuery && !errors.Is(err, query.ErrBlocked) && neverRows.MatchString(stmt) {
 		s.log.Debug("a catalog statement about relations the lake has no rows for answers none", "error", err)
-		return wire.Prepared(wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
-			return w.Complete("SELECT 0")
-		})), nil
+		return completes("SELECT 0"), nil
 	}
 	if err != nil {
 		return nil, pgErr(err)
@@ -366,9 +352,35 @@ func (s *Server) parse(ctx context.Context, q wire.Query) (wire.PreparedStatemen
 		}
 	}
 	run := func(ctx context.Context, w wire.DataWriter, args []wire.Parameter) error {
-		return s.run(ctx, sess, stmt, cols, params, w, args)
+		return s.run(ctx, c.sess, stmt, cols, params, w, args)
 	}
 	return wire.Prepared(wire.NewStatement(run, wire.WithColumns(cols), wire.WithParameters(params))), nil
+}
+
+// answered gives the statements serve answers itself: session commands
+// acknowledged without effect, and SHOW of the settings drivers read.
+func answered(stmt string) (wire.PreparedStatements, bool) {
+	if tag, ok := ignored(stmt); ok {
+		return completes(tag), true
+	}
+	name, value, ok := showSetting(stmt)
+	if !ok {
+		return nil, false
+	}
+	cols := wire.Columns{{Name: name, Oid: pgtype.TextOID, Width: -1}}
+	return wire.Prepared(wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
+		if err := w.Row([]any{value}); err != nil {
+			return err
+		}
+		return w.Complete("SHOW")
+	}, wire.WithColumns(cols))), true
+}
+
+// completes is a statement that returns no row, only its command tag.
+func completes(tag string) wire.PreparedStatements {
+	return wire.Prepared(wire.NewStatement(func(ctx context.Context, w wire.DataWriter, _ []wire.Parameter) error {
+		return w.Complete(tag)
+	}))
 }
 
 // run executes a statement and streams its rows to the client, within
