@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/medallionlake/medallion/duck"
@@ -217,32 +218,55 @@ func objectOID(name string) int64 {
 	return 16384 + int64(h.Sum32()%(1<<30))
 }
 
-// catalogTTL is how long a session's catalog is reused before it is
-// read again from the lake.
+// catalogTTL is how long the lake's tables, as the catalogs show them,
+// are reused before they are read again.
 const catalogTTL = 5 * time.Second
+
+// lakeCatalog reads the lake's tables for every session's catalog, at
+// most once per catalogTTL: the rows are the same for all sessions.
+type lakeCatalog struct {
+	lake  *lake.Lake
+	mu    sync.Mutex
+	at    time.Time // when stmts were read
+	stmts []string
+}
+
+// statements returns the statements that fill a catalog, and when they
+// were read.
+func (lc *lakeCatalog) statements(ctx context.Context) ([]string, time.Time, error) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.stmts == nil || time.Since(lc.at) >= catalogTTL {
+		stmts, err := fill(ctx, lc.lake)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		lc.stmts, lc.at = stmts, time.Now()
+	}
+	return lc.stmts, lc.at, nil
+}
 
 // catalog is one session's PostgreSQL-shaped catalog.
 type catalog struct {
-	conn   *sql.Conn
-	lake   *lake.Lake
-	loaded time.Time
+	conn    *sql.Conn
+	src     *lakeCatalog
+	created bool
+	filled  time.Time // the src reading the catalog holds
 }
 
-// load creates the catalog on first use and refills it from the lake's
-// tables when it is older than catalogTTL.
+// load creates the catalog on first use and refills it whenever the
+// lake's tables were read again.
 func (c *catalog) load(ctx context.Context) error {
-	if !c.loaded.IsZero() && time.Since(c.loaded) < catalogTTL {
-		return nil
-	}
-	if c.loaded.IsZero() {
+	if !c.created {
 		for _, stmt := range catalogDDL {
 			if _, err := c.conn.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("serve: catalog: %w", err)
 			}
 		}
+		c.created = true
 	}
-	stmts, err := c.fill(ctx)
-	if err != nil {
+	stmts, at, err := c.src.statements(ctx)
+	if err != nil || at.Equal(c.filled) {
 		return err
 	}
 	for _, stmt := range stmts {
@@ -250,7 +274,7 @@ func (c *catalog) load(ctx context.Context) error {
 			return fmt.Errorf("serve: catalog: %w", err)
 		}
 	}
-	c.loaded = time.Now()
+	c.filled = at
 	return nil
 }
 
@@ -260,8 +284,8 @@ type catalogRows map[string][]string
 
 // fill returns the statements that replace the catalog's rows about the
 // lake's namespaces, tables and columns.
-func (c *catalog) fill(ctx context.Context) ([]string, error) {
-	ids, err := c.lake.AllTables(ctx)
+func fill(ctx context.Context, l *lake.Lake) ([]string, error) {
+	ids, err := l.AllTables(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +295,7 @@ func (c *catalog) fill(ctx context.Context) ([]string, error) {
 		rows.add(infoSchema+".schemata", "('medallion', %s, 'medallion')", duck.Literal(ns))
 	}
 	for _, id := range ids {
-		r, err := c.lake.Reader(ctx, id, lake.Snapshot{})
+		r, err := l.Reader(ctx, id, lake.Snapshot{})
 		if err != nil {
 			return nil, err
 		}

@@ -65,6 +65,7 @@ type Server struct {
 	mu       sync.Mutex
 	active   int           // statements running or waiting
 	idle     chan struct{} // closed when active drops to 0 during Shutdown
+	catalog  *lakeCatalog  // the lake's tables for the sessions' catalogs
 	// gate is held shared by every statement (Describe and run, which stage
 	// files) and exclusively by eviction.
 	gate sync.RWMutex
@@ -102,7 +103,7 @@ func New(ctx context.Context, l *lake.Lake, db *duck.DB, cfg Config) (*Server, e
 	cfg.MaxQueries = cmp.Or(cfg.MaxQueries, 8)
 	cfg.EvictEvery = cmp.Or(cfg.EvictEvery, 10*time.Minute)
 	s := &Server{lake: l, db: db, log: cfg.Log, cfg: cfg, ln: &listener{max: cfg.MaxConnections},
-		slots: make(chan struct{}, cfg.MaxQueries)}
+		slots: make(chan struct{}, cfg.MaxQueries), catalog: &lakeCatalog{lake: l}}
 	s.metrics = newMetrics(s.ln)
 	s.forced, s.force = context.WithCancel(context.Background())
 	opts := []wire.OptionFn{
@@ -300,7 +301,7 @@ func (s *Server) open(ctx context.Context) (context.Context, error) {
 	if err != nil {
 		return ctx, err
 	}
-	c := &conn{sess: sess, cat: catalog{conn: sess.Conn(), lake: s.lake}}
+	c := &conn{sess: sess, cat: catalog{conn: sess.Conn(), src: s.catalog}}
 	return context.WithValue(ctx, sessionKey{}, c), nil
 }
 
