@@ -38,6 +38,8 @@ type dialect struct {
 type sqlStore struct {
 	db *sql.DB
 	d  dialect
+	// afterCommit, set by tests only, runs after each transaction commits.
+	afterCommit func()
 }
 
 const partitionCols = `domain, partition_date, status, run_id, record_count, silver_records, gold_records,
@@ -73,6 +75,9 @@ func (s *sqlStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("meta: commit: %w", err)
+	}
+	if s.afterCommit != nil {
+		s.afterCommit()
 	}
 	return nil
 }
@@ -542,6 +547,16 @@ func (s *sqlStore) Transition(ctx context.Context, key medtype.PartitionKey, to 
 	if err != nil {
 		return Partition{}, err
 	}
+	return s.committed(ctx, key)
+}
+
+// committed reads back a partition a committed transaction changed, even
+// if ctx was cancelled meanwhile: the change holds, and a caller that got
+// an error instead would not know it owns the result (a claim would stay
+// IN_FLIGHT, owned by nobody, until its lease expired).
+func (s *sqlStore) committed(ctx context.Context, key medtype.PartitionKey) (Partition, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	return s.Get(ctx, key)
 }
 
@@ -700,14 +715,9 @@ func (s *sqlStore) Claim(ctx context.Context, p ClaimParams) ([]Partition, error
 	if err != nil {
 		return nil, err
 	}
-	// The claim is committed: read it back even if ctx was cancelled meanwhile,
-	// or the partition would stay IN_FLIGHT, owned by nobody, until its lease
-	// expires.
-	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
 	out := make([]Partition, 0, len(keys))
 	for _, k := range keys {
-		part, err := s.Get(readCtx, k)
+		part, err := s.committed(ctx, k)
 		if err != nil {
 			return nil, err
 		}
@@ -756,7 +766,7 @@ func (s *sqlStore) RescueExpired(ctx context.Context, runID string, now time.Tim
 		if err != nil {
 			return out, err
 		}
-		rescued, err := s.Get(ctx, p.Key)
+		rescued, err := s.committed(ctx, p.Key)
 		if err != nil {
 			return out, err
 		}
