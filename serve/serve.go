@@ -228,17 +228,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.stop()
 }
 
-// stop cancels running statements, gives them a moment to tell their
-// clients, closes the connections, then the protocol server (which waits
-// for the commands in progress to return).
+// stop cancels running statements and gives them a moment to tell their
+// clients; then it closes the protocol server, which waits for the
+// commands in progress to send their last messages (closing the
+// connections first cut a finished statement's CommandComplete), and the
+// connections. A client that stops reading would hold that wait: after 5
+// seconds its connection is closed under it.
 func (s *Server) stop() error {
 	s.force()
 	s.ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.waitIdle(ctx)
-	s.closeConns()
-	return s.wire.Close()
+	closed := make(chan error, 1)
+	go func() { closed <- s.wire.Close() }()
+	select {
+	case err := <-closed:
+		s.closeConns()
+		return err
+	case <-ctx.Done():
+		s.closeConns()
+		return <-closed
+	}
 }
 
 // waitIdle waits until no statement runs or waits, or ctx ends; once the
