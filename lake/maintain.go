@@ -43,11 +43,6 @@ type LastPass struct {
 	At       time.Time
 }
 
-// maxManifests is how many manifests a snapshot may plan from before
-// Maintain merges them: each commit adds one, so without a bound a year of
-// daily runs plans from hundreds.
-const maxManifests = 8
-
 // Report is what Maintain did to one table (or would do, on a dry run).
 type Report struct {
 	Table TableID
@@ -174,39 +169,6 @@ func commit(ctx context.Context, id TableID, what string, tx *table.Transaction)
 		return nil, asConflict(fmt.Errorf("%s %s: %w", what, id, err))
 	}
 	return nt, nil
-}
-
-// mergeManifests rewrites the current snapshot's manifests into few when
-// it plans from more than maxManifests.
-func mergeManifests(ctx context.Context, id TableID, t *table.Table, dryRun bool) (nt *table.Table, before, after int, err error) {
-	snap := t.CurrentSnapshot()
-	if snap == nil {
-		return t, 0, 0, nil
-	}
-	fs, err := t.FS(ctx)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	manifests, err := snap.Manifests(fs)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("read manifests of %s: %w", id, err)
-	}
-	before = len(manifests)
-	if before <= maxManifests || dryRun {
-		return t, before, before, nil
-	}
-	tx := t.NewTransaction()
-	res, err := tx.RewriteManifests(ctx)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("rewrite manifests of %s: %w", id, err)
-	}
-	if res.IsNoOp() {
-		return t, before, before, nil
-	}
-	if nt, err = commit(ctx, id, "rewrite manifests of", tx); err != nil {
-		return nil, 0, 0, err
-	}
-	return nt, before, before - len(res.RewrittenManifests) + len(res.AddedManifests), nil
 }
 
 // expire removes the snapshots older than the retention beyond the newest

@@ -3,6 +3,7 @@ package lake_test
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -259,6 +260,91 @@ func TestMaintainMergesManifests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMaintainClustersManifestsByMonth: twenty daily commits across two
+// months merge into one manifest per month, so a week's query plans from
+// one; later commits in the second month rewrite only its manifests and
+// leave the first month's alone.
+func TestMaintainClustersManifestsByMonth(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			c := conn(t, b.duck)
+			id := lake.TableID{Namespace: "silver", Name: "events"}
+			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+			day := medtype.MustDate("2024-01-22")
+			for i := range 20 {
+				writeEvents(t, b, c, def, day.AddDays(i).String(), 3, 1)
+			}
+			m := lake.Maintenance{MinSnapshots: 1, SnapshotRetention: time.Hour, OrphanAge: time.Hour, CompactTargetSize: 128 << 20, Stage: b.stage}
+			if r, err := b.lake.Maintain(ctx, c, id, m); err != nil || r.ManifestsBefore != 20 || r.ManifestsAfter != 2 {
+				t.Fatalf("first maintain: %+v %v", r, err)
+			}
+			first := manifestSpans(t, b, id)
+			if want := []string{"2024-01-22..2024-01-31", "2024-02-01..2024-02-10"}; !slices.Equal(spans(first), want) {
+				t.Fatalf("manifests span %v, want %v", first, want)
+			}
+			for i := range 9 {
+				writeEvents(t, b, c, def, day.AddDays(20+i).String(), 3, 1)
+			}
+			if r, err := b.lake.Maintain(ctx, c, id, m); err != nil || r.ManifestsBefore != 11 || r.ManifestsAfter != 2 {
+				t.Fatalf("second maintain: %+v %v", r, err)
+			}
+			second := manifestSpans(t, b, id)
+			if want := []string{"2024-01-22..2024-01-31", "2024-02-01..2024-02-19"}; !slices.Equal(spans(second), want) {
+				t.Fatalf("manifests span %v, want %v", second, want)
+			}
+			if first[0] != second[0] {
+				t.Fatalf("January's settled manifest was rewritten: %s, then %s", first[0], second[0])
+			}
+			if n, _ := read(t, b, c, id, nil, lake.Snapshot{}); n != 29*3 {
+				t.Fatalf("after the merges the table has %d rows", n)
+			}
+			if n, _ := read(t, b, c, id, &lake.Partition{Column: "event_date", Date: medtype.MustDate("2024-02-05")}, lake.Snapshot{}); n != 3 {
+				t.Fatalf("one day has %d rows", n)
+			}
+		})
+	}
+}
+
+// manifestSpans lists the current snapshot's manifests as
+// "first..last path", first and last being the partition dates they hold.
+func manifestSpans(t *testing.T, b bundle, id lake.TableID) []string {
+	t.Helper()
+	ctx := context.Background()
+	tbl, err := b.lake.Load(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifests, err := tbl.CurrentSnapshot().Manifests(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	date := func(b *[]byte) string {
+		return time.Unix(int64(int32(binary.LittleEndian.Uint32(*b)))*86400, 0).UTC().Format(time.DateOnly)
+	}
+	var out []string
+	for _, m := range manifests {
+		p := m.Partitions()[0]
+		out = append(out, date(p.LowerBound)+".."+date(p.UpperBound)+" "+m.FilePath())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// spans drops the paths of manifestSpans.
+func spans(s []string) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i], _, _ = strings.Cut(x, " ")
+	}
+	return out
 }
 
 // TestWriteNeverReusesAName: rows written, replaced, then written again go
