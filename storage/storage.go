@@ -74,6 +74,14 @@ type Bucket interface {
 	// (byte order), fetching them page by page. Stop early by breaking out
 	// of the loop. An error is yielded once, as the last element.
 	List(ctx context.Context, prefix string) iter.Seq2[Object, error]
+	// ListAfter is List of the keys that sort after after (S3's
+	// StartAfter): a listing of date-named folders can start at a date
+	// without reading the ones before it.
+	ListAfter(ctx context.Context, prefix, after string) iter.Seq2[Object, error]
+	// Folders lists, sorted, the names that keys under prefix (ending in
+	// "/") continue with up to their next "/" (S3's common prefixes): the
+	// date folders of a bronze domain without listing their files.
+	Folders(ctx context.Context, prefix string) ([]string, error)
 	// Stat returns the object's size, ETag or modification time, and
 	// metadata.
 	Stat(ctx context.Context, key string) (Object, error)

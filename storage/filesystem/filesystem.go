@@ -320,8 +320,13 @@ func (b *Bucket) GetRange(ctx context.Context, key string, offset, length int64)
 // key order. The walk's own order differs from key order ("a/b" sorts after
 // "a.b" as a key but is walked first), so keys are sorted before yielding.
 func (b *Bucket) List(ctx context.Context, prefix string) iter.Seq2[storage.Object, error] {
+	return b.ListAfter(ctx, prefix, "")
+}
+
+// ListAfter is List without the folders whose keys all sort before after.
+func (b *Bucket) ListAfter(ctx context.Context, prefix, after string) iter.Seq2[storage.Object, error] {
 	return func(yield func(storage.Object, error) bool) {
-		objs, err := b.list(ctx, prefix)
+		objs, err := b.list(ctx, prefix, after)
 		if err != nil {
 			yield(storage.Object{}, err)
 			return
@@ -334,7 +339,7 @@ func (b *Bucket) List(ctx context.Context, prefix string) iter.Seq2[storage.Obje
 	}
 }
 
-func (b *Bucket) list(ctx context.Context, prefix string) ([]storage.Object, error) {
+func (b *Bucket) list(ctx context.Context, prefix, after string) ([]storage.Object, error) {
 	start := b.root
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
 		start = filepath.Join(b.root, filepath.FromSlash(prefix[:i]))
@@ -356,15 +361,18 @@ func (b *Bucket) list(ctx context.Context, prefix string) ([]storage.Object, err
 			}
 			return nil
 		}
-		if d.IsDir() {
-			return nil
-		}
 		rel, err := filepath.Rel(b.root, p)
 		if err != nil {
 			return err
 		}
 		key := filepath.ToSlash(rel)
-		if !strings.HasPrefix(key, prefix) {
+		if d.IsDir() {
+			if p != start && before(key+"/", after) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasPrefix(key, prefix) || key <= after {
 			return nil
 		}
 		info, err := d.Info()
@@ -382,6 +390,38 @@ func (b *Bucket) list(ctx context.Context, prefix string) ([]storage.Object, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
+}
+
+// Folders reads the folder prefix names (prefix must end in "/"); a
+// missing one has no folders.
+func (b *Bucket) Folders(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		return nil, fmt.Errorf("list folders %s: the prefix must end in /", prefix)
+	}
+	entries, err := os.ReadDir(filepath.Join(b.root, filepath.FromSlash(prefix)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list folders %s: %w", path.Join(b.String(), prefix), err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && !hidden(e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// before reports whether every key starting with folder sorts at or
+// before after: they share folder as a prefix, so they do unless after
+// starts with it too.
+func before(folder, after string) bool {
+	return folder < after && !strings.HasPrefix(after, folder)
 }
 
 // Stat returns size, modification time and metadata.

@@ -220,12 +220,21 @@ func (b *Bucket) get(ctx context.Context, key string, rng *string) (io.ReadClose
 
 // List pages through ListObjectsV2; S3 returns keys in byte order.
 func (b *Bucket) List(ctx context.Context, prefix string) iter.Seq2[storage.Object, error] {
+	return b.ListAfter(ctx, prefix, "")
+}
+
+// ListAfter is List from ListObjectsV2's StartAfter.
+func (b *Bucket) ListAfter(ctx context.Context, prefix, after string) iter.Seq2[storage.Object, error] {
 	return func(yield func(storage.Object, error) bool) {
-		p := awss3.NewListObjectsV2Paginator(b.client, &awss3.ListObjectsV2Input{
+		in := &awss3.ListObjectsV2Input{
 			Bucket:  aws.String(b.cfg.Bucket),
 			Prefix:  aws.String(b.fullKey(prefix)),
 			MaxKeys: aws.Int32(b.cfg.ListPageSize),
-		})
+		}
+		if after != "" {
+			in.StartAfter = aws.String(b.fullKey(after))
+		}
+		p := awss3.NewListObjectsV2Paginator(b.client, in)
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
@@ -247,6 +256,28 @@ func (b *Bucket) List(ctx context.Context, prefix string) iter.Seq2[storage.Obje
 			}
 		}
 	}
+}
+
+// Folders pages through ListObjectsV2 with the delimiter "/".
+func (b *Bucket) Folders(ctx context.Context, prefix string) ([]string, error) {
+	full := b.fullKey(prefix)
+	p := awss3.NewListObjectsV2Paginator(b.client, &awss3.ListObjectsV2Input{
+		Bucket:    aws.String(b.cfg.Bucket),
+		Prefix:    aws.String(full),
+		Delimiter: aws.String("/"),
+		MaxKeys:   aws.Int32(b.cfg.ListPageSize),
+	})
+	var out []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list folders %s/%s: %w", b, prefix, err)
+		}
+		for _, cp := range page.CommonPrefixes {
+			out = append(out, strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), full), "/"))
+		}
+	}
+	return out, nil
 }
 
 // Stat issues a HEAD request.

@@ -161,6 +161,46 @@ func Acceptance(t *testing.T, newBucket func(t *testing.T) storage.Bucket) {
 		}
 	})
 
+	t.Run("ListAfterAndFolders", func(t *testing.T) {
+		b := newBucket(t)
+		var all []string
+		for _, day := range []string{"2024-01-09", "2024-01-10", "2024-01-11", "2024-02-01"} {
+			for _, f := range []string{"a", "b"} {
+				k := "bronze/orders/order_date=" + day + "/" + f
+				all = append(all, k)
+				must(t, b.Put(ctx, k, strings.NewReader(k), nil))
+			}
+		}
+		must(t, b.Put(ctx, "bronze/other/x", strings.NewReader("x"), nil))
+		if got, err := b.Folders(ctx, "bronze/orders/"); err != nil || !slices.Equal(got, []string{"order_date=2024-01-09", "order_date=2024-01-10", "order_date=2024-01-11", "order_date=2024-02-01"}) {
+			t.Errorf("folders = %v, %v", got, err)
+		}
+		if got, err := b.Folders(ctx, "bronze/"); err != nil || !slices.Equal(got, []string{"orders", "other"}) {
+			t.Errorf("folders of bronze/ = %v, %v", got, err)
+		}
+		if got, err := b.Folders(ctx, "nothing/"); err != nil || len(got) != 0 {
+			t.Errorf("folders of a missing prefix = %v, %v", got, err)
+		}
+		for after, want := range map[string][]string{
+			"":                                      all,
+			"bronze/orders/order_date=2024-01-10/":  all[2:],
+			"bronze/orders/order_date=2024-01-10/a": all[3:],
+			"bronze/orders/order_date=2024-01-1":    all[2:],
+			"bronze/orders/order_date=2024-01-12/":  all[6:],
+			"bronze/orders/order_date=2024-03-01/":  nil,
+			"a":                                     all,
+		} {
+			var got []string
+			for o, err := range b.ListAfter(ctx, "bronze/orders/", after) {
+				must(t, err)
+				got = append(got, o.Key)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("list after %q = %v\nwant %v", after, got, want)
+			}
+		}
+	})
+
 	t.Run("ListPaginates", func(t *testing.T) {
 		b := newBucket(t)
 		var want []string
