@@ -165,7 +165,11 @@ func TestDiscoverGroupsAndHashes(t *testing.T) {
 	if err := b.Put(ctx, "bronze/eventsextra/event_date=2024-01-15/raw-events+0+00000000000000000000.parquet", strings.NewReader("x"), nil); err != nil {
 		t.Fatal(err)
 	}
-	d, err := bronze.Discover(ctx, b, "events", "event_date")
+	d, err := bronze.Discover(ctx, b, "events", "event_date", medtype.MustDate("2024-01-16"))
+	if err != nil || len(d.Partitions) != 1 || d.Partitions[0].Date.String() != "2024-01-16" || len(d.Partitions[0].Files) != 1 || len(d.Skipped) != 0 {
+		t.Fatalf("since 2024-01-16: %+v %v", d, err)
+	}
+	d, err = bronze.Discover(ctx, b, "events", "event_date", medtype.Date{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,13 +52,19 @@ type Discovery struct {
 	Skipped []string
 }
 
-// Discover lists a domain's bronze files and groups them by partition date.
-// Keys that do not follow the scheme, or that use another partition key, are
-// returned in Skipped.
-func Discover(ctx context.Context, b storage.Bucket, domain, partitionKey string) (Discovery, error) {
+// Discover lists a domain's bronze files and groups them by partition date,
+// from the partition dated since on (all of them when since is zero). Keys
+// that do not follow the scheme, or that use another partition key, are
+// returned in Skipped (those sorting before since's partition are not
+// listed).
+func Discover(ctx context.Context, b storage.Bucket, domain, partitionKey string, since medtype.Date) (Discovery, error) {
 	var d Discovery
 	byDate := map[medtype.Date]*Partition{}
-	for obj, err := range b.List(ctx, DomainPrefix(domain)) {
+	after := ""
+	if !since.IsZero() {
+		after = PartitionPrefix(domain, partitionKey, since)
+	}
+	for obj, err := range b.ListAfter(ctx, DomainPrefix(domain), after) {
 		if err != nil {
 			return Discovery{}, fmt.Errorf("discover bronze %s: %w", domain, err)
 		}
@@ -66,6 +72,9 @@ func Discover(ctx context.Context, b storage.Bucket, domain, partitionKey string
 		if err != nil || f.PartitionKey != partitionKey || f.Domain != domain {
 			d.Skipped = append(d.Skipped, obj.Key)
 			continue
+		}
+		if f.Date.Before(since) {
+			continue // a key sorting after the prefix with an odd date
 		}
 		p := byDate[f.Date]
 		if p == nil {
@@ -79,6 +88,26 @@ func Discover(ctx context.Context, b storage.Bucket, domain, partitionKey string
 	}
 	slices.SortFunc(d.Partitions, func(a, b Partition) int { return a.Date.Time().Compare(b.Date.Time()) })
 	return d, nil
+}
+
+// Dates lists the partition dates a domain's bronze has folders for, from
+// the folder names alone (one request per thousand dates on S3), sorted.
+func Dates(ctx context.Context, b storage.Bucket, domain, partitionKey string) ([]medtype.Date, error) {
+	folders, err := b.Folders(ctx, DomainPrefix(domain))
+	if err != nil {
+		return nil, fmt.Errorf("discover bronze %s: %w", domain, err)
+	}
+	var out []medtype.Date
+	for _, f := range folders {
+		name, value, ok := strings.Cut(f, "=")
+		if !ok || name != partitionKey {
+			continue
+		}
+		if d, err := medtype.ParseDate(value); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 // ListPartition lists one partition's files.

@@ -15,9 +15,10 @@ import (
 
 func (a *app) runCommand() *cobra.Command {
 	var (
-		workers int
-		doms    []string
-		format  string
+		workers     int
+		doms        []string
+		format      string
+		fullListing bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -30,6 +31,11 @@ PENDING and DONE ones whose files changed LATE, moves FAILED partitions to
 RETRYING (or DEAD after max_retries), and processes PENDING, RETRYING and
 REPROCESSING partitions oldest first with --workers in parallel.
 
+Between full listings (bronze.listing.full_every, default 24h) a run lists
+only the partitions dated within bronze.listing.recent (7d) of the newest one,
+and newer: a late file in an older partition is seen by the next full listing,
+or at once with --full-listing.
+
 Safe to repeat: a second run with nothing new processes nothing and writes no
 table snapshot. Exit code 1 if any partition failed or is DEAD.
 
@@ -40,9 +46,10 @@ Example (crontab, daily at 06:00 UTC):
 			if err := tableOrJSON(format); err != nil {
 				return err
 			}
-			return a.runPipeline(cmd, pipeline.Options{Command: "run", Workers: workers, Domains: doms}, format, nil)
+			return a.runPipeline(cmd, pipeline.Options{Command: "run", Workers: workers, Domains: doms, FullListing: fullListing}, format, nil)
 		},
 	}
+	cmd.Flags().BoolVar(&fullListing, "full-listing", false, "list all of bronze, to see late files in any partition now (default: every bronze.listing.full_every)")
 	cmd.Flags().IntVarP(&workers, "workers", "w", 0, "partitions processed in parallel (default pipeline.workers)")
 	cmd.Flags().StringSliceVarP(&doms, "domain", "d", nil, "only these domains (repeat or comma-separate)")
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "summary format: table or json")
@@ -179,6 +186,18 @@ func (a *app) runPipeline(cmd *cobra.Command, opts pipeline.Options, format stri
 	return nil
 }
 
+// listedSince is the earliest date from which a domain listed only its
+// recent bronze partitions, "" when every domain listed all.
+func listedSince(s pipeline.Summary) string {
+	since := ""
+	for _, d := range s.Domains {
+		if d.ListedSince != "" && (since == "" || d.ListedSince < since) {
+			since = d.ListedSince
+		}
+	}
+	return since
+}
+
 func printSummary(w io.Writer, s pipeline.Summary, opts pipeline.Options) {
 	if opts.DryRun {
 		fmt.Fprintf(w, "Dry run: %d partitions would be processed.\n", len(s.Planned))
@@ -211,6 +230,9 @@ func printSummary(w io.Writer, s pipeline.Summary, opts pipeline.Options) {
 	tw.Flush()
 	if tot.Processed == 0 && tot.Failed == 0 {
 		fmt.Fprintln(w, "\nNothing to do: every partition is up to date.")
+	}
+	if since := listedSince(s); since != "" {
+		fmt.Fprintf(w, "Listed the recent bronze partitions (from %s); a full listing runs every bronze.listing.full_every, or with --full-listing.\n", since)
 	}
 	if len(s.Failures) > 0 {
 		fmt.Fprintln(w, "\nFailed partitions:")

@@ -214,6 +214,17 @@ type Bronze struct {
 	// ARCHIVED: their tables keep their rows, but they can no longer be
 	// reprocessed. 0 (the default) keeps bronze forever.
 	Retention Duration `yaml:"retention"`
+	Listing   Listing  `yaml:"listing"`
+}
+
+// Listing bounds how much of bronze a run lists. Listing every file is
+// linear in the lake's age, so a run lists only the partitions dated
+// within Recent of the newest one it tracks (and any newer), and all of
+// them when FullEvery has passed since a run last did: a late file in an
+// older partition is seen at most FullEvery later.
+type Listing struct {
+	Recent    Duration `yaml:"recent"`     // whole days, at least 1d
+	FullEvery Duration `yaml:"full_every"` // 0 lists all on every run
 }
 
 // Export mirrors gold tables into other systems after each commit.
@@ -285,6 +296,7 @@ func Defaults() Config {
 			OrphanAge:         Duration(Day),
 			CompactTargetSize: 128 << 20,
 		},
+		Bronze: Bronze{Listing: Listing{Recent: Duration(7 * Day), FullEvery: Duration(Day)}},
 		Serve: Serve{Addr: "127.0.0.1:5433", StatementTimeout: Duration(5 * time.Minute), MaxConnections: 64, MaxQueries: 8,
 			HTTPAddr: ":9465", ShutdownTimeout: Duration(30 * time.Second)},
 		DomainsDir: "config/domains",

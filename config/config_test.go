@@ -146,6 +146,11 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 				`FILE:2: lake.orphan_age: must not be negative, got -1h0m0s`,
 				`FILE:3: lake.min_snapshots: must be greater than 0, got 0`,
 			}},
+		{"bad bronze listing", "bronze:\n  listing:\n    recent: 36h\n    full_every: -1h\n",
+			[]string{
+				`FILE:3: bronze.listing.recent: must be whole days, at least 1d, got 36h0m0s`,
+				`FILE:4: bronze.listing.full_every: must not be negative, got -1h0m0s`,
+			}},
 		{"bad size", "sink:\n  memory_budget: lots\n",
 			[]string{`FILE:2: sink.memory_budget: cannot use "lots" as a size (e.g. 64MiB, 1GB)`}},
 		{"mapping expected", "storage: ./lake\n",

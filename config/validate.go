@@ -284,5 +284,11 @@ func (cfg *Config) validateLake(c *checker) {
 	if r := cfg.Bronze.Retention; r < 0 || (r > 0 && r < Duration(Day)) {
 		c.add("bronze.retention", "must be 0 (keep bronze) or at least 1d, got %s", r)
 	}
+	if r := cfg.Bronze.Listing.Recent; r < Duration(Day) || r%Duration(Day) != 0 {
+		c.add("bronze.listing.recent", "must be whole days, at least 1d, got %s", r)
+	}
+	if f := cfg.Bronze.Listing.FullEvery; f < 0 {
+		c.add("bronze.listing.full_every", "must not be negative, got %s", f)
+	}
 	c.positive("lake.compact_target_size", int64(l.CompactTargetSize))
 }

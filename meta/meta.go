@@ -197,8 +197,6 @@ type Run struct {
 	Error      string `json:"error,omitempty"`
 }
 
-// Store is the partition state store. Methods take ctx first and stop when it
-// is cancelled.
 // Maintained is the state a full maintenance pass left a lake table in.
 type Maintained struct {
 	Table            string // namespace.table
@@ -206,6 +204,16 @@ type Maintained struct {
 	At               time.Time
 }
 
+// Listing is what a run needs to list a domain's bronze files without
+// reading all of them: its newest tracked partition date, and when a run
+// last listed all of them (zero for never).
+type Listing struct {
+	Newest    medtype.Date
+	ListedAll time.Time
+}
+
+// Store is the partition state store. Methods take ctx first and stop when it
+// is cancelled.
 type Store interface {
 	// Get returns one partition, or ErrNotFound (the partition is
 	// UNDISCOVERED).
@@ -258,6 +266,11 @@ type Store interface {
 	// maintenance pass left; RecordMaintained records one.
 	Maintained(ctx context.Context) (map[string]Maintained, error)
 	RecordMaintained(ctx context.Context, m Maintained) error
+
+	// Listing reads a domain's Listing; RecordFullListing records that a
+	// run listed all its bronze files at at.
+	Listing(ctx context.Context, domain string) (Listing, error)
+	RecordFullListing(ctx context.Context, domain string, at time.Time) error
 
 	// TryLock takes the named process-wide lock without waiting: ErrLocked
 	// if another process (or another TryLock in this one) holds it. The

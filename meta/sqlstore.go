@@ -858,6 +858,30 @@ func (s *sqlStore) RecordMaintained(ctx context.Context, m Maintained) error {
 	return nil
 }
 
+func (s *sqlStore) Listing(ctx context.Context, domain string) (Listing, error) {
+	var l Listing
+	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT partition_date FROM medallion_partitions WHERE domain = ? ORDER BY partition_date DESC LIMIT 1`), domain).Scan(&l.Newest)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return l, fmt.Errorf("meta: newest partition of %s: %w", domain, err)
+	}
+	var at timeCol
+	err = s.db.QueryRowContext(ctx, s.d.rebind(`SELECT listed_all_at FROM medallion_bronze_listing WHERE domain = ?`), domain).Scan(&at)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return l, fmt.Errorf("meta: bronze listing of %s: %w", domain, err)
+	}
+	l.ListedAll = at.t
+	return l, nil
+}
+
+func (s *sqlStore) RecordFullListing(ctx context.Context, domain string, at time.Time) error {
+	_, err := s.exec(ctx, s.db, `INSERT INTO medallion_bronze_listing (domain, listed_all_at) VALUES (?, ?)
+		ON CONFLICT (domain) DO UPDATE SET listed_all_at = excluded.listed_all_at`, domain, s.d.timeArg(clock(at)))
+	if err != nil {
+		return fmt.Errorf("meta: record the bronze listing of %s: %w", domain, err)
+	}
+	return nil
+}
+
 func (s *sqlStore) TryLock(ctx context.Context, name string) (func() error, error) {
 	return s.d.tryLock(ctx, name)
 }

@@ -86,6 +86,9 @@ type Options struct {
 	// partitions are reset; Domains must be the one domain that writes it,
 	// and From and To are zero, so that every partition rebuilds it.
 	Rebuild *lake.TableID
+	// FullListing (run --full-listing) lists all of bronze, as if
+	// bronze.listing.full_every had passed.
+	FullListing bool
 }
 
 // DomainSummary counts one domain's outcome.
@@ -103,6 +106,9 @@ type DomainSummary struct {
 	// after the run (within the run's date range).
 	Unhealthy int   `json:"unhealthy"`
 	Rows      int64 `json:"rows"`
+	// ListedSince is the first partition date the run listed, when it
+	// listed only the recent ones (bronze.listing); "" when it listed all.
+	ListedSince string `json:"listed_since,omitempty"`
 }
 
 // Summary is a run's report.
@@ -245,25 +251,36 @@ func (r *runner) inRange(d medtype.Date) bool {
 	return (r.opts.From.IsZero() || !d.Before(r.opts.From)) && (r.opts.To.IsZero() || !r.opts.To.Before(d))
 }
 
-// discover lists a domain's bronze partitions and records each one's file
-// list and hash: new partitions become PENDING, DONE ones whose hash changed
-// become LATE.
+// discover lists a domain's bronze partitions (see listFrom) and records
+// each one's file list and hash: new partitions become PENDING, DONE ones
+// whose hash changed become LATE.
 func (r *runner) discover(ctx context.Context, d domains.Domain) error {
-	disc, err := bronze.Discover(ctx, r.deps.Bucket, d.Name, d.PartitionKey)
+	since, full, err := r.listFrom(ctx, d)
 	if err != nil {
 		return err
 	}
-	for _, k := range disc.Skipped {
-		r.log.Warn("ignoring an object that is not a bronze file of this domain", "domain", d.Name, "key", k)
-	}
-	ds := r.byDomain[d.Name]
-	seen := map[medtype.Date]bool{}
 	// One query for every tracked partition's hash, so that a run writes only
 	// the partitions whose files changed.
 	known, err := r.deps.Store.FileHashes(ctx, meta.Filter{Domains: []string{d.Name}, From: r.opts.From, To: r.opts.To})
 	if err != nil {
 		return err
 	}
+	disc, err := bronze.Discover(ctx, r.deps.Bucket, d.Name, d.PartitionKey, since)
+	if err != nil {
+		return err
+	}
+	if !since.IsZero() && r.opts.From.IsZero() {
+		older, err := r.untracked(ctx, d, since, known)
+		if err != nil {
+			return err
+		}
+		disc.Partitions = append(older, disc.Partitions...)
+	}
+	for _, k := range disc.Skipped {
+		r.log.Warn("ignoring an object that is not a bronze file of this domain", "domain", d.Name, "key", k)
+	}
+	ds := r.byDomain[d.Name]
+	seen := map[medtype.Date]bool{}
 	for _, p := range disc.Partitions {
 		if !r.inRange(p.Date) {
 			continue
@@ -291,6 +308,14 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 				"partition", key, "files", change.Added)
 		}
 	}
+	if full && !r.opts.DryRun {
+		if err := r.deps.Store.RecordFullListing(ctx, d.Name, r.deps.now()); err != nil {
+			return err
+		}
+	}
+	if !since.IsZero() && r.opts.From.IsZero() {
+		ds.ListedSince = since.String()
+	}
 	if !r.opts.From.IsZero() && !r.opts.To.IsZero() && r.opts.Reprocess != "" {
 		for day := r.opts.From; !r.opts.To.Before(day); day = day.AddDays(1) {
 			if !seen[day] {
@@ -299,6 +324,55 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 		}
 	}
 	return nil
+}
+
+// untracked lists the bronze partitions dated before since that the store
+// does not track yet: a listing of recent partitions still sees a new
+// partition of any date at once, from the date folders' names.
+func (r *runner) untracked(ctx context.Context, d domains.Domain, since medtype.Date, known map[medtype.PartitionKey]string) ([]bronze.Partition, error) {
+	dates, err := bronze.Dates(ctx, r.deps.Bucket, d.Name, d.PartitionKey)
+	if err != nil {
+		return nil, err
+	}
+	var out []bronze.Partition
+	for _, day := range dates {
+		if _, ok := known[medtype.PartitionKey{Domain: d.Name, Date: day}]; ok || !day.Before(since) {
+			continue
+		}
+		p, err := bronze.ListPartition(ctx, r.deps.Bucket, d.Name, d.PartitionKey, day)
+		if err != nil {
+			return nil, err
+		}
+		if len(p.Files) > 0 {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// listFrom is the first partition date a run lists of a domain's bronze
+// (zero: all of them), and whether that is a full listing to record. A
+// run over a date range lists the range; otherwise a run lists all when
+// bronze.listing.full_every has passed since one last did (or it is 0,
+// or the run asks), and else only the partitions dated within
+// bronze.listing.recent of the newest one tracked, and any newer (and
+// the untracked ones of any date).
+func (r *runner) listFrom(ctx context.Context, d domains.Domain) (since medtype.Date, full bool, err error) {
+	if !r.opts.From.IsZero() {
+		return r.opts.From, false, nil
+	}
+	cfg := r.deps.Config.Bronze.Listing
+	if cfg.FullEvery == 0 || r.opts.FullListing {
+		return medtype.Date{}, true, nil
+	}
+	l, err := r.deps.Store.Listing(ctx, d.Name)
+	if err != nil {
+		return medtype.Date{}, false, err
+	}
+	if l.Newest.IsZero() || r.deps.now().Sub(l.ListedAll) >= time.Duration(cfg.FullEvery) {
+		return medtype.Date{}, true, nil
+	}
+	return l.Newest.AddDays(-int(time.Duration(cfg.Recent) / time.Duration(config.Day))), false, nil
 }
 
 // reset (backfill) returns the matching partitions to PENDING; a dry run
@@ -385,7 +459,7 @@ func head(items []string, n int) []string {
 // planNew adds, for a dry run, the bronze partitions not tracked yet.
 func (r *runner) planNew(ctx context.Context) error {
 	for _, d := range r.doms {
-		disc, err := bronze.Discover(ctx, r.deps.Bucket, d.Name, d.PartitionKey)
+		disc, err := bronze.Discover(ctx, r.deps.Bucket, d.Name, d.PartitionKey, r.opts.From)
 		if err != nil {
 			return err
 		}

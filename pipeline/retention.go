@@ -37,7 +37,7 @@ func ApplyRetention(ctx context.Context, deps Deps, dryRun bool) (Retention, err
 	}
 	res := Retention{Cutoff: medtype.DateOf(deps.now().Add(-age))}
 	for _, d := range deps.Domains {
-		disc, err := bronze.Discover(ctx, deps.Bucket, d.Name, d.PartitionKey)
+		disc, err := bronze.Discover(ctx, deps.Bucket, d.Name, d.PartitionKey, medtype.Date{})
 		if err != nil {
 			return res, err
 		}

@@ -124,7 +124,7 @@ func bronzeFiles(t *testing.T, e *env) map[medtype.PartitionKey]int {
 	t.Helper()
 	out := map[medtype.PartitionKey]int{}
 	for _, d := range e.deps.Domains {
-		disc, err := bronze.Discover(context.Background(), e.deps.Bucket, d.Name, d.PartitionKey)
+		disc, err := bronze.Discover(context.Background(), e.deps.Bucket, d.Name, d.PartitionKey, medtype.Date{})
 		must(t, err)
 		for _, p := range disc.Partitions {
 			out[medtype.PartitionKey{Domain: d.Name, Date: p.Date}] = len(p.Files)

@@ -28,8 +28,9 @@ import (
 // measured in simulated days: snapshot_retention is the wall time of the
 // last seven days, orphan_age of the last one. At day 30 and at the last
 // day (MEDALLION_YEAR_DAYS, default 365) it times an idle run (maintain
-// included, and apart) and two fixed queries (two whole gold tables, and
-// their first week), the median of five, and at the end it
+// included, and apart), the day's full pass and two fixed queries (two
+// whole gold tables, and their first week), the median of five (see
+// yearTimes), and at the end it
 // reports per gold table the live files, partitions, objects in the
 // table's folder, metadata bytes and the files a maintain would still
 // delete. Run by make bench-year. MEDALLION_YEAR_DIR keeps the year's
@@ -66,8 +67,9 @@ func BenchmarkYear(b *testing.B) {
 			}
 			if i+1 == 30 || i+1 == days {
 				tm := yearTimes(b, e)
-				b.Logf("day %d: idle run %s (maintain %s of it), whole-table query %s, one-week query %s", i+1, tm.idle, tm.maintain, tm.query, tm.week)
+				b.Logf("day %d: idle run %s (maintain %s of it), daily full pass %s, whole-table query %s, one-week query %s", i+1, tm.idle, tm.maintain, tm.daily, tm.query, tm.week)
 				b.ReportMetric(tm.idle.Seconds()*1000, fmt.Sprintf("idle-run-day%d-ms", i+1))
+				b.ReportMetric(tm.daily.Seconds()*1000, fmt.Sprintf("daily-pass-day%d-ms", i+1))
 				b.ReportMetric(tm.maintain.Seconds()*1000, fmt.Sprintf("maintain-day%d-ms", i+1))
 				b.ReportMetric(tm.query.Seconds()*1000, fmt.Sprintf("query-day%d-ms", i+1))
 				b.ReportMetric(tm.week.Seconds()*1000, fmt.Sprintf("week-query-day%d-ms", i+1))
@@ -92,7 +94,7 @@ func BenchmarkYearIdle(b *testing.B) {
 	e.cfg.Lake.SnapshotRetention, e.cfg.Lake.OrphanAge = config.Duration(1000*time.Hour), config.Duration(1000*time.Hour)
 	for range b.N {
 		tm := yearTimes(b, e)
-		b.Logf("idle run %s (maintain %s of it), whole-table query %s, one-week query %s", tm.idle, tm.maintain, tm.query, tm.week)
+		b.Logf("idle run %s (maintain %s of it), daily full pass %s, whole-table query %s, one-week query %s", tm.idle, tm.maintain, tm.daily, tm.query, tm.week)
 	}
 }
 
@@ -104,7 +106,8 @@ func envInt(name string, def int) int {
 }
 
 // setWindows sets snapshot_retention to the wall time of the last seven
-// simulated days and orphan_age to that of the last one.
+// simulated days, and orphan_age and bronze.listing.full_every to that of
+// the last one.
 func setWindows(cfg *config.Config, dayStarts []time.Time) {
 	back := func(n int) config.Duration {
 		if len(dayStarts) <= n {
@@ -113,6 +116,7 @@ func setWindows(cfg *config.Config, dayStarts []time.Time) {
 		return config.Duration(time.Since(dayStarts[len(dayStarts)-1-n]))
 	}
 	cfg.Lake.SnapshotRetention, cfg.Lake.OrphanAge = back(7), back(1)
+	cfg.Bronze.Listing.FullEvery = back(1)
 }
 
 func (e *env) writeB(b *testing.B, msgs []generate.Message, late bool) {
@@ -149,21 +153,47 @@ const (
 		"WHERE o.order_date BETWEEN DATE '2024-01-01' AND DATE '2024-01-07' GROUP BY 1 ORDER BY 1"
 )
 
-type yearTiming struct{ idle, maintain, query, week time.Duration }
+type yearTiming struct{ idle, maintain, daily, query, week time.Duration }
 
-// yearTimes is the median of five idle runs and of five of each query.
+// yearTimes is the median of five of each: an idle run as an hourly cron
+// makes it after the day's run (nothing due: no full bronze listing, no
+// sweep), the day's full pass (a run that lists all of bronze, and a full
+// maintain, which sweeps every table), and the two queries.
 func yearTimes(b *testing.B, e *env) yearTiming {
 	b.Helper()
-	var idles, maints, qs, weeks []time.Duration
+	saved := *e.cfg
+	defer func() { *e.cfg = saved }()
+	e.cfg.Lake.OrphanAge, e.cfg.Bronze.Listing.FullEvery = config.Duration(1000*time.Hour), config.Duration(1000*time.Hour)
+	var idles, maints, dailies, qs, weeks []time.Duration
 	for range 5 {
 		start := time.Now()
 		maints = append(maints, yearRun(b, e, pipeline.Options{Command: "run"}))
 		idles = append(idles, time.Since(start))
+		dailies = append(dailies, dailyPass(b, e, saved.Lake.OrphanAge))
 		qs = append(qs, timeQuery(b, e, yearQuery))
 		weeks = append(weeks, timeQuery(b, e, weekQuery))
 	}
 	median := func(ds []time.Duration) time.Duration { slices.Sort(ds); return ds[len(ds)/2] }
-	return yearTiming{median(idles), median(maints), median(qs), median(weeks)}
+	return yearTiming{median(idles), median(maints), median(dailies), median(qs), median(weeks)}
+}
+
+// dailyPass times a run that lists all of bronze and a full maintain.
+func dailyPass(b *testing.B, e *env, orphanAge config.Duration) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	sum, err := pipeline.Run(ctx, e.deps, pipeline.Options{Command: "run", FullListing: true})
+	if err != nil || !sum.Healthy() {
+		b.Fatalf("run --full-listing: %v %+v", err, sum.Failures)
+	}
+	if e.cfg.Lake.MaintainAfterRun {
+		defer func(age config.Duration) { e.cfg.Lake.OrphanAge = age }(e.cfg.Lake.OrphanAge)
+		e.cfg.Lake.OrphanAge = orphanAge
+		if _, err := pipeline.Maintain(ctx, e.deps, nil, pipeline.MaintainOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
 }
 
 // timeQuery times one query as medallion query runs it: a session that

@@ -225,6 +225,26 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		}
 	})
 
+	t.Run("BronzeListing", func(t *testing.T) {
+		s, open := setup(t)
+		if l, err := s.Listing(ctx, "orders"); err != nil || !l.Newest.IsZero() || !l.ListedAll.IsZero() {
+			t.Fatalf("an empty store's listing: %+v %v", l, err)
+		}
+		driveTo(t, s, key("orders", "2024-01-15"), medtype.StateDone)
+		driveTo(t, s, key("orders", "2024-02-03"), medtype.StatePending)
+		driveTo(t, s, key("users", "2024-03-01"), medtype.StatePending)
+		must(t, s.RecordFullListing(ctx, "orders", t0))
+		must(t, s.RecordFullListing(ctx, "orders", t0.Add(time.Hour)))
+		l, err := open(t).Listing(ctx, "orders")
+		must(t, err)
+		if l.Newest != medtype.MustDate("2024-02-03") || !l.ListedAll.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("listing: %+v", l)
+		}
+		if l, err := s.Listing(ctx, "users"); err != nil || l.Newest != medtype.MustDate("2024-03-01") || !l.ListedAll.IsZero() {
+			t.Fatalf("users' listing: %+v %v", l, err)
+		}
+	})
+
 	t.Run("RequeueRetriesThenDead", func(t *testing.T) {
 		s, _ := setup(t)
 		k := key("orders", "2024-01-15")
