@@ -285,6 +285,39 @@ func TestServeShutdownLetsStatementsFinish(t *testing.T) {
 	}
 }
 
+// TestServeShutdownClosesAStalledClient: a client that stops reading in
+// the middle of a large result cannot hold a stopping server: once nothing
+// has been sent for five seconds after the grace period, its connection is
+// closed, and the client sees the result cut short.
+func TestServeShutdownClosesAStalledClient(t *testing.T) {
+	s := startWith(t, 1, nil, "127.0.0.1:0")
+	ctx := context.Background()
+	conn := analyst(t, s.addr)
+	rows, err := conn.Query(ctx, "SELECT i FROM range(20000000) t(i)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rows.Next() {
+		t.Fatal(rows.Err())
+	}
+	grace, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.srv.Shutdown(grace) }()
+	select {
+	case <-stopped:
+	case <-time.After(60 * time.Second):
+		t.Fatal("a client that stopped reading held Shutdown")
+	}
+	count := int64(1)
+	for rows.Next() {
+		count++
+	}
+	if rows.Err() == nil || count == 20000000 {
+		t.Fatalf("the stalled client read %d rows, %v: the stop should have cut it", count, rows.Err())
+	}
+}
+
 // TestServeLargeStatement: a statement under the 1 MiB message limit runs;
 // one over it is refused, and the server goes on serving.
 func TestServeLargeStatement(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	wire "github.com/jeroenrinzema/psql-wire"
 )
@@ -23,6 +24,9 @@ type listener struct {
 	open  atomic.Int64
 	conns sync.Map // remote address → *clientConn
 	once  sync.Once
+	// wrote is when a connection last sent bytes (Unix nanoseconds): a
+	// graceful stop waits for clients that keep reading.
+	wrote atomic.Int64
 }
 
 // Close closes the listener once; psql-wire closes it again on its own
@@ -80,6 +84,15 @@ func (c *clientConn) Read(b []byte) (int, error) {
 		if c.headRead == len(c.head) {
 			c.askedTLS = binary.BigEndian.Uint32(c.head[4:]) == sslRequest
 		}
+	}
+	return n, err
+}
+
+// Write notes that the connection made progress.
+func (c *clientConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.l.wrote.Store(time.Now().UnixNano())
 	}
 	return n, err
 }

@@ -232,25 +232,37 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // clients; then it closes the protocol server, which waits for the
 // commands in progress to send their last messages (closing the
 // connections first cut a finished statement's CommandComplete), and the
-// connections. A client that stops reading would hold that wait: after 5
-// seconds its connection is closed under it.
+// connections. A client that stops reading would hold that wait: once no
+// connection has sent anything for stallTimeout, they are closed under
+// it. (A fixed wait cut slow clients that were still reading.)
 func (s *Server) stop() error {
 	s.force()
 	s.ln.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), stallTimeout)
 	defer cancel()
 	s.waitIdle(ctx)
 	closed := make(chan error, 1)
 	go func() { closed <- s.wire.Close() }()
-	select {
-	case err := <-closed:
-		s.closeConns()
-		return err
-	case <-ctx.Done():
-		s.closeConns()
-		return <-closed
+	tick := time.NewTicker(stallTimeout / 10)
+	defer tick.Stop()
+	start := time.Now()
+	for {
+		select {
+		case err := <-closed:
+			s.closeConns()
+			return err
+		case <-tick.C:
+			if last := time.Unix(0, s.ln.wrote.Load()); time.Since(start) > stallTimeout && time.Since(last) > stallTimeout {
+				s.closeConns()
+				return <-closed
+			}
+		}
 	}
 }
+
+// stallTimeout is how long a stopping server waits for a client that has
+// stopped reading.
+const stallTimeout = 5 * time.Second
 
 // waitIdle waits until no statement runs or waits, or ctx ends; once the
 // server is stopping, no new statement starts.
