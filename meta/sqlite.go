@@ -50,6 +50,7 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 		rebind:     func(q string) string { return q },
 		timeArg:    func(t time.Time) any { return t.UTC().Format(sqliteTime) },
 		migrations: migrations,
+		byState:    "+domain",
 		tryLock: func(ctx context.Context, name string) (func() error, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("meta: lock %s: %w", name, err)
