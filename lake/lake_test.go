@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -358,6 +359,37 @@ func TestCommitRetryPinnedOff(t *testing.T) {
 				t.Fatalf("after a write, a table set by hand has %s = %q, want \"0\"", table.CommitNumRetriesKey, got)
 			}
 		})
+	}
+}
+
+// TestMetadataLogIsShort: a table keeps 20 previous metadata files in its
+// log, not Iceberg's default 100, unless it sets its own number.
+func TestMetadataLogIsShort(t *testing.T) {
+	b := backends(t)["sqlite+local"](t)
+	ctx := context.Background()
+	c := conn(t, b.duck)
+	id := lake.TableID{Namespace: "silver", Name: "events"}
+	def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
+	day := medtype.MustDate("2024-01-01")
+	for i := range 24 {
+		writeEvents(t, b, c, def, day.AddDays(i).String(), 2, 1)
+	}
+	tbl, err := b.lake.Load(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(slices.Collect(tbl.Metadata().PreviousFiles())); n != 20 {
+		t.Fatalf("the metadata log holds %d files after 24 commits, want 20", n)
+	}
+	setProperties(t, b, id, iceberg.Properties{table.MetadataPreviousVersionsMaxKey: "30"})
+	for i := range 12 {
+		writeEvents(t, b, c, def, day.AddDays(30+i).String(), 2, 1)
+	}
+	if tbl, err = b.lake.Load(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(slices.Collect(tbl.Metadata().PreviousFiles())); n != 30 {
+		t.Fatalf("a table that sets its own log length holds %d files, want 30", n)
 	}
 }
 
