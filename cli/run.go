@@ -33,8 +33,8 @@ REPROCESSING partitions oldest first with --workers in parallel.
 
 Between full listings (bronze.listing.full_every, default 24h) a run lists
 only the partitions dated within bronze.listing.recent (7d) of the newest one,
-and newer: a late file in an older partition is seen by the next full listing,
-or at once with --full-listing.
+and newer, and new partitions of any date: a late file in an older partition is
+seen by the next full listing, or at once with --full-listing.
 
 Safe to repeat: a second run with nothing new processes nothing and writes no
 table snapshot. Exit code 1 if any partition failed or is DEAD.

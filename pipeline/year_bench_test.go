@@ -157,19 +157,22 @@ type yearTiming struct{ idle, maintain, daily, query, week time.Duration }
 
 // yearTimes is the median of five of each: an idle run as an hourly cron
 // makes it after the day's run (nothing due: no full bronze listing, no
-// sweep), the day's full pass (a run that lists all of bronze, and a full
-// maintain, which sweeps every table), and the two queries.
+// snapshot old enough to expire, no sweep), the day's full pass (a run
+// that lists all of bronze, and a full maintain with the day's windows,
+// which sweeps every table), and the two queries. The windows are frozen
+// because the timings span several simulated days.
 func yearTimes(b *testing.B, e *env) yearTiming {
 	b.Helper()
 	saved := *e.cfg
 	defer func() { *e.cfg = saved }()
-	e.cfg.Lake.OrphanAge, e.cfg.Bronze.Listing.FullEvery = config.Duration(1000*time.Hour), config.Duration(1000*time.Hour)
+	never := config.Duration(1000 * time.Hour)
+	e.cfg.Lake.SnapshotRetention, e.cfg.Lake.OrphanAge, e.cfg.Bronze.Listing.FullEvery = never, never, never
 	var idles, maints, dailies, qs, weeks []time.Duration
 	for range 5 {
 		start := time.Now()
 		maints = append(maints, yearRun(b, e, pipeline.Options{Command: "run"}))
 		idles = append(idles, time.Since(start))
-		dailies = append(dailies, dailyPass(b, e, saved.Lake.OrphanAge))
+		dailies = append(dailies, dailyPass(b, e, saved.Lake))
 		qs = append(qs, timeQuery(b, e, yearQuery))
 		weeks = append(weeks, timeQuery(b, e, weekQuery))
 	}
@@ -177,8 +180,9 @@ func yearTimes(b *testing.B, e *env) yearTiming {
 	return yearTiming{median(idles), median(maints), median(dailies), median(qs), median(weeks)}
 }
 
-// dailyPass times a run that lists all of bronze and a full maintain.
-func dailyPass(b *testing.B, e *env, orphanAge config.Duration) time.Duration {
+// dailyPass times a run that lists all of bronze and a full maintain with
+// the lake settings of the day.
+func dailyPass(b *testing.B, e *env, day config.Lake) time.Duration {
 	b.Helper()
 	ctx := context.Background()
 	start := time.Now()
@@ -187,8 +191,8 @@ func dailyPass(b *testing.B, e *env, orphanAge config.Duration) time.Duration {
 		b.Fatalf("run --full-listing: %v %+v", err, sum.Failures)
 	}
 	if e.cfg.Lake.MaintainAfterRun {
-		defer func(age config.Duration) { e.cfg.Lake.OrphanAge = age }(e.cfg.Lake.OrphanAge)
-		e.cfg.Lake.OrphanAge = orphanAge
+		defer func(frozen config.Lake) { e.cfg.Lake = frozen }(e.cfg.Lake)
+		e.cfg.Lake = day
 		if _, err := pipeline.Maintain(ctx, e.deps, nil, pipeline.MaintainOptions{}); err != nil {
 			b.Fatal(err)
 		}
