@@ -231,6 +231,9 @@ func printSummary(w io.Writer, s pipeline.Summary, opts pipeline.Options) {
 	if tot.Processed == 0 && tot.Failed == 0 {
 		fmt.Fprintln(w, "\nNothing to do: every partition is up to date.")
 	}
+	if n := len(s.PastSLA); n > 0 {
+		fmt.Fprintf(w, "%d partitions are past their SLA (the oldest: %s, %s); `medallion status` lists them.\n", n, s.PastSLA[0].Key, s.PastSLA[0].State)
+	}
 	if since := listedSince(s); since != "" {
 		fmt.Fprintf(w, "Listed the recent bronze partitions (from %s); a full listing runs every bronze.listing.full_every, or with --full-listing.\n", since)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/meta"
+	"github.com/medallionlake/medallion/sla"
 )
 
 // storedStates are the states a partition row can have (UNDISCOVERED is the
@@ -38,9 +39,13 @@ func (a *app) statusCommand() *cobra.Command {
 		Short: "Show partitions by state, one domain's partitions, or one partition's history",
 		Long: `Show the partition state machine.
 
-  medallion status                                  partitions by domain and state, and the last runs
+  medallion status                                  partitions by domain and state, those past their SLA, and the last runs
   medallion status --domain orders                  every partition of a domain
   medallion status --domain orders --date 2024-01-15  one partition and its history
+
+A partition is past its SLA when its day ended (UTC) more than the domain's
+sla ago and it is not DONE, or no bronze arrived for it at all (NO BRONZE);
+the last 30 days are checked.
 
 Exits 1 when any partition shown is FAILED or DEAD, so cron alerting can use it.`,
 		Args: cobra.NoArgs,
@@ -65,6 +70,7 @@ type summaryOut struct {
 	Domains []summaryRow `json:"domains"`
 	Total   summaryRow   `json:"total"`
 	Runs    []meta.Run   `json:"runs"`
+	PastSLA []sla.Miss   `json:"past_sla"`
 }
 
 func (a *app) status(cmd *cobra.Command, o statusOptions) error {
@@ -125,7 +131,11 @@ func (a *app) summaryStatus(cmd *cobra.Command, cfg *config.Config, store meta.S
 	if err != nil {
 		return false, err
 	}
-	out := summaryOut{Config: describeSource(cfg), Store: store.Kind(), Runs: runs}
+	misses, err := sla.Check(cmd.Context(), store, cfg.Domains, time.Now())
+	if err != nil {
+		return false, err
+	}
+	out := summaryOut{Config: describeSource(cfg), Store: store.Kind(), Runs: runs, PastSLA: misses}
 	rows := map[string]*summaryRow{}
 	row := func(d string) *summaryRow {
 		if r, ok := rows[d]; ok {
@@ -161,6 +171,9 @@ func (a *app) summaryStatus(cmd *cobra.Command, cfg *config.Config, store meta.S
 	if out.Domains == nil {
 		out.Domains = []summaryRow{}
 	}
+	if out.PastSLA == nil {
+		out.PastSLA = []sla.Miss{}
+	}
 
 	w := cmd.OutOrStdout()
 	if o.format == "json" {
@@ -184,6 +197,7 @@ func (a *app) summaryStatus(cmd *cobra.Command, cfg *config.Config, store meta.S
 	if out.Total.Total == 0 {
 		fmt.Fprintln(w, "\nNo partitions tracked yet: `medallion run` discovers them from bronze.")
 	}
+	printPastSLA(w, out.PastSLA)
 	if len(out.Runs) > 0 {
 		fmt.Fprintln(w, "\nLast runs:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -304,6 +318,28 @@ func (a *app) partitionStatus(cmd *cobra.Command, store meta.Store, o statusOpti
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format(time.RFC3339), e.From, e.To, e.RunID, e.Worker, truncate(e.Message, 100))
 	}
 	return unhealthy, tw.Flush()
+}
+
+// printPastSLA lists the partitions past their domain's SLA, the 20
+// oldest and a count of the rest.
+func printPastSLA(w io.Writer, misses []sla.Miss) {
+	if len(misses) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nPast their SLA (%d; a day is due at its end, UTC, plus the domain's sla):\n", len(misses))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOMAIN\tDATE\tSTATE\tDUE\tLATE BY")
+	for _, m := range misses[:min(len(misses), 20)] {
+		state := string(m.State)
+		if m.State == medtype.StateUndiscovered {
+			state = "NO BRONZE"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Key.Domain, m.Key.Date, state, m.Deadline.Format(time.RFC3339), m.Late.Round(time.Minute))
+	}
+	tw.Flush()
+	if len(misses) > 20 {
+		fmt.Fprintf(w, "and %d more (--format json lists them all)\n", len(misses)-20)
+	}
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -205,11 +205,11 @@ type Maintained struct {
 }
 
 // Listing is what a run needs to list a domain's bronze files without
-// reading all of them: its newest tracked partition date, and when a run
-// last listed all of them (zero for never).
+// reading all of them: its oldest and newest tracked partition dates, and
+// when a run last listed all of them (zero for never).
 type Listing struct {
-	Newest    medtype.Date
-	ListedAll time.Time
+	Oldest, Newest medtype.Date
+	ListedAll      time.Time
 }
 
 // Store is the partition state store. Methods take ctx first and stop when it

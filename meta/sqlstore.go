@@ -870,12 +870,14 @@ func (s *sqlStore) RecordMaintained(ctx context.Context, m Maintained) error {
 
 func (s *sqlStore) Listing(ctx context.Context, domain string) (Listing, error) {
 	var l Listing
-	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT partition_date FROM medallion_partitions WHERE domain = ? ORDER BY partition_date DESC LIMIT 1`), domain).Scan(&l.Newest)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return l, fmt.Errorf("meta: newest partition of %s: %w", domain, err)
+	for order, date := range map[string]*medtype.Date{"ASC": &l.Oldest, "DESC": &l.Newest} {
+		err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT partition_date FROM medallion_partitions WHERE domain = ? ORDER BY partition_date `+order+` LIMIT 1`), domain).Scan(date)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return l, fmt.Errorf("meta: partitions of %s: %w", domain, err)
+		}
 	}
 	var at timeCol
-	err = s.db.QueryRowContext(ctx, s.d.rebind(`SELECT listed_all_at FROM medallion_bronze_listing WHERE domain = ?`), domain).Scan(&at)
+	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT listed_all_at FROM medallion_bronze_listing WHERE domain = ?`), domain).Scan(&at)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return l, fmt.Errorf("meta: bronze listing of %s: %w", domain, err)
 	}

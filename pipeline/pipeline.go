@@ -28,6 +28,7 @@ import (
 	"github.com/medallionlake/medallion/lake"
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/meta"
+	"github.com/medallionlake/medallion/sla"
 	"github.com/medallionlake/medallion/storage"
 )
 
@@ -124,6 +125,9 @@ type Summary struct {
 	// ArchivedLate lists archived partitions whose bronze gained files,
 	// which are not processed (see ApplyRetention).
 	ArchivedLate []medtype.PartitionKey `json:"archived_late,omitempty"`
+	// PastSLA lists the partitions of the run's domains past their SLA
+	// after the run (sla.Check).
+	PastSLA []sla.Miss `json:"past_sla,omitempty"`
 	// Failures holds the error of each partition that failed in this run.
 	Failures map[string]string `json:"failures,omitempty"`
 }
@@ -236,7 +240,26 @@ func (r *runner) execute(ctx context.Context) error {
 	if err := r.process(ctx); err != nil {
 		return err
 	}
-	return r.countUnhealthy(ctx)
+	if err := r.countUnhealthy(ctx); err != nil {
+		return err
+	}
+	return r.checkSLA(ctx)
+}
+
+// checkSLA records the partitions past their SLA, and warns of them.
+func (r *runner) checkSLA(ctx context.Context) error {
+	doms := make([]config.Domain, len(r.doms))
+	for i, d := range r.doms {
+		doms[i] = d.Domain
+	}
+	misses, err := sla.Check(ctx, r.deps.Store, doms, r.deps.now())
+	if err != nil || len(misses) == 0 {
+		return err
+	}
+	r.sum.PastSLA = misses
+	r.log.Warn("partitions are past their SLA; medallion status lists them", "count", len(misses),
+		"oldest", misses[0].Key, "state", misses[0].State, "late_by", misses[0].Late.Round(time.Minute))
+	return nil
 }
 
 func (r *runner) filter() meta.Filter {

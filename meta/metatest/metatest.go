@@ -68,7 +68,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 			for _, to := range states {
 				day++
 				k := medtype.PartitionKey{Domain: "walk", Date: medtype.MustDate("2020-01-01").AddDays(day)}
-				driveTo(t, s, k, from)
+				DriveTo(t, s, k, from)
 				_, err := s.Transition(ctx, k, to, meta.Update{Worker: "driver", Error: "boom"})
 				allowed := meta.CanTransition(from, to)
 				if allowed && err != nil {
@@ -170,7 +170,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		if !d.HashChanged || d.To != medtype.StatePending || stateOf(t, s, k) != medtype.StatePending {
 			t.Fatalf("pending with new files: %+v", d)
 		}
-		driveTo(t, s, k, medtype.StateDone)
+		DriveTo(t, s, k, medtype.StateDone)
 		d, err = s.Discover(ctx, k, []string{"a", "b", "c"}, "h2", "run-3", t0)
 		must(t, err)
 		if d.HashChanged || d.To != medtype.StateDone {
@@ -187,7 +187,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		}
 		// An IN_FLIGHT partition belongs to its worker: discovery leaves it.
 		k2 := key("events", "2024-01-16")
-		driveTo(t, s, k2, medtype.StateInFlight)
+		DriveTo(t, s, k2, medtype.StateInFlight)
 		before, _ := s.Get(ctx, k2)
 		d, err = s.Discover(ctx, k2, []string{"z"}, "hz", "run-3", t0)
 		must(t, err)
@@ -230,14 +230,14 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		if l, err := s.Listing(ctx, "orders"); err != nil || !l.Newest.IsZero() || !l.ListedAll.IsZero() {
 			t.Fatalf("an empty store's listing: %+v %v", l, err)
 		}
-		driveTo(t, s, key("orders", "2024-01-15"), medtype.StateDone)
-		driveTo(t, s, key("orders", "2024-02-03"), medtype.StatePending)
-		driveTo(t, s, key("users", "2024-03-01"), medtype.StatePending)
+		DriveTo(t, s, key("orders", "2024-01-15"), medtype.StateDone)
+		DriveTo(t, s, key("orders", "2024-02-03"), medtype.StatePending)
+		DriveTo(t, s, key("users", "2024-03-01"), medtype.StatePending)
 		must(t, s.RecordFullListing(ctx, "orders", t0))
 		must(t, s.RecordFullListing(ctx, "orders", t0.Add(time.Hour)))
 		l, err := open(t).Listing(ctx, "orders")
 		must(t, err)
-		if l.Newest != medtype.MustDate("2024-02-03") || !l.ListedAll.Equal(t0.Add(time.Hour)) {
+		if l.Oldest != medtype.MustDate("2024-01-15") || l.Newest != medtype.MustDate("2024-02-03") || !l.ListedAll.Equal(t0.Add(time.Hour)) {
 			t.Fatalf("listing: %+v", l)
 		}
 		if l, err := s.Listing(ctx, "users"); err != nil || l.Newest != medtype.MustDate("2024-03-01") || !l.ListedAll.IsZero() {
@@ -250,9 +250,9 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		k := key("orders", "2024-01-15")
 		late := key("orders", "2024-01-16")
 		other := key("users", "2024-01-15")
-		driveTo(t, s, late, medtype.StateLate)
-		driveTo(t, s, other, medtype.StateFailed)
-		driveTo(t, s, k, medtype.StateFailed)
+		DriveTo(t, s, late, medtype.StateLate)
+		DriveTo(t, s, other, medtype.StateFailed)
+		DriveTo(t, s, k, medtype.StateFailed)
 		const maxRetries = 2
 		for retry := 1; retry <= maxRetries; retry++ {
 			res, err := s.Requeue(ctx, "orders", maxRetries, "run", t0)
@@ -267,7 +267,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 			if p.RetryCount != retry || p.Status != medtype.StateRetrying {
 				t.Fatalf("after requeue %d: %s retry_count %d", retry, p.Status, p.RetryCount)
 			}
-			driveTo(t, s, k, medtype.StateFailed)
+			DriveTo(t, s, k, medtype.StateFailed)
 		}
 		res, err := s.Requeue(ctx, "orders", maxRetries, "run", t0)
 		must(t, err)
@@ -283,7 +283,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		s, _ := setup(t)
 		k := key("orders", "2024-01-15")
 		const maxRetries = 2
-		driveTo(t, s, k, medtype.StatePending)
+		DriveTo(t, s, k, medtype.StatePending)
 		fail := func(interrupted bool) {
 			t.Helper()
 			got, err := s.Claim(ctx, meta.ClaimParams{Worker: "w", Limit: 1, LeaseTTL: time.Minute, Now: t0})
@@ -350,11 +350,11 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		for _, k := range []medtype.PartitionKey{
 			key("orders", "2024-01-17"), key("orders", "2024-01-15"), key("users", "2024-01-15"), key("orders", "2024-01-16"),
 		} {
-			driveTo(t, s, k, medtype.StatePending)
+			DriveTo(t, s, k, medtype.StatePending)
 		}
-		driveTo(t, s, key("orders", "2024-01-10"), medtype.StateDone) // not queued
-		driveTo(t, s, key("orders", "2024-01-11"), medtype.StateRetrying)
-		driveTo(t, s, key("orders", "2024-01-12"), medtype.StateReprocessing)
+		DriveTo(t, s, key("orders", "2024-01-10"), medtype.StateDone) // not queued
+		DriveTo(t, s, key("orders", "2024-01-11"), medtype.StateRetrying)
+		DriveTo(t, s, key("orders", "2024-01-12"), medtype.StateReprocessing)
 		got, err := s.Claim(ctx, meta.ClaimParams{Worker: "w1", Limit: 3, LeaseTTL: time.Minute, Filter: meta.Filter{Domains: []string{"orders"}}, Now: t0})
 		must(t, err)
 		if ks := keysOf(got); !slices.Equal(ks, []string{"orders/2024-01-11", "orders/2024-01-12", "orders/2024-01-15"}) {
@@ -389,7 +389,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		s2 := open(t)
 		const n = 60
 		for i := 0; i < n; i++ {
-			driveTo(t, s, medtype.PartitionKey{Domain: "events", Date: medtype.MustDate("2024-01-01").AddDays(i)}, medtype.StatePending)
+			DriveTo(t, s, medtype.PartitionKey{Domain: "events", Date: medtype.MustDate("2024-01-01").AddDays(i)}, medtype.StatePending)
 		}
 		var mu sync.Mutex
 		claimed := map[string][]string{}
@@ -445,7 +445,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		s, open := setup(t)
 		s2 := open(t)
 		k := key("orders", "2024-01-15")
-		driveTo(t, s, k, medtype.StatePending)
+		DriveTo(t, s, k, medtype.StatePending)
 		var wg sync.WaitGroup
 		results := make([]error, 2)
 		for i, st := range []meta.Store{s, s2} {
@@ -474,7 +474,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 	t.Run("LeasesAndRescue", func(t *testing.T) {
 		s, _ := setup(t)
 		k := key("orders", "2024-01-15")
-		driveTo(t, s, k, medtype.StatePending)
+		DriveTo(t, s, k, medtype.StatePending)
 		got, err := s.Claim(ctx, meta.ClaimParams{Worker: "w1", Limit: 1, LeaseTTL: time.Minute, Now: t0})
 		must(t, err)
 		attempt := got[0].Attempts
@@ -558,7 +558,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 	t.Run("CancelledContext", func(t *testing.T) {
 		s, _ := setup(t)
 		k := key("orders", "2024-01-15")
-		driveTo(t, s, k, medtype.StatePending)
+		DriveTo(t, s, k, medtype.StatePending)
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
 		checks := map[string]error{}
@@ -579,9 +579,9 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 	})
 }
 
-// driveTo moves a partition from wherever it is to want along the shortest
+// DriveTo moves a partition from wherever it is to want along the shortest
 // path of allowed transitions (UNDISCOVERED leaves a new partition absent).
-func driveTo(t *testing.T, s meta.Store, k medtype.PartitionKey, want meta.State) {
+func DriveTo(t *testing.T, s meta.Store, k medtype.PartitionKey, want meta.State) {
 	t.Helper()
 	cur := stateOf(t, s, k)
 	prev := map[meta.State]meta.State{cur: cur}
