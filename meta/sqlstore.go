@@ -870,8 +870,13 @@ func (s *sqlStore) RecordMaintained(ctx context.Context, m Maintained) error {
 
 func (s *sqlStore) Listing(ctx context.Context, domain string) (Listing, error) {
 	var l Listing
-	for order, date := range map[string]*medtype.Date{"ASC": &l.Oldest, "DESC": &l.Newest} {
-		err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT partition_date FROM medallion_partitions WHERE domain = ? ORDER BY partition_date `+order+` LIMIT 1`), domain).Scan(date)
+	// Two index lookups: SQLite reads the whole domain for min() and max()
+	// in one statement.
+	for _, q := range []struct {
+		order string
+		date  *medtype.Date
+	}{{"ASC", &l.Oldest}, {"DESC", &l.Newest}} {
+		err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT partition_date FROM medallion_partitions WHERE domain = ? ORDER BY partition_date `+q.order+` LIMIT 1`), domain).Scan(q.date)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return l, fmt.Errorf("meta: partitions of %s: %w", domain, err)
 		}

@@ -292,7 +292,8 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 	if err != nil {
 		return err
 	}
-	if !since.IsZero() && r.opts.From.IsZero() {
+	recentOnly := !since.IsZero() && r.opts.From.IsZero()
+	if recentOnly {
 		older, err := r.untracked(ctx, d, since, known)
 		if err != nil {
 			return err
@@ -336,7 +337,7 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 			return err
 		}
 	}
-	if !since.IsZero() && r.opts.From.IsZero() {
+	if recentOnly {
 		ds.ListedSince = since.String()
 	}
 	if !r.opts.From.IsZero() && !r.opts.To.IsZero() && r.opts.Reprocess != "" {
