@@ -169,6 +169,20 @@ type ClaimParams struct {
 	Now      time.Time
 }
 
+// Lease is a worker's hold on an IN_FLIGHT partition: the attempt it
+// claimed.
+type Lease struct {
+	Key     medtype.PartitionKey
+	Worker  string
+	Attempt int
+}
+
+// Tx is what InLease lends its function: statements with ? placeholders,
+// run in the fenced transaction.
+type Tx interface {
+	Exec(ctx context.Context, query string, args ...any) (rowsAffected int64, err error)
+}
+
 // RequeueResult lists what Requeue moved.
 type RequeueResult struct {
 	Retrying, Dead, Reprocessing []medtype.PartitionKey
@@ -250,6 +264,10 @@ type Store interface {
 	// first, moving them to IN_FLIGHT. Concurrent claimers never receive the
 	// same partition.
 	Claim(ctx context.Context, p ClaimParams) ([]Partition, error)
+	// InLease runs fn in one transaction that first checks that l is held
+	// and unexpired at now, and keeps the partition from being rescued or
+	// moved until the transaction ends; ErrLeaseLost if it is not held.
+	InLease(ctx context.Context, l Lease, now time.Time, fn func(Tx) error) error
 	// Heartbeat extends the worker's lease; ErrLeaseLost if it no longer
 	// holds it.
 	Heartbeat(ctx context.Context, key medtype.PartitionKey, worker string, attempt int, ttl time.Duration, now time.Time) error

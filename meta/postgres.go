@@ -57,6 +57,13 @@ func OpenPostgres(ctx context.Context, rawURL string) (Store, error) {
 		timeArg:    func(t time.Time) any { return t.UTC() },
 		lockRows:   " FOR UPDATE",
 		skipLocked: " FOR UPDATE SKIP LOCKED",
+		stmts:      loadStatements("postgres"),
+		listArg: func(values []string) any {
+			if values == nil {
+				values = []string{}
+			}
+			return values
+		},
 		migrations: migrations,
 		beginMigrate: func(ctx context.Context, tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(schema, "migrate"))

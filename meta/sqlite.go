@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -51,6 +52,14 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 		timeArg:    func(t time.Time) any { return t.UTC().Format(sqliteTime) },
 		migrations: migrations,
 		byState:    "+domain",
+		stmts:      loadStatements("sqlite"),
+		listArg: func(values []string) any {
+			if values == nil {
+				values = []string{}
+			}
+			js, _ := json.Marshal(values)
+			return string(js)
+		},
 		tryLock: func(ctx context.Context, name string) (func() error, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("meta: lock %s: %w", name, err)

@@ -28,8 +28,14 @@ type dialect struct {
 	// lockRows is appended to the SELECTs that precede a compare-and-set
 	// ("FOR UPDATE" on PostgreSQL; SQLite transactions are IMMEDIATE and
 	// so already exclusive).
-	lockRows     string
-	skipLocked   string
+	lockRows string
+	// skipLocked is lockRows that passes over rows another transaction
+	// holds (a worker's lease fence, see InLease) instead of waiting.
+	skipLocked string
+	stmts      statements
+	// listArg passes a list of text values to a named statement: a text
+	// array on PostgreSQL, JSON on SQLite.
+	listArg      func(values []string) any
 	migrations   fs.FS
 	beginMigrate func(ctx context.Context, tx *sql.Tx) error
 	tryLock      func(ctx context.Context, name string) (func() error, error)
@@ -195,11 +201,9 @@ func (c *timeCol) parse(s string) error {
 	return nil
 }
 
-func (s *sqlStore) getTx(ctx context.Context, q querier, key medtype.PartitionKey, lock bool) (Partition, error) {
-	text := `SELECT ` + partitionCols + ` FROM medallion_partitions WHERE domain = ? AND partition_date = ?`
-	if lock {
-		text += s.d.lockRows
-	}
+// getTx reads a partition; lock is "", s.d.lockRows or s.d.skipLocked.
+func (s *sqlStore) getTx(ctx context.Context, q querier, key medtype.PartitionKey, lock string) (Partition, error) {
+	text := `SELECT ` + partitionCols + ` FROM medallion_partitions WHERE domain = ? AND partition_date = ?` + lock
 	rows, err := s.query(ctx, q, text, key.Domain, key.Date)
 	if err != nil {
 		return Partition{}, fmt.Errorf("meta: get %s: %w", key, err)
@@ -219,7 +223,7 @@ func (s *sqlStore) getTx(ctx context.Context, q querier, key medtype.PartitionKe
 }
 
 func (s *sqlStore) Get(ctx context.Context, key medtype.PartitionKey) (Partition, error) {
-	return s.getTx(ctx, s.db, key, false)
+	return s.getTx(ctx, s.db, key, "")
 }
 
 // where builds the WHERE clause of a Filter.
@@ -544,7 +548,7 @@ func (s *sqlStore) Transition(ctx context.Context, key medtype.PartitionKey, to 
 		return Partition{}, fmt.Errorf("meta: unknown state %q", to)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		cur, err := s.getTx(ctx, tx, key, true)
+		cur, err := s.getTx(ctx, tx, key, s.d.lockRows)
 		var curp *Partition
 		switch {
 		case err == nil:
@@ -575,7 +579,7 @@ func (s *sqlStore) Discover(ctx context.Context, key medtype.PartitionKey, files
 	sort.Strings(files)
 	d := Discovery{Key: key}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		cur, err := s.getTx(ctx, tx, key, true)
+		cur, err := s.getTx(ctx, tx, key, s.d.lockRows)
 		u := Update{RunID: runID, SourceFiles: files, FileHash: &hash, Now: now}
 		switch {
 		case errors.Is(err, ErrNotFound):
@@ -694,8 +698,11 @@ func (s *sqlStore) Requeue(ctx context.Context, domain string, maxRetries int, r
 	return res, nil
 }
 
-// Claim selects queued rows with FOR UPDATE SKIP LOCKED (PostgreSQL) or
-// inside an IMMEDIATE transaction (SQLite), then moves each to IN_FLIGHT.
+// Claim is the named statement Claim: on PostgreSQL one statement (a CTE
+// that locks queued rows FOR UPDATE SKIP LOCKED, leases them, writes their
+// history and returns them); on SQLite an UPDATE … RETURNING after its
+// history rows, inside one IMMEDIATE transaction. The rows are read inside
+// the transaction: once it commits the caller holds them.
 func (s *sqlStore) Claim(ctx context.Context, p ClaimParams) ([]Partition, error) {
 	if p.Worker == "" {
 		return nil, errors.New("meta: claim needs a worker id")
@@ -703,37 +710,89 @@ func (s *sqlStore) Claim(ctx context.Context, p ClaimParams) ([]Partition, error
 	if p.Limit <= 0 {
 		p.Limit = 1
 	}
-	f := p.Filter
-	f.States = Queued()
-	f.Limit = p.Limit
-	var keys []medtype.PartitionKey
+	if p.LeaseTTL <= 0 {
+		p.LeaseTTL = 10 * time.Minute
+	}
+	now := clock(p.Now)
+	args := []any{s.d.listArg(p.Filter.Domains), dateArg(p.Filter.From), dateArg(p.Filter.To), p.Limit,
+		nullStr(p.RunID), p.Worker, s.d.timeArg(now.Add(p.LeaseTTL)), s.d.timeArg(now)}
+	var out []Partition
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		keys = keys[:0]
-		parts, err := s.listTx(ctx, tx, f, s.d.skipLocked)
-		if err != nil {
-			return err
+		out = out[:0]
+		if history, ok := s.d.stmts["ClaimHistory"]; ok {
+			if _, err := tx.ExecContext(ctx, history, args...); err != nil {
+				return fmt.Errorf("meta: claim: %w", err)
+			}
 		}
-		for i := range parts {
-			u := Update{RunID: p.RunID, Worker: p.Worker, LeaseTTL: p.LeaseTTL, Now: p.Now}
-			if err := s.transitionTx(ctx, tx, parts[i].Key, &parts[i], medtype.StateInFlight, u, cas{}); err != nil {
+		rows, err := tx.QueryContext(ctx, s.d.stmts.get("Claim"), args...)
+		if err != nil {
+			return fmt.Errorf("meta: claim: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			part, err := scanPartition(rows)
+			if err != nil {
 				return err
 			}
-			keys = append(keys, parts[i].Key)
+			out = append(out, part)
 		}
-		return nil
+		return rows.Err()
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Partition, 0, len(keys))
-	for _, k := range keys {
-		part, err := s.committed(ctx, k)
-		if err != nil {
-			return nil, err
+	// SQLite's RETURNING has no order.
+	slices.SortFunc(out, func(a, b Partition) int {
+		if c := a.Key.Date.Time().Compare(b.Key.Date.Time()); c != 0 {
+			return c
 		}
-		out = append(out, part)
-	}
+		return strings.Compare(a.Key.Domain, b.Key.Domain)
+	})
 	return out, nil
+}
+
+func dateArg(d medtype.Date) any {
+	if d.IsZero() {
+		return nil
+	}
+	return d
+}
+
+// InLease runs fn in a transaction that first checks that l is still held
+// and unexpired at now (ErrLeaseLost otherwise) and keeps it from being
+// rescued or finished until the transaction ends: what fn writes commits
+// only while the lease holds. It is the fence of a worker's Iceberg
+// commits, whose catalog shares the store's database.
+func (s *sqlStore) InLease(ctx context.Context, l Lease, now time.Time, fn func(Tx) error) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if q, ok := s.d.stmts["FenceTimeout"]; ok {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("meta: lease fence: %w", err)
+			}
+		}
+		var one int
+		err := tx.QueryRowContext(ctx, s.d.stmts.get("HoldLease"), l.Key.Domain, l.Key.Date, l.Worker, l.Attempt, s.d.timeArg(clock(now))).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("meta: %s by %s (attempt %d): %w", l.Key, l.Worker, l.Attempt, ErrLeaseLost)
+		}
+		if err != nil {
+			return fmt.Errorf("meta: lease fence of %s: %w", l.Key, err)
+		}
+		return fn(leaseTx{s: s, tx: tx})
+	})
+}
+
+type leaseTx struct {
+	s  *sqlStore
+	tx *sql.Tx
+}
+
+func (t leaseTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := t.s.exec(ctx, t.tx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 func (s *sqlStore) Heartbeat(ctx context.Context, key medtype.PartitionKey, worker string, attempt int, ttl time.Duration, now time.Time) error {
@@ -763,15 +822,17 @@ func (s *sqlStore) RescueExpired(ctx context.Context, runID string, now time.Tim
 		}
 		msg := fmt.Sprintf("lease of worker %s expired at %s (worker crashed or stalled)", p.LeasedBy, p.LeaseExpiresAt.Format(time.RFC3339))
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			cur, err := s.getTx(ctx, tx, p.Key, true)
+			// A row a worker's lease fence holds is committing now;
+			// the next rescue sees how that ended.
+			cur, err := s.getTx(ctx, tx, p.Key, s.d.skipLocked)
 			if err != nil {
 				return err
 			}
 			return s.transitionTx(ctx, tx, p.Key, &cur, medtype.StateFailed, Update{RunID: runID, Error: msg, Interrupted: true, Now: now},
 				cas{leaseHolder: p.LeasedBy, attempt: p.Attempts, expiredBefore: now})
 		})
-		if errors.Is(err, ErrConflict) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrNotAllowed) {
-			continue // finished, renewed or rescued by someone else meanwhile
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrNotAllowed) || errors.Is(err, ErrNotFound) {
+			continue // finished, renewed, rescued by someone else meanwhile, or fenced now
 		}
 		if err != nil {
 			return out, err

@@ -519,6 +519,91 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		}
 	})
 
+	// The lease fence: a fenced write commits only while its worker holds
+	// the lease, and a rescue never takes a partition inside the fence.
+	t.Run("LeaseFence", func(t *testing.T) {
+		s, open := setup(t)
+		k := key("orders", "2024-01-15")
+		DriveTo(t, s, k, medtype.StatePending)
+		got, err := s.Claim(ctx, meta.ClaimParams{Worker: "w1", Limit: 1, LeaseTTL: time.Minute, Now: t0})
+		must(t, err)
+		held := meta.Lease{Key: k, Worker: "w1", Attempt: got[0].Attempts}
+		write := func(table string) func(meta.Tx) error {
+			return func(tx meta.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO medallion_table_maintenance (table_name, metadata_location, maintained_at) VALUES (?, ?, ?)`,
+					table, "m", t0.Format("2006-01-02T15:04:05.000000Z"))
+				return err
+			}
+		}
+		for name, l := range map[string]meta.Lease{
+			"another worker": {Key: k, Worker: "w2", Attempt: held.Attempt},
+			"a stale attempt": {Key: k, Worker: "w1", Attempt: held.Attempt - 1},
+			"another partition": {Key: key("orders", "2024-01-16"), Worker: "w1", Attempt: held.Attempt},
+		} {
+			if err := s.InLease(ctx, l, t0, write("wrong."+name)); !errors.Is(err, meta.ErrLeaseLost) {
+				t.Errorf("fenced write by %s: %v", name, err)
+			}
+		}
+		if err := s.InLease(ctx, held, t0.Add(time.Minute), write("wrong.expired")); !errors.Is(err, meta.ErrLeaseLost) {
+			t.Errorf("fenced write after the lease expired: %v", err)
+		}
+		failed := errors.New("the write failed")
+		if err := s.InLease(ctx, held, t0, func(tx meta.Tx) error { _ = write("wrong.rolled_back")(tx); return failed }); !errors.Is(err, failed) {
+			t.Errorf("fenced write whose function failed: %v", err)
+		}
+
+		// While the fence is held, a rescue (another process) of the
+		// expired lease passes the row over or waits; it never takes it.
+		rescuer := open(t)
+		inside, release := make(chan struct{}), make(chan struct{})
+		fenced := make(chan error, 1)
+		go func() {
+			fenced <- s.InLease(ctx, held, t0.Add(59*time.Second), func(tx meta.Tx) error {
+				close(inside)
+				<-release
+				return write("right.fenced")(tx)
+			})
+		}()
+		<-inside
+		rescued := make(chan []meta.Partition, 1)
+		go func() {
+			ps, err := rescuer.RescueExpired(ctx, "run-2", t0.Add(2*time.Minute))
+			must(t, err)
+			rescued <- ps
+		}()
+		select {
+		case ps := <-rescued:
+			if len(ps) != 0 {
+				t.Fatalf("a rescue took a partition inside its lease fence: %v", keysOf(ps))
+			}
+			close(release)
+		case <-time.After(500 * time.Millisecond): // SQLite: the rescue waits for the write lock
+			close(release)
+			if ps := <-rescued; len(ps) != 1 {
+				t.Fatalf("a rescue after the fence ended: %v", keysOf(ps))
+			}
+		}
+		must(t, <-fenced)
+		m, err := s.Maintained(ctx)
+		must(t, err)
+		var tables []string
+		for name := range m {
+			tables = append(tables, name)
+		}
+		if !slices.Equal(tables, []string{"right.fenced"}) {
+			t.Fatalf("fenced writes committed: %v", tables)
+		}
+		if _, err := s.RescueExpired(ctx, "run-2", t0.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if st := stateOf(t, s, k); st != medtype.StateFailed {
+			t.Fatalf("after the fence and a rescue: %s", st)
+		}
+		if err := s.InLease(ctx, held, t0, write("wrong.rescued")); !errors.Is(err, meta.ErrLeaseLost) {
+			t.Errorf("fenced write after the rescue: %v", err)
+		}
+	})
+
 	t.Run("RunLog", func(t *testing.T) {
 		s, _ := setup(t)
 		must(t, s.StartRun(ctx, meta.Run{ID: "r1", Command: "run", Host: "h", PID: 42, StartedAt: t0}))
