@@ -536,8 +536,8 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 			}
 		}
 		for name, l := range map[string]meta.Lease{
-			"another worker": {Key: k, Worker: "w2", Attempt: held.Attempt},
-			"a stale attempt": {Key: k, Worker: "w1", Attempt: held.Attempt - 1},
+			"another worker":    {Key: k, Worker: "w2", Attempt: held.Attempt},
+			"a stale attempt":   {Key: k, Worker: "w1", Attempt: held.Attempt - 1},
 			"another partition": {Key: key("orders", "2024-01-16"), Worker: "w1", Attempt: held.Attempt},
 		} {
 			if err := s.InLease(ctx, l, t0, write("wrong."+name)); !errors.Is(err, meta.ErrLeaseLost) {
