@@ -31,11 +31,32 @@ func OpenExporter(ctx context.Context, url, schema string) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export.postgres.url: %w", err)
 	}
-	if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+	e := &Exporter{pool: pool, schema: schema}
+	if err := e.create(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("export to postgres: create schema %s: %w", schema, err)
+		return nil, err
 	}
-	return &Exporter{pool: pool, schema: schema}, nil
+	return e, nil
+}
+
+// create makes the schema and the export log, one process at a time.
+func (e *Exporter) create(ctx context.Context) error {
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("export to postgres: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	for _, q := range []string{
+		"SELECT pg_advisory_xact_lock(hashtext('medallion export setup'))",
+		"CREATE SCHEMA IF NOT EXISTS " + pgx.Identifier{e.schema}.Sanitize(),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (table_name text, scope text, table_uuid text NOT NULL,
+			sequence_number bigint NOT NULL, exported_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (table_name, scope))`, e.exported()),
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("export to postgres: create schema %s: %w", e.schema, err)
+		}
+	}
+	return tx.Commit(ctx)
 }
 
 // Close closes the pool.
@@ -74,9 +95,15 @@ func pgType(duckType string) (string, error) {
 }
 
 // Export makes the PostgreSQL rows of scope equal to the rows of the DuckDB
-// relation src (the gold table's content for that scope after the merge).
-// Rows outside scope are untouched; in mode current nothing is deleted.
-func (e *Exporter) Export(ctx context.Context, conn *sql.Conn, g domains.GoldQuery, src string, scope lake.Scope) (int64, error) {
+// relation src (the gold table's content for that scope after the merge,
+// as of the commit at). Rows outside scope are untouched; in mode current
+// nothing is deleted.
+//
+// Exports apply in commit order: each partition of scope (or the whole
+// table) records the sequence number it was last exported at, and an
+// export older than that leaves it alone, so a worker that committed first
+// but exports last never overwrites a newer export.
+func (e *Exporter) Export(ctx context.Context, conn *sql.Conn, g domains.GoldQuery, src string, scope lake.Scope, at lake.Commit) (int64, error) {
 	cols, err := duck.Describe(ctx, conn, src)
 	if err != nil {
 		return 0, err
@@ -138,6 +165,11 @@ func (e *Exporter) Export(ctx context.Context, conn *sql.Conn, g domains.GoldQue
 		return 0, fmt.Errorf("export %s: %w", g.Table, err)
 	}
 	defer tx.Rollback(ctx)
+	// One export of a table at a time, from any process: the order check
+	// below and the creation of the table must not interleave.
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "medallion export "+table); err != nil {
+		return 0, fmt.Errorf("export %s: lock: %w", g.Table, err)
+	}
 	stmts := []string{
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s, CONSTRAINT %s UNIQUE NULLS NOT DISTINCT (%s))", table, strings.Join(defs, ", "),
 			pgx.Identifier{g.Table + "_merge_key"}.Sanitize(), strings.Join(keys, ", ")),
@@ -152,34 +184,85 @@ func (e *Exporter) Export(ctx context.Context, conn *sql.Conn, g domains.GoldQue
 	for i, c := range cols {
 		plain[i] = c.Name
 	}
+	dates, err := e.newer(ctx, tx, g.Table, scope, at)
+	if err != nil || len(dates) == 0 {
+		return 0, err // an export of a newer commit holds all of scope
+	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"medallion_export"}, plain, pgx.CopyFromRows(data)); err != nil {
 		return 0, fmt.Errorf("export %s: copy: %w", g.Table, err)
 	}
+	inScope := ""
 	if scope.Column != "" {
-		dates := make([]string, len(scope.Dates))
-		for i, d := range scope.Dates {
-			dates[i] = d.String()
-		}
+		col := pgx.Identifier{scope.Column}.Sanitize()
 		del := fmt.Sprintf(`DELETE FROM %s t WHERE t.%s = ANY($1::date[]) AND NOT EXISTS (
 			SELECT 1 FROM (SELECT %s FROM medallion_export) s WHERE %s)`,
-			table, pgx.Identifier{scope.Column}.Sanitize(), strings.Join(casts, ", "), strings.Join(keyMatch, " AND "))
+			table, col, strings.Join(casts, ", "), strings.Join(keyMatch, " AND "))
 		if _, err := tx.Exec(ctx, del, dates); err != nil {
 			return 0, fmt.Errorf("export %s: delete: %w", g.Table, err)
 		}
+		inScope = fmt.Sprintf(" WHERE %s::date = ANY($1::date[])", col)
 	}
-	upsert := fmt.Sprintf("INSERT INTO %s AS t (%s) SELECT %s FROM medallion_export ON CONFLICT (%s) ", table, strings.Join(names, ", "), strings.Join(casts, ", "), strings.Join(keys, ", "))
+	upsert := fmt.Sprintf("INSERT INTO %s AS t (%s) SELECT %s FROM medallion_export%s ON CONFLICT (%s) ", table, strings.Join(names, ", "), strings.Join(casts, ", "), inScope, strings.Join(keys, ", "))
 	if len(set) == 0 {
 		upsert += "DO NOTHING"
 	} else {
 		upsert += fmt.Sprintf("DO UPDATE SET %s WHERE %s", strings.Join(set, ", "), strings.Join(differ, " OR "))
 	}
-	if _, err := tx.Exec(ctx, upsert); err != nil {
+	var args []any
+	if scope.Column != "" {
+		args = append(args, dates)
+	}
+	if _, err := tx.Exec(ctx, upsert, args...); err != nil {
 		return 0, fmt.Errorf("export %s: upsert: %w", g.Table, err)
+	}
+	if err := e.record(ctx, tx, g.Table, dates, at); err != nil {
+		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("export %s: commit: %w", g.Table, err)
 	}
 	return int64(len(data)), nil
+}
+
+// exported is the table that records, per gold table and partition ("" for
+// a whole table), the commit each was last exported at.
+func (e *Exporter) exported() string {
+	return pgx.Identifier{e.schema, "medallion_exported"}.Sanitize()
+}
+
+// newer returns the keys of
+// scope (its dates; [""] for a whole table) not yet exported at a commit
+// as new as at.
+func (e *Exporter) newer(ctx context.Context, tx pgx.Tx, gold string, scope lake.Scope, at lake.Commit) ([]string, error) {
+	keys := []string{""}
+	if scope.Column != "" {
+		keys = keys[:0]
+		for _, d := range scope.Dates {
+			keys = append(keys, d.String())
+		}
+	}
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT scope FROM %s WHERE table_name = $1 AND scope = ANY($2)
+		AND table_uuid = $3 AND sequence_number >= $4`, e.exported()), gold, keys, at.TableUUID, at.Sequence)
+	if err != nil {
+		return nil, fmt.Errorf("export %s: read the export log: %w", gold, err)
+	}
+	newer, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("export %s: read the export log: %w", gold, err)
+	}
+	return slices.DeleteFunc(keys, func(k string) bool { return slices.Contains(newer, k) }), nil
+}
+
+// record notes that keys were exported at the commit at.
+func (e *Exporter) record(ctx context.Context, tx pgx.Tx, gold string, keys []string, at lake.Commit) error {
+	_, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (table_name, scope, table_uuid, sequence_number)
+		SELECT $1, k, $3, $4 FROM unnest($2::text[]) k
+		ON CONFLICT (table_name, scope) DO UPDATE SET table_uuid = EXCLUDED.table_uuid,
+			sequence_number = EXCLUDED.sequence_number, exported_at = now()`, e.exported()), gold, keys, at.TableUUID, at.Sequence)
+	if err != nil {
+		return fmt.Errorf("export %s: record the export: %w", gold, err)
+	}
+	return nil
 }
 
 func textColumns(names []string) string {

@@ -95,7 +95,7 @@ func mergeTable(ctx context.Context, conn *sql.Conn, l *lake.Lake, exp *Exporter
 		if exp == nil {
 			return n, c, fmt.Errorf("gold table %s is marked export: true but no PostgreSQL export is configured", g.Table)
 		}
-		if _, err := exp.Export(ctx, conn, g, target, scope); err != nil {
+		if _, err := exp.Export(ctx, conn, g, target, scope, c); err != nil {
 			return n, c, err
 		}
 	}

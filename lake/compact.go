@@ -58,7 +58,7 @@ func (l *Lake) compact(ctx context.Context, conn *sql.Conn, id TableID, t *table
 		return t, done, nil
 	}
 	tx := t.NewTransaction()
-	if err := tx.ReplaceDataFiles(ctx, old, add, snapshotProps(rows)); err != nil {
+	if err := tx.ReplaceDataFiles(ctx, old, add, l.snapshotProps(rows)); err != nil {
 		return nil, nil, fmt.Errorf("compact %s: %w", id, err)
 	}
 	nt, err := commit(ctx, id, "compact", tx)

@@ -71,6 +71,8 @@ type Lake struct {
 	props  iceberg.Properties
 	// force makes writes rewrite partitions that already hold their rows.
 	force bool
+	// fence, when set, fences every commit by a worker's lease (Leased).
+	fence *fence
 }
 
 // Forcing is a handle on the same lake whose writes rewrite every
@@ -285,11 +287,25 @@ type Commit struct {
 	// SnapshotID is the table's current snapshot after the call (0 for a
 	// table without one).
 	SnapshotID int64
+	// Sequence is the sequence number of the snapshot whose content the
+	// written scope now is (the new one, or the current one when nothing
+	// changed): writers' results ordered by it are in commit order.
+	Sequence int64
+	// TableUUID identifies the table: a table dropped and created again
+	// starts its sequence numbers again.
+	TableUUID string
 	// Changed is false when the partition already held exactly the new file
 	// and nothing was committed.
 	Changed bool
 	// Replaced is how many files left the table.
 	Replaced int
+}
+
+func sequence(t *table.Table) int64 {
+	if s := t.CurrentSnapshot(); s != nil {
+		return s.SequenceNumber
+	}
+	return 0
 }
 
 func snapshotID(t *table.Table) int64 {

@@ -25,6 +25,7 @@ import (
 )
 
 type bundle struct {
+	store meta.Store
 	lake  *lake.Lake
 	duck  *duck.DB
 	stage string
@@ -69,7 +70,7 @@ func setup(t *testing.T, metaURL string, b storage.Bucket, s3cfg config.S3) bund
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return bundle{lake: l, duck: d, stage: t.TempDir()}
+	return bundle{store: store, lake: l, duck: d, stage: t.TempDir()}
 }
 
 func conn(t *testing.T, d *duck.DB) *sql.Conn {

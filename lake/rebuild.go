@@ -35,7 +35,7 @@ func (l *Lake) Rebuild(ctx context.Context, id TableID) (int, error) {
 			uris[i] = f.URI
 		}
 		if len(uris) > 0 {
-			if err := tx.ReplaceDataFiles(ctx, uris, nil, snapshotProps(0)); err != nil {
+			if err := tx.ReplaceDataFiles(ctx, uris, nil, l.snapshotProps(0)); err != nil {
 				return fmt.Errorf("rebuild %s: %w", id, err)
 			}
 		}

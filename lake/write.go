@@ -135,21 +135,17 @@ func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src stri
 		newURIs = append(newURIs, want...)
 	}
 	if len(oldURIs) == 0 && len(newURIs) == 0 {
-		return Commit{SnapshotID: snapshotID(t)}, nil
+		return Commit{SnapshotID: snapshotID(t), Sequence: sequence(t), TableUUID: t.Metadata().TableUUID().String()}, nil
 	}
 	tx := t.NewTransaction()
-	if err := tx.ReplaceDataFiles(ctx, oldURIs, newURIs, snapshotProps(rows)); err != nil {
+	if err := tx.ReplaceDataFiles(ctx, oldURIs, newURIs, l.snapshotProps(rows)); err != nil {
 		return Commit{}, asConflict(fmt.Errorf("replace files of %s: %w", def.ID, err))
 	}
 	nt, err := tx.Commit(ctx)
 	if err != nil {
 		return Commit{}, asConflict(fmt.Errorf("commit %s: %w", def.ID, err))
 	}
-	return Commit{SnapshotID: snapshotID(nt), Changed: true, Replaced: len(oldURIs)}, nil
-}
-
-func snapshotProps(rows int64) iceberg.Properties {
-	return iceberg.Properties{"medallion.rows": strconv.FormatInt(rows, 10)}
+	return Commit{SnapshotID: snapshotID(nt), Sequence: sequence(nt), TableUUID: nt.Metadata().TableUUID().String(), Changed: true, Replaced: len(oldURIs)}, nil
 }
 
 // dataKey is warehouse/<ns>/<table>/data/[<col>=<date>/]<fingerprint>.parquet
@@ -305,7 +301,7 @@ func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", def.ID, err)
 	}
-	t, err := l.cat.LoadTable(ctx, def.ID.ident())
+	t, err := l.load(ctx, def.ID)
 	if err == nil {
 		if rebuilding(t) {
 			t, err = replaceSchema(ctx, def.ID, t, schema)
@@ -341,6 +337,9 @@ func (l *Lake) ensureTable(ctx context.Context, def TableDef, cols []duck.Column
 	}
 	if err != nil {
 		return nil, asConflict(fmt.Errorf("create table %s: %w", def.ID, err))
+	}
+	if l.fence != nil {
+		return l.load(ctx, def.ID) // so that the first write is fenced too
 	}
 	return t, nil
 }
