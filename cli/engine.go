@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"time"
 
 	"github.com/mattn/go-isatty"
 
+	"github.com/medallionlake/medallion/alert"
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/domains"
 	"github.com/medallionlake/medallion/duck"
@@ -16,6 +19,7 @@ import (
 	"github.com/medallionlake/medallion/lake"
 	"github.com/medallionlake/medallion/meta"
 	"github.com/medallionlake/medallion/pipeline"
+	"github.com/medallionlake/medallion/sink"
 	"github.com/medallionlake/medallion/storage/client"
 )
 
@@ -71,13 +75,39 @@ func (a *app) openEngine(ctx context.Context) (*engine, error) {
 		}
 		closers = append(closers, exp.Close)
 	}
+	notifier, closeAlerts, err := openAlerts(cfg, store, a.log)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	closers = append(closers, closeAlerts)
 	var prog io.Writer
 	if f, ok := a.stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 		prog = a.stderr
 	}
 	return &engine{cfg: cfg, close: closeAll, deps: pipeline.Deps{
-		Config: cfg, Store: store, Bucket: bucket, Lake: lk, Duck: db, Exporter: exp, Domains: doms, Log: a.log, Progress: prog,
+		Config: cfg, Store: store, Bucket: bucket, Lake: lk, Duck: db, Exporter: exp, Alerts: notifier, Domains: doms, Log: a.log, Progress: prog,
 	}}, nil
+}
+
+// openAlerts builds the alert sinks of the alerts config (none: a
+// notifier that sends nothing).
+func openAlerts(cfg *config.Config, store meta.Store, log *slog.Logger) (*alert.Notifier, func(), error) {
+	var senders []alert.Sender
+	closeAll := func() {}
+	if u := cfg.Alerts.WebhookURL; u != "" {
+		senders = append(senders, &alert.Webhook{URL: u})
+	}
+	if k := cfg.Alerts.Kafka; k.Enabled {
+		d, err := sink.Dialer(cfg.Kafka)
+		if err != nil {
+			return nil, nil, &exitError{code: ExitUsage, err: fmt.Errorf("alerts.kafka: %w", err)}
+		}
+		topic := alert.NewTopic(cfg.Kafka.Brokers, k.Topic, sink.Transport(d))
+		senders = append(senders, topic)
+		closeAll = func() { topic.Close() }
+	}
+	return alert.New(store, log, time.Duration(cfg.Alerts.Timeout), senders...), closeAll, nil
 }
 
 // runErr maps pipeline errors to exit codes.

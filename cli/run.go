@@ -19,6 +19,7 @@ func (a *app) runCommand() *cobra.Command {
 		doms        []string
 		format      string
 		fullListing bool
+		noProcess   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -39,6 +40,9 @@ seen by the next full listing, or at once with --full-listing.
 Safe to repeat: a second run with nothing new processes nothing and writes no
 table snapshot. Exit code 1 if any partition failed or is DEAD.
 
+--no-process does all of that but the processing, and leaves the queue to
+worker processes on other machines (medallion worker; PostgreSQL meta store).
+
 Example (crontab, daily at 06:00 UTC):
   0 6 * * * medallion run --config /etc/medallion/medallion.yaml`,
 		Args: cobra.NoArgs,
@@ -46,10 +50,11 @@ Example (crontab, daily at 06:00 UTC):
 			if err := tableOrJSON(format); err != nil {
 				return err
 			}
-			return a.runPipeline(cmd, pipeline.Options{Command: "run", Workers: workers, Domains: doms, FullListing: fullListing}, format, nil)
+			return a.runPipeline(cmd, pipeline.Options{Command: "run", Workers: workers, Domains: doms, FullListing: fullListing, NoProcess: noProcess}, format, nil)
 		},
 	}
 	cmd.Flags().BoolVar(&fullListing, "full-listing", false, "list all of bronze, to see late files in any partition now (default: every bronze.listing.full_every)")
+	cmd.Flags().BoolVar(&noProcess, "no-process", false, "discover, requeue and rescue, but leave the queue to `medallion worker` processes")
 	cmd.Flags().IntVarP(&workers, "workers", "w", 0, "partitions processed in parallel (default pipeline.workers)")
 	cmd.Flags().StringSliceVarP(&doms, "domain", "d", nil, "only these domains (repeat or comma-separate)")
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "summary format: table or json")
@@ -158,22 +163,15 @@ func (a *app) runPipeline(cmd *cobra.Command, opts pipeline.Options, format stri
 			return err
 		}
 	}
-	for _, d := range opts.Domains {
-		if _, ok := eng.cfg.Domain(d); !ok {
-			return usageError("unknown domain %q (configured: %s)", d, strings.Join(domainNames(eng.cfg), ", "))
-		}
+	if err := checkDomains(eng, opts.Domains); err != nil {
+		return err
 	}
 	sum, err := pipeline.Run(ctx, eng.deps, opts)
 	if err != nil {
 		return runErr(err)
 	}
-	w := cmd.OutOrStdout()
-	if format == "json" {
-		if err := writeJSON(w, sum); err != nil {
-			return err
-		}
-	} else {
-		printSummary(w, sum, opts)
+	if err := printRun(cmd, sum, opts, format); err != nil {
+		return err
 	}
 	if opts.Command == "run" && eng.cfg.Lake.MaintainAfterRun {
 		if err := maintainAfterRun(cmd, eng, format); err != nil {
@@ -183,6 +181,24 @@ func (a *app) runPipeline(cmd *cobra.Command, opts pipeline.Options, format stri
 	if !sum.Healthy() {
 		return &exitError{code: ExitFailed, err: errSilent}
 	}
+	return nil
+}
+
+func checkDomains(eng *engine, doms []string) error {
+	for _, d := range doms {
+		if _, ok := eng.cfg.Domain(d); !ok {
+			return usageError("unknown domain %q (configured: %s)", d, strings.Join(domainNames(eng.cfg), ", "))
+		}
+	}
+	return nil
+}
+
+// printRun prints a run's, backfill's or worker's summary.
+func printRun(cmd *cobra.Command, sum pipeline.Summary, opts pipeline.Options, format string) error {
+	if format == "json" {
+		return writeJSON(cmd.OutOrStdout(), sum)
+	}
+	printSummary(cmd.OutOrStdout(), sum, opts)
 	return nil
 }
 
@@ -228,7 +244,16 @@ func printSummary(w io.Writer, s pipeline.Summary, opts pipeline.Options) {
 	}
 	fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", tot.Discovered, tot.New, tot.Late, tot.Reset, tot.Processed, tot.Done, tot.Failed, tot.Unhealthy, tot.Rows)
 	tw.Flush()
-	if tot.Processed == 0 && tot.Failed == 0 {
+	queued := 0
+	for _, d := range s.Domains {
+		queued += d.Queued
+	}
+	switch {
+	case opts.NoProcess:
+		fmt.Fprintf(w, "\n%d partitions are queued for `medallion worker`.\n", queued)
+	case tot.Processed == 0 && tot.Failed == 0 && s.Command == "worker":
+		fmt.Fprintln(w, "\nThe queue is empty.")
+	case tot.Processed == 0 && tot.Failed == 0:
 		fmt.Fprintln(w, "\nNothing to do: every partition is up to date.")
 	}
 	if n := len(s.PastSLA); n > 0 {

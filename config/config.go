@@ -28,6 +28,8 @@ type Config struct {
 	Lake     Lake     `yaml:"lake"`
 	Bronze   Bronze   `yaml:"bronze"`
 	Serve    Serve    `yaml:"serve"`
+	Alerts   Alerts   `yaml:"alerts"`
+	Metrics  Metrics  `yaml:"metrics"`
 	// DomainsDir holds one <domain>.yaml per domain. Relative to the
 	// config file's folder.
 	DomainsDir string `yaml:"domains_dir"`
@@ -241,6 +243,35 @@ type PostgresExport struct {
 	Schema string `yaml:"schema"`
 }
 
+// Alerts says where run and worker send alerts: a partition DEAD, failed,
+// past its SLA or reprocessed for late data, and a failed run. Each fires
+// once per partition and cause (again only after the partition was DONE
+// since). Nothing is sent when no sink is set.
+type Alerts struct {
+	// WebhookURL receives a Slack-compatible incoming-webhook JSON body
+	// ({"text": ...}); write ${SLACK_WEBHOOK_URL}.
+	WebhookURL string `yaml:"webhook_url"`
+	// Kafka produces each alert as JSON to a topic on kafka.brokers.
+	Kafka AlertTopic `yaml:"kafka"`
+	// Timeout bounds each delivery.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// AlertTopic is the Kafka sink of alerts.
+type AlertTopic struct {
+	Enabled bool   `yaml:"enabled"`
+	Topic   string `yaml:"topic"`
+}
+
+// Metrics configures the metrics run and worker push at their end.
+type Metrics struct {
+	// PushgatewayURL is a Prometheus Pushgateway (http://host:9091); ""
+	// pushes nothing.
+	PushgatewayURL string `yaml:"pushgateway_url"`
+	// Job is the job label of the pushed group.
+	Job string `yaml:"job"`
+}
+
 // ByteSize is a size in bytes, written in YAML as 64MiB, 1GB or 1048576.
 type ByteSize int64
 
@@ -299,6 +330,8 @@ func Defaults() Config {
 		Bronze: Bronze{Listing: Listing{Recent: Duration(7 * Day), FullEvery: Duration(Day)}},
 		Serve: Serve{Addr: "127.0.0.1:5433", StatementTimeout: Duration(5 * time.Minute), MaxConnections: 64, MaxQueries: 8,
 			HTTPAddr: ":9465", ShutdownTimeout: Duration(30 * time.Second)},
+		Alerts:     Alerts{Kafka: AlertTopic{Topic: "pipeline-alerts"}, Timeout: Duration(10 * time.Second)},
+		Metrics:    Metrics{Job: "medallion"},
 		DomainsDir: "config/domains",
 	}
 }

@@ -87,6 +87,7 @@ func (cfg *Config) validate() []problem {
 		}
 	}
 	cfg.validateServe(&c)
+	cfg.validateAlerts(&c)
 	if cfg.DomainsDir == "" {
 		c.add("domains_dir", "must not be empty")
 	}
@@ -107,6 +108,33 @@ func (cfg *Config) validateServe(c *checker) {
 	}
 	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
 		c.add("serve.tls.cert_file", "set both cert_file and key_file, or neither")
+	}
+}
+
+func (cfg *Config) validateAlerts(c *checker) {
+	a := cfg.Alerts
+	httpURL := func(key, raw string) {
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.add(key, "invalid URL: want http(s)://host/path")
+		}
+	}
+	if a.WebhookURL != "" {
+		httpURL("alerts.webhook_url", a.WebhookURL)
+	}
+	if a.Kafka.Enabled {
+		if a.Kafka.Topic == "" {
+			c.add("alerts.kafka.topic", "must not be empty when alerts.kafka.enabled is true")
+		}
+		if len(cfg.Kafka.Brokers) == 0 {
+			c.add("kafka.brokers", "alerts.kafka.enabled needs the brokers to produce to")
+		}
+	}
+	c.positive("alerts.timeout", int64(a.Timeout))
+	if u := cfg.Metrics.PushgatewayURL; u != "" {
+		httpURL("metrics.pushgateway_url", u)
+		if cfg.Metrics.Job == "" {
+			c.add("metrics.job", "must not be empty when metrics.pushgateway_url is set")
+		}
 	}
 }
 

@@ -290,6 +290,13 @@ type Store interface {
 	Listing(ctx context.Context, domain string) (Listing, error)
 	RecordFullListing(ctx context.Context, domain string, at time.Time) error
 
+	// AlertOnce records that an alert for the partition and cause is sent
+	// at at, and reports whether to send it: false when one was sent after
+	// the partition was last DONE. ForgetAlert takes a record back (the
+	// alert could not be delivered), so the next run sends it again.
+	AlertOnce(ctx context.Context, key medtype.PartitionKey, cause string, at time.Time) (bool, error)
+	ForgetAlert(ctx context.Context, key medtype.PartitionKey, cause string, at time.Time) error
+
 	// TryLock takes the named process-wide lock without waiting: ErrLocked
 	// if another process (or another TryLock in this one) holds it. The
 	// returned function releases it.

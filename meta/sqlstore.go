@@ -960,6 +960,23 @@ func (s *sqlStore) RecordFullListing(ctx context.Context, domain string, at time
 	return nil
 }
 
+func (s *sqlStore) AlertOnce(ctx context.Context, key medtype.PartitionKey, cause string, at time.Time) (bool, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.stmts.get("AlertOnce"), key.Domain, key.Date, cause, s.d.timeArg(clock(at)))
+	if err != nil {
+		return false, fmt.Errorf("meta: record the %s alert of %s: %w", cause, key, err)
+	}
+	defer rows.Close()
+	send := rows.Next()
+	return send, rows.Close()
+}
+
+func (s *sqlStore) ForgetAlert(ctx context.Context, key medtype.PartitionKey, cause string, at time.Time) error {
+	if _, err := s.db.ExecContext(ctx, s.d.stmts.get("ForgetAlert"), key.Domain, key.Date, cause, s.d.timeArg(clock(at))); err != nil {
+		return fmt.Errorf("meta: forget the %s alert of %s: %w", cause, key, err)
+	}
+	return nil
+}
+
 func (s *sqlStore) TryLock(ctx context.Context, name string) (func() error, error) {
 	return s.d.tryLock(ctx, name)
 }

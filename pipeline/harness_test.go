@@ -45,7 +45,6 @@ func newEnv(t *testing.T, backend string, reg *domains.Registry, domainCfgs []co
 // newEnvIn is newEnv with its local files (SQLite, lakehouse) in dir.
 func newEnvIn(t testing.TB, dir, backend string, reg *domains.Registry, domainCfgs []config.Domain) *env {
 	t.Helper()
-	ctx := context.Background()
 	cfg := config.Defaults()
 	cfg.Pipeline.Workers = 2
 	cfg.Pipeline.LeaseTTL = time.Minute
@@ -58,9 +57,6 @@ func newEnvIn(t testing.TB, dir, backend string, reg *domains.Registry, domainCf
 		domainCfgs = doms
 	}
 	cfg.Domains = domainCfgs
-	if reg == nil {
-		reg = domains.Default
-	}
 	var (
 		bucket  storage.Bucket
 		metaURL string
@@ -78,6 +74,17 @@ func newEnvIn(t testing.TB, dir, backend string, reg *domains.Registry, domainCf
 		bucket, metaURL = srv.Bucket(t, "medallion", nil), testenv.PostgresSchema(t)
 	default:
 		t.Fatalf("unknown backend %s", backend)
+	}
+	return newEnvOn(t, &cfg, reg, metaURL, bucket)
+}
+
+// newEnvOn is an env of cfg on an existing meta store and bucket: another
+// process of a deployment.
+func newEnvOn(t testing.TB, cfg *config.Config, reg *domains.Registry, metaURL string, bucket storage.Bucket) *env {
+	t.Helper()
+	ctx := context.Background()
+	if reg == nil {
+		reg = domains.Default
 	}
 	store, err := meta.Open(ctx, metaURL)
 	if err != nil {
@@ -97,7 +104,7 @@ func newEnvIn(t testing.TB, dir, backend string, reg *domains.Registry, domainCf
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{cfg: &cfg, deps: pipeline.Deps{Config: &cfg, Store: store, Bucket: bucket, Lake: l, Duck: db, Domains: doms,
+	return &env{cfg: cfg, deps: pipeline.Deps{Config: cfg, Store: store, Bucket: bucket, Lake: l, Duck: db, Domains: doms,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 }
 

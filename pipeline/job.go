@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/medallionlake/medallion/alert"
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/domains"
 	"github.com/medallionlake/medallion/gold"
@@ -28,7 +29,7 @@ func (r *runner) processOne(ctx context.Context, p meta.Partition) int64 {
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stopBeat := r.heartbeat(jobCtx, cancel, p)
-	out, err := r.runJob(jobCtx, d, p.Key)
+	out, err := r.runJob(jobCtx, d, p)
 	stopBeat()
 	if cause := context.Cause(jobCtx); err != nil && errors.Is(cause, meta.ErrLeaseLost) {
 		err = cause
@@ -57,6 +58,10 @@ func (r *runner) processOne(ctx context.Context, p meta.Partition) int64 {
 			log.Error("could not record failure", "error", terr)
 		}
 		log.Error("partition failed", "error", err)
+		if !interrupted {
+			r.deps.Alerts.Notify(ctx, alert.Alert{Cause: alert.Failed, Key: p.Key, State: medtype.StateFailed, RunID: r.sum.RunID, At: r.deps.now(),
+				Text: fmt.Sprintf("%s failed (attempt %d, %d of %d retries used): %s", p.Key, p.Attempts, p.RetryCount, d.RetryLimit(r.deps.Config.Pipeline), truncate(msg, 500))})
+		}
 		r.mu.Lock()
 		ds.Failed++
 		r.sum.Failures[p.Key.String()] = msg
@@ -132,8 +137,9 @@ type jobOutput struct {
 
 // runJob lists the partition's bronze files (the hash recorded as DONE is of
 // exactly these), then runs silver and gold on one DuckDB connection.
-func (r *runner) runJob(ctx context.Context, d domains.Domain, key medtype.PartitionKey) (jobOutput, error) {
+func (r *runner) runJob(ctx context.Context, d domains.Domain, p meta.Partition) (jobOutput, error) {
 	var out jobOutput
+	key := p.Key
 	part, err := bronze.ListPartition(ctx, r.deps.Bucket, d.Name, d.PartitionKey, key.Date)
 	if err != nil {
 		return out, err
@@ -150,7 +156,8 @@ func (r *runner) runJob(ctx context.Context, d domains.Domain, key medtype.Parti
 	}
 	defer os.RemoveAll(stage)
 
-	l := r.deps.Lake
+	// Every commit of the job is fenced by its lease.
+	l := r.deps.Lake.Leased(r.deps.Store, meta.Lease{Key: key, Worker: r.worker, Attempt: p.Attempts}, r.deps.Now)
 	if r.opts.Force {
 		l = l.Forcing()
 	}
@@ -175,4 +182,12 @@ func (r *runner) runJob(ctx context.Context, d domains.Domain, key medtype.Parti
 		out.goldPath = r.deps.Bucket.URI("warehouse/gold/" + d.Gold[0].Table)
 	}
 	return out, nil
+}
+
+// truncate shortens s to n bytes for a message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }

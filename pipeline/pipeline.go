@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/medallionlake/medallion/alert"
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/domains"
@@ -48,6 +49,9 @@ type Deps struct {
 	Duck   *duck.DB
 	// Exporter, if set, mirrors gold tables marked export: true.
 	Exporter *gold.Exporter
+	// Alerts, if set, is told of partitions DEAD, failed, past their SLA
+	// or late, and of failed runs.
+	Alerts *alert.Notifier
 	Domains  []domains.Domain
 	Log      *slog.Logger
 	// Progress, if set, receives a live progress line (a terminal).
@@ -90,6 +94,10 @@ type Options struct {
 	// FullListing (run --full-listing) lists all of bronze, as if
 	// bronze.listing.full_every had passed.
 	FullListing bool
+	// NoProcess (run --no-process) does everything but process the queue:
+	// rescue, discovery, late data and requeueing, for worker processes
+	// (medallion worker) to drain.
+	NoProcess bool
 }
 
 // DomainSummary counts one domain's outcome.
@@ -107,6 +115,9 @@ type DomainSummary struct {
 	// after the run (within the run's date range).
 	Unhealthy int   `json:"unhealthy"`
 	Rows      int64 `json:"rows"`
+	// Queued counts, after a run --no-process, the partitions left in the
+	// queue for workers.
+	Queued int `json:"queued,omitempty"`
 	// ListedSince is the first partition date the run listed, when it
 	// listed only the recent ones (bronze.listing); "" when it listed all.
 	ListedSince string `json:"listed_since,omitempty"`
@@ -144,7 +155,7 @@ func (s Summary) Healthy() bool {
 
 // Run executes one run (or backfill) to completion.
 func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
-	start := time.Now()
+	begin := time.Now()
 	if opts.Command == "" {
 		opts.Command = "run"
 	}
@@ -164,6 +175,22 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 	}
 	defer release()
 
+	r, err := start(ctx, deps, opts, doms)
+	if err != nil {
+		return r.sum, err
+	}
+	err = r.execute(ctx)
+	r.sum.Duration = time.Since(begin)
+	if !opts.DryRun {
+		r.finish(err)
+	}
+	return r.sum, err
+}
+
+// start makes the runner of a run, backfill or worker and records it in
+// the run log (not for a dry run). Its worker id (host, pid, run) is what
+// its leases are held by.
+func start(ctx context.Context, deps Deps, opts Options, doms []domains.Domain) (*runner, error) {
 	r := &runner{deps: deps, opts: opts, doms: doms, log: deps.Log}
 	r.sum = Summary{RunID: newRunID(deps.now()), Command: opts.Command, Failures: map[string]string{}}
 	r.byDomain = map[string]*DomainSummary{}
@@ -174,17 +201,10 @@ func Run(ctx context.Context, deps Deps, opts Options) (Summary, error) {
 	}
 	host, _ := os.Hostname()
 	r.worker = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), r.sum.RunID[len(r.sum.RunID)-6:])
-	if !opts.DryRun {
-		if err := deps.Store.StartRun(ctx, meta.Run{ID: r.sum.RunID, Command: opts.Command, Host: host, PID: os.Getpid(), StartedAt: deps.now()}); err != nil {
-			return r.sum, err
-		}
+	if opts.DryRun {
+		return r, nil
 	}
-	err = r.execute(ctx)
-	r.sum.Duration = time.Since(start)
-	if !opts.DryRun {
-		r.finish(err)
-	}
-	return r.sum, err
+	return r, deps.Store.StartRun(ctx, meta.Run{ID: r.sum.RunID, Command: opts.Command, Host: host, PID: os.Getpid(), StartedAt: deps.now()})
 }
 
 type runner struct {
@@ -235,9 +255,16 @@ func (r *runner) execute(ctx context.Context) error {
 		for _, k := range res.Dead {
 			r.log.Error("partition is DEAD after its last retry; run `medallion backfill` once the cause is fixed", "partition", k)
 			r.byDomain[k.Domain].Dead++
+			r.deps.Alerts.Notify(ctx, alert.Alert{Cause: alert.Dead, Key: k, State: medtype.StateDead, RunID: r.sum.RunID, At: r.deps.now(),
+				Text: fmt.Sprintf("%s is DEAD after %d retries; fix the cause, then `medallion backfill --domain %s --from %s --to %s --reprocess failed`.",
+					k, d.RetryLimit(r.deps.Config.Pipeline), k.Domain, k.Date, k.Date)})
 		}
 	}
-	if err := r.process(ctx); err != nil {
+	if r.opts.NoProcess {
+		if err := r.countQueued(ctx); err != nil {
+			return err
+		}
+	} else if err := r.process(ctx); err != nil {
 		return err
 	}
 	if err := r.countUnhealthy(ctx); err != nil {
@@ -257,6 +284,10 @@ func (r *runner) checkSLA(ctx context.Context) error {
 		return err
 	}
 	r.sum.PastSLA = misses
+	for _, m := range misses {
+		r.deps.Alerts.Notify(ctx, alert.Alert{Cause: alert.PastSLA, Key: m.Key, State: m.State, RunID: r.sum.RunID, At: r.deps.now(),
+			Text: fmt.Sprintf("%s is past its SLA: due %s, %s late, now %s.", m.Key, m.Deadline.Format(time.RFC3339), m.Late.Round(time.Minute), m.State)})
+	}
 	r.log.Warn("partitions are past their SLA; medallion status lists them", "count", len(misses),
 		"oldest", misses[0].Key, "state", misses[0].State, "late_by", misses[0].Late.Round(time.Minute))
 	return nil
@@ -324,6 +355,8 @@ func (r *runner) discover(ctx context.Context, d domains.Domain) error {
 			ds.New++
 		case change.To == medtype.StateLate:
 			ds.Late++
+			r.deps.Alerts.Notify(ctx, alert.Alert{Cause: alert.Late, Key: key, State: medtype.StateLate, RunID: r.sum.RunID, At: r.deps.now(),
+				Text: fmt.Sprintf("Late data: %s changed after it was processed (%d files added, %d removed); it is reprocessed.", key, len(change.Added), len(change.Removed))})
 			r.log.Info("late data: partition changed since it was processed", "partition", key,
 				"added", len(change.Added), "removed", len(change.Removed), "added_files", change.Added, "removed_files", change.Removed)
 		case change.Archived && len(change.Added) > 0:
@@ -551,6 +584,20 @@ func (r *runner) process(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// countQueued counts what a run --no-process leaves for workers.
+func (r *runner) countQueued(ctx context.Context) error {
+	f := r.filter()
+	f.States = meta.Queued()
+	queued, err := r.deps.Store.List(ctx, f)
+	if err != nil {
+		return err
+	}
+	for _, p := range queued {
+		r.byDomain[p.Key.Domain].Queued++
+	}
+	return nil
+}
+
 func (r *runner) countUnhealthy(ctx context.Context) error {
 	f := r.filter()
 	f.States = []meta.State{medtype.StateFailed, medtype.StateDead}
@@ -581,6 +628,10 @@ func (r *runner) finish(runErr error) {
 	// The run log is written even when the run's context was cancelled.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if run.Outcome != "ok" && !errors.Is(runErr, context.Canceled) {
+		r.deps.Alerts.Notify(ctx, alert.Alert{Cause: alert.RunFailed, RunID: run.ID, At: run.FinishedAt,
+			Text: fmt.Sprintf("medallion %s %s %s: %s", r.sum.Command, run.ID, run.Outcome, run.Error)})
+	}
 	if err := r.deps.Store.FinishRun(ctx, run); err != nil {
 		r.log.Error("could not record the end of the run", "run", run.ID, "error", err)
 	}

@@ -604,6 +604,43 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		}
 	})
 
+	// An alert fires once per partition and cause, again only after the
+	// partition was DONE since, and again if its delivery was taken back.
+	t.Run("AlertOnce", func(t *testing.T) {
+		s, open := setup(t)
+		k := key("orders", "2024-01-15")
+		DriveTo(t, s, k, medtype.StateFailed)
+		now := time.Now().UTC()
+		send := func(at time.Time, cause string, want bool) {
+			t.Helper()
+			got, err := s.AlertOnce(ctx, k, cause, at)
+			must(t, err)
+			if got != want {
+				t.Fatalf("alert %s at %s: send %v, want %v", cause, at.Format(time.TimeOnly), got, want)
+			}
+		}
+		send(now.Add(-time.Hour), "failed", true)
+		send(now.Add(-time.Hour+time.Minute), "failed", false)
+		send(now.Add(-time.Hour+time.Minute), "dead", true)
+		if got, err := open(t).AlertOnce(ctx, k, "failed", now.Add(-30*time.Minute)); err != nil || got {
+			t.Fatalf("another process's alert: %v %v", got, err)
+		}
+		DriveTo(t, s, k, medtype.StateDone) // processed now: a new incident may alert
+		send(now.Add(time.Minute), "failed", true)
+		send(now.Add(2*time.Minute), "failed", false)
+		must(t, s.ForgetAlert(ctx, k, "failed", now.Add(time.Minute)))
+		send(now.Add(3*time.Minute), "failed", true)
+		send(now.Add(3*time.Minute), "sla", true)
+		send(now.Add(3*time.Minute), "sla", false)
+		// A day with no partition (an SLA miss for missing bronze).
+		gap := key("orders", "2024-01-16")
+		for i, want := range []bool{true, false} {
+			if got, err := s.AlertOnce(ctx, gap, "sla", now.Add(time.Duration(i)*time.Hour)); err != nil || got != want {
+				t.Fatalf("alert %d for a day without a partition: %v %v", i, got, err)
+			}
+		}
+	})
+
 	t.Run("RunLog", func(t *testing.T) {
 		s, _ := setup(t)
 		must(t, s.StartRun(ctx, meta.Run{ID: "r1", Command: "run", Host: "h", PID: 42, StartedAt: t0}))

@@ -45,3 +45,16 @@ FOR KEY SHARE;
 -- A fenced transaction whose process stops (SIGSTOP) is ended by the
 -- server, which releases the row so that the lease can be rescued.
 SET LOCAL idle_in_transaction_session_timeout = '30s';
+
+-- name: AlertOnce
+-- Records that an alert for ($1, $2, $3) is sent at $4 and returns a row,
+-- unless one was sent after the partition was last DONE.
+INSERT INTO medallion_alerts AS a (domain, partition_date, cause, sent_at)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (domain, partition_date, cause) DO UPDATE SET sent_at = EXCLUDED.sent_at
+WHERE a.sent_at < (SELECT p.processed_at FROM medallion_partitions p
+    WHERE p.domain = a.domain AND p.partition_date = a.partition_date)
+RETURNING 1;
+
+-- name: ForgetAlert
+DELETE FROM medallion_alerts WHERE domain = $1 AND partition_date = $2 AND cause = $3 AND sent_at = $4;

@@ -36,3 +36,14 @@ RETURNING domain, partition_date, status, run_id, record_count, silver_records, 
 SELECT 1 FROM medallion_partitions
 WHERE domain = ?1 AND partition_date = ?2 AND status = 'IN_FLIGHT'
     AND leased_by = ?3 AND attempts = ?4 AND lease_expires_at > ?5;
+
+-- name: AlertOnce
+INSERT INTO medallion_alerts AS a (domain, partition_date, cause, sent_at)
+VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (domain, partition_date, cause) DO UPDATE SET sent_at = excluded.sent_at
+WHERE a.sent_at < (SELECT p.processed_at FROM medallion_partitions p
+    WHERE p.domain = a.domain AND p.partition_date = a.partition_date)
+RETURNING 1;
+
+-- name: ForgetAlert
+DELETE FROM medallion_alerts WHERE domain = ?1 AND partition_date = ?2 AND cause = ?3 AND sent_at = ?4;
