@@ -51,9 +51,9 @@ type Deps struct {
 	Exporter *gold.Exporter
 	// Alerts, if set, is told of partitions DEAD, failed, past their SLA
 	// or late, and of failed runs.
-	Alerts *alert.Notifier
-	Domains  []domains.Domain
-	Log      *slog.Logger
+	Alerts  *alert.Notifier
+	Domains []domains.Domain
+	Log     *slog.Logger
 	// Progress, if set, receives a live progress line (a terminal).
 	Progress io.Writer
 	// Now pins the clock (tests); nil is time.Now.
