@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/pipeline"
+	"github.com/medallionlake/medallion/pushmetrics"
 )
 
 func (a *app) runCommand() *cobra.Command {
@@ -167,6 +169,9 @@ func (a *app) runPipeline(cmd *cobra.Command, opts pipeline.Options, format stri
 		return err
 	}
 	sum, err := pipeline.Run(ctx, eng.deps, opts)
+	if !opts.DryRun {
+		pushMetrics(ctx, eng, sum)
+	}
 	if err != nil {
 		return runErr(err)
 	}
@@ -182,6 +187,20 @@ func (a *app) runPipeline(cmd *cobra.Command, opts pipeline.Options, format stri
 		return &exitError{code: ExitFailed, err: errSilent}
 	}
 	return nil
+}
+
+// pushMetrics pushes what a run or worker did to metrics.pushgateway_url;
+// a Pushgateway that is down is logged, and fails nothing.
+func pushMetrics(ctx context.Context, eng *engine, sum pipeline.Summary) {
+	m := eng.cfg.Metrics
+	if m.PushgatewayURL == "" || sum.RunID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := pushmetrics.Push(ctx, m.PushgatewayURL, m.Job, sum, time.Now()); err != nil {
+		eng.deps.Log.Warn("could not push metrics", "error", err)
+	}
 }
 
 func checkDomains(eng *engine, doms []string) error {

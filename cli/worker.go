@@ -77,6 +77,7 @@ func (a *app) work(cmd *cobra.Command, opts pipeline.WorkOptions, format string)
 	if errors.Is(err, pipeline.ErrSingleMachine) {
 		return usageError("%v", err)
 	}
+	pushMetrics(ctx, eng, sum)
 	if err != nil {
 		return runErr(err)
 	}

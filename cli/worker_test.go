@@ -1,6 +1,8 @@
 package cli_test
 
 import (
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -13,6 +15,8 @@ import (
 func TestWorkerCommand(t *testing.T) {
 	cfg := project(t, testenv.PostgresSchema(t))
 	seed(t, cfg)
+	gateway := testenv.StartPushgateway(t)
+	t.Setenv("MEDALLION_METRICS_PUSHGATEWAY_URL", gateway)
 	r := run(t, "run", "--config", cfg, "--no-process")
 	if r.code != cli.ExitOK || !strings.Contains(squash(r.stdout), "TOTAL 8 8 0 0 0 0 0 0") || !strings.Contains(r.stdout, "8 partitions are queued for `medallion worker`") {
 		t.Fatalf("run --no-process: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -20,6 +24,20 @@ func TestWorkerCommand(t *testing.T) {
 	r = run(t, "worker", "--config", cfg, "--drain", "--workers", "2")
 	if r.code != cli.ExitOK || !strings.Contains(squash(r.stdout), "TOTAL 0 0 0 0 8 8 0 0") || !strings.HasPrefix(r.stdout, "Worker ") {
 		t.Fatalf("worker --drain: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	metrics := get(t, gateway+"/metrics")
+	for _, want := range []string{`medallion_partitions_processed{command="run",domain="events",`, `medallion_partitions_processed{command="worker",domain="events",`} {
+		i := strings.Index(metrics, want)
+		if i < 0 {
+			t.Fatalf("the pushgateway has no %s...:\n%s", want, metrics)
+		}
+		line, _, _ := strings.Cut(metrics[i:], "\n")
+		if value := line[strings.LastIndex(line, " ")+1:]; value != map[bool]string{true: "0", false: "2"}[strings.Contains(want, `"run"`)] {
+			t.Fatalf("pushed %s", line)
+		}
+	}
+	if !strings.Contains(metrics, `medallion_last_success_timestamp_seconds{domain="orders",`) {
+		t.Fatalf("no last success time was pushed:\n%s", metrics)
 	}
 	r = run(t, "worker", "--config", cfg, "--drain")
 	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "The queue is empty.") {
@@ -39,4 +57,18 @@ func TestWorkerCommand(t *testing.T) {
 	if r.code != cli.ExitUsage || !strings.Contains(r.stderr, "needs the PostgreSQL meta store") || !strings.Contains(r.stderr, "medallion run --workers N") {
 		t.Fatalf("worker on SQLite: exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
