@@ -12,7 +12,7 @@ GO       ?= go
 BIN      := bin
 TESTARGS ?=
 
-.PHONY: all build demo test bench bench-sink bench-year bench-serve vet fmt tools services clean
+.PHONY: all build demo test bench bench-sink bench-year bench-serve bench-workers vet fmt tools services clean
 
 all: build
 
@@ -84,6 +84,12 @@ bench-year:
 	$(GO) test -c -o $(BIN)/pipeline.test ./pipeline
 	cd pipeline && ../$(BIN)/pipeline.test -test.run '^$$' -test.bench '^BenchmarkYear$$' -test.benchtime 1x -test.v -test.timeout 120m
 	cd pipeline && MEDALLION_YEAR_MAINTAIN=0 ../$(BIN)/pipeline.test -test.run '^$$' -test.bench '^BenchmarkYear$$' -test.benchtime 1x -test.v -test.timeout 120m
+
+# Worker processes (BENCHMARKS.md): partitions per minute that 1, 2 and 4
+# `medallion worker` processes (DuckDB threads: 1 each) drain from one queue
+# on PostgreSQL and versitygw, for many small and a few large partitions.
+bench-workers: tools services
+	MEDALLION_VERSITYGW=$(CURDIR)/$(BIN)/versitygw $(GO) test ./pipeline -run '^$$' -bench '^BenchmarkWorkers$$' -benchtime 1x -timeout 60m -v
 
 # medallion serve under load (BENCHMARKS.md): 32 clients run a mix of gold
 # queries for 60 s against a month of demo data at duckdb.memory_limit

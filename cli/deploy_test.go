@@ -32,7 +32,7 @@ func TestDeploymentFiles(t *testing.T) {
 	if err := yaml.Unmarshal(data, &compose); err != nil {
 		t.Fatalf("docker-compose.yaml: %v", err)
 	}
-	for _, want := range []string{"postgres", "s3", "kafka", "sink", "scheduler", "serve", "medallion"} {
+	for _, want := range []string{"postgres", "s3", "kafka", "sink", "scheduler", "worker", "serve", "medallion"} {
 		if _, ok := compose.Services[want]; !ok {
 			t.Errorf("docker-compose.yaml has no %s service", want)
 		}
@@ -82,6 +82,7 @@ func TestDeploymentFiles(t *testing.T) {
 			}
 			t.Setenv("PGPASSWORD", "x")
 			t.Setenv("ANALYST_PASSWORD", "x")
+			t.Setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/x")
 			if _, err := config.Load(p); err != nil {
 				t.Errorf("%s: its medallion.yaml does not load: %v", f, err)
 			}

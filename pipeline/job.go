@@ -44,7 +44,12 @@ func (r *runner) processOne(ctx context.Context, p meta.Partition) int64 {
 	defer cancelRecord()
 	if err != nil {
 		if errors.Is(err, meta.ErrLeaseLost) {
-			log.Error("lost the lease while processing; another worker owns the partition now", "error", err)
+			if msg, released := r.release(recordCtx, p, err); released {
+				r.mu.Lock()
+				ds.Failed++
+				r.sum.Failures[p.Key.String()] = msg
+				r.mu.Unlock()
+			}
 			return 0
 		}
 		msg, interrupted := err.Error(), ctx.Err() != nil
@@ -89,6 +94,25 @@ func (r *runner) processOne(ctx context.Context, p meta.Partition) int64 {
 	ds.Rows += out.bronze
 	r.mu.Unlock()
 	return out.bronze
+}
+
+// release gives back a partition whose commit its lease fence refused.
+// If the lease only expired (a stall: the worker was stopped, starved or
+// slow to heartbeat) and nobody rescued it yet, the partition is still
+// ours by name and attempt: it goes FAILED as an interruption, retried by
+// the next run without counting. If it was rescued, another worker owns it.
+func (r *runner) release(ctx context.Context, p meta.Partition, cause error) (msg string, released bool) {
+	log := r.log.With("partition", p.Key, "attempt", p.Attempts)
+	msg = "interrupted: the lease expired before the partition was committed: " + cause.Error()
+	_, err := r.deps.Store.Transition(ctx, p.Key, medtype.StateFailed, meta.Update{
+		RunID: r.sum.RunID, Worker: r.worker, Attempt: p.Attempts, Interrupted: true, Error: msg, Now: r.deps.now(),
+	})
+	if err != nil {
+		log.Error("lost the lease while processing; another worker owns the partition now", "error", cause)
+		return "", false
+	}
+	log.Error("the lease expired while processing; nothing was committed, and the next run retries the partition", "error", cause)
+	return msg, true
 }
 
 func (r *runner) domain(name string) domains.Domain {

@@ -31,6 +31,10 @@ import (
 // deployment it works on (a workerSpec as JSON).
 const workerChildEnv = "MEDALLION_WORKER_CHILD"
 
+// workerLeaseEnv sets the lease of the test's processes (the benchmark's:
+// four workers on two cores may stall a heartbeat past 3s).
+const workerLeaseEnv = "MEDALLION_WORKER_LEASE"
+
 type workerSpec struct {
 	MetaURL string
 	Bucket  s3.Config
@@ -38,11 +42,15 @@ type workerSpec struct {
 }
 
 // workerConfig is the configuration of every process of the test: one
-// partition at a time, DuckDB on one thread, a short lease.
+// partition at a time, DuckDB on one thread, a short lease (longer when
+// MEDALLION_WORKER_LEASE says so).
 func workerConfig(s3cfg s3.Config) *config.Config {
 	cfg := config.Defaults()
 	cfg.Pipeline.Workers = 1
 	cfg.Pipeline.LeaseTTL = 3 * time.Second
+	if d, err := time.ParseDuration(os.Getenv(workerLeaseEnv)); err == nil {
+		cfg.Pipeline.LeaseTTL = d
+	}
 	cfg.DuckDB.Threads = 1
 	cfg.Storage.S3 = config.S3{Endpoint: s3cfg.Endpoint, Region: s3cfg.Region, PathStyle: true, AccessKeyID: s3cfg.AccessKeyID, SecretAccessKey: s3cfg.SecretAccessKey}
 	doms, err := config.BuiltinDomains()
@@ -174,9 +182,12 @@ func runWorkerChild(t *testing.T, raw string) {
 	e.deps.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	_, err := pipeline.Work(ctx, e.deps, pipeline.WorkOptions{Follow: spec.Follow, Poll: 200 * time.Millisecond})
+	sum, err := pipeline.Work(ctx, e.deps, pipeline.WorkOptions{Follow: spec.Follow, Poll: 200 * time.Millisecond})
 	if err != nil && !(spec.Follow && errors.Is(err, context.Canceled)) {
 		t.Fatal(err)
+	}
+	for k, msg := range sum.Failures {
+		t.Logf("worker: %s failed: %s", k, msg)
 	}
 }
 
@@ -186,15 +197,19 @@ type worker struct {
 	exited chan error
 }
 
-func startWorker(t *testing.T, metaURL string, bucket s3.Config, follow bool) *worker {
+func startWorker(t testing.TB, metaURL string, bucket s3.Config, follow bool) *worker {
 	t.Helper()
 	spec, err := json.Marshal(workerSpec{MetaURL: metaURL, Bucket: bucket, Follow: follow})
-	must(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := &worker{out: &strings.Builder{}, exited: make(chan error, 1)}
 	w.cmd = exec.Command(os.Args[0], "-test.run=^TestWorkerProcesses$", "-test.v")
 	w.cmd.Env = append(os.Environ(), workerChildEnv+"="+string(spec))
 	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
-	must(t, w.cmd.Start())
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	go func() { w.exited <- w.cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = w.cmd.Process.Signal(syscall.SIGCONT)
