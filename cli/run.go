@@ -56,7 +56,7 @@ Example (crontab, daily at 06:00 UTC):
 		},
 	}
 	cmd.Flags().BoolVar(&fullListing, "full-listing", false, "list all of bronze, to see late files in any partition now (default: every bronze.listing.full_every)")
-	cmd.Flags().BoolVar(&noProcess, "no-process", false, "discover, requeue and rescue, but leave the queue to `medallion worker` processes")
+	cmd.Flags().BoolVar(&noProcess, "no-process", false, "discover, requeue and rescue, but leave the queue to medallion worker processes")
 	cmd.Flags().IntVarP(&workers, "workers", "w", 0, "partitions processed in parallel (default pipeline.workers)")
 	cmd.Flags().StringSliceVarP(&doms, "domain", "d", nil, "only these domains (repeat or comma-separate)")
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "summary format: table or json")
@@ -74,6 +74,7 @@ func (a *app) backfillCommand() *cobra.Command {
 		rebuild   bool
 		tableName string
 		format    string
+		noProcess bool
 	)
 	cmd := &cobra.Command{
 		Use:   "backfill --from YYYY-MM-DD --to YYYY-MM-DD",
@@ -90,6 +91,9 @@ unless its bronze files changed; a table partition that already holds exactly
 its rows is not rewritten, unless its live file is damaged (see medallion
 verify). --force rewrites them all, in new snapshots: a repair of damage that
 verify cannot see (a file changed in place with its size and row count kept).
+
+--no-process resets and queues the range without processing it, for worker
+processes on other machines to drain (medallion worker --drain).
 
 --rebuild --table T rebuilds one table after a schema change Iceberg cannot
 make in place (a column dropped, renamed, narrowed or retyped; the run names
@@ -135,7 +139,7 @@ Examples:
 				return err
 			}
 			return a.runPipeline(cmd, pipeline.Options{Command: "backfill", Workers: workers, Domains: doms, From: f, To: t,
-				Reprocess: reprocess, DryRun: dryRun, Force: force}, format, nil)
+				Reprocess: reprocess, DryRun: dryRun, Force: force, NoProcess: noProcess}, format, nil)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "first partition date (inclusive)")
@@ -145,6 +149,7 @@ Examples:
 	cmd.Flags().StringVar(&reprocess, "reprocess", "all", "which partitions to reset: all or failed")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would run; change nothing")
 	cmd.Flags().BoolVar(&force, "force", false, "rewrite every table partition, even those that already hold their rows")
+	cmd.Flags().BoolVar(&noProcess, "no-process", false, "reset and queue the range, but leave processing to medallion worker processes")
 	cmd.Flags().BoolVar(&rebuild, "rebuild", false, "rebuild --table from all of its domain's bronze as a new table version (a schema change Iceberg cannot make in place)")
 	cmd.Flags().StringVar(&tableName, "table", "", "the table --rebuild rebuilds (namespace.table), e.g. gold.orders_daily")
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "summary format: table or json")

@@ -43,6 +43,14 @@ func TestWorkerCommand(t *testing.T) {
 	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "The queue is empty.") {
 		t.Fatalf("worker --drain on an empty queue: exit %d\n%s", r.code, r.stdout)
 	}
+	r = run(t, "backfill", "--config", cfg, "--from", "2024-01-15", "--to", "2024-01-15", "--no-process")
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "4 partitions are queued") {
+		t.Fatalf("backfill --no-process: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "worker", "--config", cfg, "--drain")
+	if r.code != cli.ExitOK || !strings.Contains(squash(r.stdout), "TOTAL 0 0 0 0 4 4 0 0") {
+		t.Fatalf("worker --drain after a backfill: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
 	r = run(t, "status", "--config", cfg)
 	if r.code != cli.ExitOK || !strings.Contains(squash(r.stdout), "worker") {
 		t.Fatalf("status after the worker: exit %d\n%s", r.code, r.stdout)

@@ -2,6 +2,10 @@ package pipeline_test
 
 import (
 	"context"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +43,9 @@ func BenchmarkWorkers(b *testing.B) {
 		for _, n := range []int{1, 2, 4} {
 			b.Run(shape.name+"/workers="+itoa(n), func(b *testing.B) {
 				for i := 0; i < b.N; i++ {
-					perMin, parts := drainWith(b, srv, msgs, n)
+					perMin, parts, cpu := drainWith(b, srv, msgs, n)
+					b.ReportMetric(cpu.workers, "worker_cpu_%")
+					b.ReportMetric(cpu.machine, "machine_cpu_%")
 					if n == 1 {
 						one = perMin
 					}
@@ -54,9 +60,32 @@ func BenchmarkWorkers(b *testing.B) {
 	}
 }
 
+// cpuUse is how busy the machine's cores were while workers drained the
+// queue: all of it, and the workers' own share (the rest is PostgreSQL,
+// versitygw and the benchmark), in percent of every core.
+type cpuUse struct{ machine, workers float64 }
+
+// busy reads the machine's busy and total CPU time from /proc/stat, in
+// clock ticks.
+func busy(b *testing.B) (busy, total float64) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	for i, f := range strings.Fields(line)[1:9] { // user … steal; guest time is in user already
+		v, _ := strconv.ParseFloat(f, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
+
 // drainWith queues msgs' partitions on a fresh deployment and times n
 // worker processes draining them.
-func drainWith(b *testing.B, srv *testenv.S3Server, msgs []generate.Message, n int) (float64, int) {
+func drainWith(b *testing.B, srv *testenv.S3Server, msgs []generate.Message, n int) (float64, int, cpuUse) {
 	b.StopTimer()
 	ctx := context.Background()
 	var bucketCfg s3.Config
@@ -75,6 +104,7 @@ func drainWith(b *testing.B, srv *testenv.S3Server, msgs []generate.Message, n i
 		queued += d.Queued
 	}
 	b.StartTimer()
+	busy0, total0 := busy(b)
 	start := time.Now()
 	workers := make([]*worker, n)
 	for i := range workers {
@@ -87,6 +117,13 @@ func drainWith(b *testing.B, srv *testenv.S3Server, msgs []generate.Message, n i
 	}
 	took := time.Since(start)
 	b.StopTimer()
+	busy1, total1 := busy(b)
+	var use cpuUse
+	use.machine = 100 * (busy1 - busy0) / (total1 - total0)
+	for _, w := range workers {
+		st := w.cmd.ProcessState
+		use.workers += 100 * (st.UserTime() + st.SystemTime()).Seconds() / (took.Seconds() * float64(runtime.NumCPU()))
+	}
 	parts, err := e.deps.Store.Summary(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -99,6 +136,6 @@ func drainWith(b *testing.B, srv *testenv.S3Server, msgs []generate.Message, n i
 			b.Fatalf("after the workers: %d partitions %s", c.Count, c.State)
 		}
 	}
-	b.Logf("%d workers: %d partitions in %s", n, queued, took.Round(time.Millisecond))
-	return float64(queued) / took.Minutes(), queued
+	b.Logf("%d workers: %d partitions in %s; cores %.0f%% busy, %.0f%% by the workers", n, queued, took.Round(time.Millisecond), use.machine, use.workers)
+	return float64(queued) / took.Minutes(), queued, use
 }
