@@ -87,7 +87,8 @@ bench-year:
 
 # Worker processes (BENCHMARKS.md): partitions per minute that 1, 2 and 4
 # `medallion worker` processes (DuckDB threads: 1 each) drain from one queue
-# on PostgreSQL and versitygw, for many small and a few large partitions.
+# on PostgreSQL and versitygw, for many small and a few large partitions,
+# best of MEDALLION_WORKERS_BENCH_ROUNDS (2) alternating rounds.
 bench-workers: tools services
 	MEDALLION_VERSITYGW=$(CURDIR)/$(BIN)/versitygw $(GO) test ./pipeline -run '^$$' -bench '^BenchmarkWorkers$$' -benchtime 1x -timeout 60m -v
 

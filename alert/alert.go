@@ -29,8 +29,8 @@ const (
 	PastSLA Cause = "sla"
 	// Late: a DONE partition's bronze changed and it is reprocessed.
 	Late Cause = "late"
-	// RunFailed: a run or worker stopped with an error, or left partitions
-	// failed. It has no partition, and fires for every such run.
+	// RunFailed: a run or worker stopped with an error (not an
+	// interruption). It has no partition, and fires for every such run.
 	RunFailed Cause = "run_failed"
 )
 

@@ -244,9 +244,10 @@ type PostgresExport struct {
 }
 
 // Alerts says where run and worker send alerts: a partition DEAD, failed,
-// past its SLA or reprocessed for late data, and a failed run. Each fires
-// once per partition and cause (again only after the partition was DONE
-// since). Nothing is sent when no sink is set.
+// past its SLA or reprocessed for late data, and a run that could not
+// finish. A partition's alert fires once per partition and cause (again
+// only after the partition was DONE since). Nothing is sent when no sink
+// is set.
 type Alerts struct {
 	// WebhookURL receives a Slack-compatible incoming-webhook JSON body
 	// ({"text": ...}); write ${SLACK_WEBHOOK_URL}.

@@ -1,8 +1,11 @@
 package pipeline_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"iter"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,11 +19,12 @@ import (
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/pipeline"
+	"github.com/medallionlake/medallion/storage"
 )
 
 // TestRunAlerts: runs alert a real webhook server once per partition and
 // cause, across runs: a failure, its SLA, its DEAD end, late data; and
-// every failed run.
+// every run that could not finish.
 func TestRunAlerts(t *testing.T) {
 	var (
 		mu  sync.Mutex
@@ -67,19 +71,43 @@ func TestRunAlerts(t *testing.T) {
 	}
 
 	e.run(t, pipeline.Options{})
-	expect("the first run", map[string]int{"failed payments/2024-01-16": 1, "sla payments/2024-01-16": 1, "run_failed ": 1})
-	runs := 1
-	for ; e.state(t, "payments", "2024-01-16").Status != medtype.StateDead; runs++ {
+	expect("the first run", map[string]int{"failed payments/2024-01-16": 1, "sla payments/2024-01-16": 1})
+	for runs := 1; e.state(t, "payments", "2024-01-16").Status != medtype.StateDead; runs++ {
 		if runs > 10 {
 			t.Fatal("the partition never went DEAD")
 		}
 		e.run(t, pipeline.Options{})
 	}
-	expect("after it went DEAD", map[string]int{"failed payments/2024-01-16": 1, "sla payments/2024-01-16": 1, "dead payments/2024-01-16": 1, "run_failed ": runs})
+	expect("after it went DEAD", map[string]int{"failed payments/2024-01-16": 1, "sla payments/2024-01-16": 1, "dead payments/2024-01-16": 1})
 
 	writePayments(t, e, "2024-01-15", 5, 900) // a late file
 	e.run(t, pipeline.Options{})
-	runs++
-	expect("after late data", map[string]int{"failed payments/2024-01-16": 1, "sla payments/2024-01-16": 1, "dead payments/2024-01-16": 1,
-		"late payments/2024-01-15": 1, "run_failed ": runs})
+	all := map[string]int{"failed payments/2024-01-16": 1, "sla payments/2024-01-16": 1, "dead payments/2024-01-16": 1, "late payments/2024-01-15": 1}
+	expect("after late data", all)
+
+	// Runs that cannot finish (bronze cannot be listed) alert each time.
+	broken := e.deps
+	broken.Bucket = unlistable{e.deps.Bucket}
+	for i := 1; i <= 2; i++ {
+		if _, err := pipeline.Run(context.Background(), broken, pipeline.Options{}); err == nil {
+			t.Fatal("a run that cannot list bronze succeeded")
+		}
+		all["run_failed "] = i
+		expect("after a run that could not list bronze", all)
+	}
+}
+
+// unlistable is storage whose listings fail.
+type unlistable struct{ storage.Bucket }
+
+func (unlistable) ListAfter(context.Context, string, string) iter.Seq2[storage.Object, error] {
+	return func(yield func(storage.Object, error) bool) { yield(storage.Object{}, errors.New("503 Slow Down")) }
+}
+
+func (u unlistable) List(ctx context.Context, prefix string) iter.Seq2[storage.Object, error] {
+	return u.ListAfter(ctx, prefix, "")
+}
+
+func (unlistable) Folders(context.Context, string) ([]string, error) {
+	return nil, errors.New("503 Slow Down")
 }

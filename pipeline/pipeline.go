@@ -50,7 +50,7 @@ type Deps struct {
 	// Exporter, if set, mirrors gold tables marked export: true.
 	Exporter *gold.Exporter
 	// Alerts, if set, is told of partitions DEAD, failed, past their SLA
-	// or late, and of failed runs.
+	// or late, and of runs that could not finish.
 	Alerts  *alert.Notifier
 	Domains []domains.Domain
 	Log     *slog.Logger
@@ -628,7 +628,10 @@ func (r *runner) finish(runErr error) {
 	// The run log is written even when the run's context was cancelled.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if run.Outcome != "ok" && !errors.Is(runErr, context.Canceled) {
+	// A run that ends with FAILED or DEAD partitions has alerted for each;
+	// one that could not finish (storage or the meta store down) alerts
+	// here. An interrupted one (SIGTERM) does not.
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		r.deps.Alerts.Notify(ctx, alert.Alert{Cause: alert.RunFailed, RunID: run.ID, At: run.FinishedAt,
 			Text: fmt.Sprintf("medallion %s %s %s: %s", r.sum.Command, run.ID, run.Outcome, run.Error)})
 	}

@@ -2,7 +2,9 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -18,46 +20,97 @@ import (
 
 // BenchmarkWorkers: partitions per minute that 1, 2 and 4 worker processes
 // (DuckDB threads: 1 each) drain from one queue on PostgreSQL and
-// versitygw, on a bronze of many small partitions and on one of a few
-// large ones. Each count starts from a fresh meta schema and bucket
+// versitygw, on a bronze of many small partitions (four domains, 40 days)
+// and on one of a few large ones (six days of 200,000 events, partitions
+// of one size). Each count starts from a fresh meta schema and bucket
 // holding the same bronze; the time runs from starting the workers until
-// the last one exits (process start-up included).
+// the last one exits (process start-up included). The counts alternate
+// for MEDALLION_WORKERS_BENCH_ROUNDS rounds (default 2) and each keeps its
+// best, since this machine's speed drifts.
 //
 //	make bench-workers   (see BENCHMARKS.md)
 func BenchmarkWorkers(b *testing.B) {
+	b.Setenv(workerLeaseEnv, "1m")
+	rounds := 2
+	if n, err := strconv.Atoi(os.Getenv("MEDALLION_WORKERS_BENCH_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
 	shapes := []struct {
 		name string
 		opts generate.Options
 	}{
 		{"small", generate.Options{Seed: 41, Start: medtype.MustDate("2024-02-01"), Days: 40, EventsPerDay: 800, Duplicates: 0.02}},
-		{"large", generate.Options{Seed: 42, Start: medtype.MustDate("2024-02-01"), Days: 2, EventsPerDay: 300_000, Duplicates: 0.02}},
+		{"large", generate.Options{Seed: 42, Start: medtype.MustDate("2024-02-01"), Days: 6, EventsPerDay: 200_000, Duplicates: 0.02,
+			Domains: []string{"events"}}},
 	}
-	b.Setenv(workerLeaseEnv, "1m")
+	ceiling := spinCeiling(b)
 	srv := testenv.StartS3(b)
 	for _, shape := range shapes {
 		msgs, err := generate.Generate(shape.opts)
 		if err != nil {
 			b.Fatal(err)
 		}
-		var one float64
-		for _, n := range []int{1, 2, 4} {
-			b.Run(shape.name+"/workers="+itoa(n), func(b *testing.B) {
-				for i := 0; i < b.N; i++ {
-					perMin, parts, cpu := drainWith(b, srv, msgs, n)
-					b.ReportMetric(cpu.workers, "worker_cpu_%")
-					b.ReportMetric(cpu.machine, "machine_cpu_%")
-					if n == 1 {
-						one = perMin
-					}
-					b.ReportMetric(perMin, "partitions/min")
-					b.ReportMetric(float64(parts), "partitions")
-					if one > 0 {
-						b.ReportMetric(perMin/one, "x_one_worker")
+		b.Run(shape.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				best := map[int]float64{}
+				for round := 1; round <= rounds; round++ {
+					for _, n := range []int{1, 2, 4} {
+						perMin, parts, cpu := drainWith(b, srv, msgs, n)
+						b.Logf("round %d, %d workers: %.1f partitions/min (%d partitions); cores %.0f%% busy, %.0f%% by the workers",
+							round, n, perMin, parts, cpu.machine, cpu.workers)
+						best[n] = max(best[n], perMin)
 					}
 				}
-			})
-		}
+				for _, n := range []int{1, 2, 4} {
+					b.ReportMetric(best[n], fmt.Sprintf("partitions/min_%dw", n))
+					b.ReportMetric(best[n]/best[1], fmt.Sprintf("x_%dw", n))
+				}
+				b.ReportMetric(ceiling, "x_cpu_ceiling")
+			}
+		})
 	}
+}
+
+// spinChildEnv makes a child process of TestWorkerProcesses spin (see
+// spinCeiling).
+const spinChildEnv = "MEDALLION_WORKER_SPIN"
+
+// spin is a fixed amount of pure CPU work, single-threaded.
+func spin() {
+	x := uint64(1)
+	for i := 0; i < 2_000_000_000; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	if x == 0 {
+		fmt.Println(x)
+	}
+}
+
+// spinCeiling reports how much more two processes of pure CPU work do
+// than one on this machine: the most two worker processes could do. (On
+// the reference machine, a VM with 2 cores, it is about 1.3, not 2.)
+func spinCeiling(b *testing.B) float64 {
+	run := func(n int) time.Duration {
+		start := time.Now()
+		cmds := make([]*exec.Cmd, n)
+		for i := range cmds {
+			cmds[i] = exec.Command(os.Args[0], "-test.run=^TestWorkerProcesses$")
+			cmds[i].Env = append(os.Environ(), spinChildEnv+"=1")
+			if err := cmds[i].Start(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, c := range cmds {
+			if err := c.Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	one, two := run(1), run(2)
+	ceiling := 2 * one.Seconds() / two.Seconds()
+	b.Logf("pure CPU work: one process %s, two at once %s: two do %.2fx the work of one", one.Round(time.Millisecond), two.Round(time.Millisecond), ceiling)
+	return ceiling
 }
 
 // cpuUse is how busy the machine's cores were while workers drained the
@@ -136,6 +189,5 @@ func drainWith(b *testing.B, srv *testenv.S3Server, msgs []generate.Message, n i
 			b.Fatalf("after the workers: %d partitions %s", c.Count, c.State)
 		}
 	}
-	b.Logf("%d workers: %d partitions in %s; cores %.0f%% busy, %.0f%% by the workers", n, queued, took.Round(time.Millisecond), use.machine, use.workers)
 	return float64(queued) / took.Minutes(), queued, use
 }

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,6 +81,10 @@ func openWorkerEnv(t testing.TB, metaURL string, s3cfg s3.Config) *env {
 func TestWorkerProcesses(t *testing.T) {
 	if spec := os.Getenv(workerChildEnv); spec != "" {
 		runWorkerChild(t, spec)
+		return
+	}
+	if os.Getenv(spinChildEnv) != "" {
+		spin()
 		return
 	}
 	ctx := context.Background()
@@ -180,6 +186,12 @@ func runWorkerChild(t *testing.T, raw string) {
 	must(t, json.Unmarshal([]byte(raw), &spec))
 	e := openWorkerEnv(t, spec.MetaURL, spec.Bucket)
 	e.deps.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if dir := os.Getenv("MEDALLION_WORKER_CPUPROFILE"); dir != "" { // profiles of BenchmarkWorkers' workers
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("worker-%d.pprof", os.Getpid())))
+		must(t, err)
+		must(t, pprof.StartCPUProfile(f))
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	sum, err := pipeline.Work(ctx, e.deps, pipeline.WorkOptions{Follow: spec.Follow, Poll: 200 * time.Millisecond})
