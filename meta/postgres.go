@@ -57,7 +57,7 @@ func OpenPostgres(ctx context.Context, rawURL string) (Store, error) {
 		timeArg:    func(t time.Time) any { return t.UTC() },
 		lockRows:   " FOR UPDATE",
 		skipLocked: " FOR UPDATE SKIP LOCKED",
-		stmts:      loadStatements("postgres"),
+		stmts:      loadStatements("postgres", dollarParams),
 		listArg: func(values []string) any {
 			if values == nil {
 				values = []string{}

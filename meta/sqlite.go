@@ -52,7 +52,7 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 		timeArg:    func(t time.Time) any { return t.UTC().Format(sqliteTime) },
 		migrations: migrations,
 		byState:    "+domain",
-		stmts:      loadStatements("sqlite"),
+		stmts:      loadStatements("sqlite", func(q string) string { return q }),
 		listArg: func(values []string) any {
 			if values == nil {
 				values = []string{}

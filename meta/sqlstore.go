@@ -203,8 +203,7 @@ func (c *timeCol) parse(s string) error {
 
 // getTx reads a partition; lock is "", s.d.lockRows or s.d.skipLocked.
 func (s *sqlStore) getTx(ctx context.Context, q querier, key medtype.PartitionKey, lock string) (Partition, error) {
-	text := `SELECT ` + partitionCols + ` FROM medallion_partitions WHERE domain = ? AND partition_date = ?` + lock
-	rows, err := s.query(ctx, q, text, key.Domain, key.Date)
+	rows, err := q.QueryContext(ctx, s.d.stmts.get("GetPartition")+lock, key.Domain, key.Date)
 	if err != nil {
 		return Partition{}, fmt.Errorf("meta: get %s: %w", key, err)
 	}
@@ -311,8 +310,7 @@ func (s *sqlStore) FileHashes(ctx context.Context, f Filter) (map[medtype.Partit
 }
 
 func (s *sqlStore) Summary(ctx context.Context) ([]StateCount, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT domain, CASE WHEN archived_at IS NULL THEN status ELSE 'ARCHIVED' END AS state, count(*)
-		FROM medallion_partitions GROUP BY domain, state ORDER BY domain, state`)
+	rows, err := s.db.QueryContext(ctx, s.d.stmts.get("Summary"))
 	if err != nil {
 		return nil, fmt.Errorf("meta: summary: %w", err)
 	}
@@ -332,9 +330,7 @@ func (s *sqlStore) History(ctx context.Context, key medtype.PartitionKey, limit 
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.query(ctx, s.db, `SELECT id, domain, partition_date, from_status, to_status, run_id, worker, message, at
-		FROM medallion_partition_events WHERE domain = ? AND partition_date = ? ORDER BY id DESC LIMIT `+strconv.Itoa(limit),
-		key.Domain, key.Date)
+	rows, err := s.db.QueryContext(ctx, s.d.stmts.get("History"), key.Domain, key.Date, limit)
 	if err != nil {
 		return nil, fmt.Errorf("meta: history %s: %w", key, err)
 	}
@@ -364,17 +360,6 @@ func clock(now time.Time) time.Time {
 	return now.UTC().Truncate(time.Microsecond)
 }
 
-// setList accumulates "col = expr" assignments and their arguments.
-type setList struct {
-	cols []string
-	args []any
-}
-
-func (l *setList) add(expr string, args ...any) {
-	l.cols = append(l.cols, expr)
-	l.args = append(l.args, args...)
-}
-
 // cas is the extra compare-and-set condition of a transition beyond the
 // current state.
 type cas struct {
@@ -384,7 +369,8 @@ type cas struct {
 }
 
 // transitionTx moves cur (nil when the partition has no row) to to inside
-// tx, then records the event. It is the only writer of status.
+// tx with the named statement Transition, then records the event. It is
+// the only writer of status.
 func (s *sqlStore) transitionTx(ctx context.Context, tx *sql.Tx, key medtype.PartitionKey, cur *Partition, to State, u Update, c cas) error {
 	from := medtype.StateUndiscovered
 	if cur != nil {
@@ -397,104 +383,42 @@ func (s *sqlStore) transitionTx(ctx context.Context, tx *sql.Tx, key medtype.Par
 		return &TransitionError{Key: key, From: from, To: to, Err: ErrArchived}
 	}
 	now := clock(u.Now)
-	var set setList
-	set.add("status = ?", string(to))
-	set.add("updated_at = ?", s.d.timeArg(now))
-	if u.RunID != "" {
-		set.add("run_id = ?", u.RunID)
-	}
-	if u.RecordCount != nil {
-		set.add("record_count = ?", *u.RecordCount)
-	}
-	if u.SilverRecords != nil {
-		set.add("silver_records = ?", *u.SilverRecords)
-	}
-	if u.GoldRecords != nil {
-		set.add("gold_records = ?", *u.GoldRecords)
-	}
-	if u.SourceFiles != nil {
-		js, _ := json.Marshal(u.SourceFiles)
-		set.add("source_files = ?", string(js))
-	}
-	if u.FileHash != nil {
-		set.add("file_hash = ?", *u.FileHash)
-	}
-	if u.SilverPath != nil {
-		set.add("silver_path = ?", *u.SilverPath)
-	}
-	if u.GoldPath != nil {
-		set.add("gold_path = ?", *u.GoldPath)
-	}
-	if u.Snapshots != nil {
-		js, _ := json.Marshal(u.Snapshots)
-		set.add("snapshots = ?", string(js))
-	}
-	if u.DurationMS != nil {
-		set.add("duration_ms = ?", *u.DurationMS)
-	}
-	switch {
-	case to == medtype.StateInFlight:
-		ttl := u.LeaseTTL
-		if ttl <= 0 {
-			ttl = 10 * time.Minute
-		}
-		set.add("leased_by = ?", u.Worker)
-		set.add("lease_expires_at = ?", s.d.timeArg(now.Add(ttl)))
-		set.add("attempts = attempts + 1")
-	case from == medtype.StateInFlight:
-		set.add("leased_by = NULL")
-		set.add("lease_expires_at = NULL")
-	}
-	switch to {
-	case medtype.StateDone:
-		set.add("processed_at = ?", s.d.timeArg(now))
-		set.add("error_message = NULL")
-	case medtype.StateFailed:
-		set.add("error_message = ?", u.Error)
-		set.add("retry_exempt = ?", u.Interrupted)
-	case medtype.StateRetrying:
-		// An interruption is retried without counting against max_retries.
-		set.add("retry_count = retry_count + CASE WHEN retry_exempt THEN 0 ELSE 1 END")
-	case medtype.StatePending:
-		set.add("retry_count = 0")
-		set.add("error_message = NULL")
-	}
-
+	stateCond := string(from)
 	if cur == nil {
-		if err := s.insert(ctx, tx, key, now); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.stmts.get("InsertPartition"), key.Domain, key.Date, s.d.timeArg(now)); err != nil {
 			if isUniqueViolation(err) {
 				return &TransitionError{Key: key, From: from, To: to, Err: ErrConflict}
 			}
 			return fmt.Errorf("meta: insert %s: %w", key, err)
 		}
-		from = medtype.StateUndiscovered
-	}
-
-	// The lease is checked only when leaving IN_FLIGHT: that is the one
-	// move a worker whose lease was rescued must not make.
-	checkLease := from == medtype.StateInFlight && c.leaseHolder != ""
-	if checkLease && (cur.LeasedBy != c.leaseHolder || (c.attempt != 0 && cur.Attempts != c.attempt)) {
-		return &TransitionError{Key: key, From: from, To: to, Err: fmt.Errorf("%w: held by %q (attempt %d)", ErrLeaseLost, cur.LeasedBy, cur.Attempts)}
-	}
-	stateCond := string(from)
-	if cur == nil {
 		stateCond = string(medtype.StatePending) // the placeholder row just inserted
 	}
-	text := `UPDATE medallion_partitions SET ` + strings.Join(set.cols, ", ") + ` WHERE domain = ? AND partition_date = ? AND status = ?`
-	args := append(set.args, key.Domain, key.Date, stateCond)
-	if checkLease {
-		text += ` AND leased_by = ?`
-		args = append(args, c.leaseHolder)
-		if c.attempt != 0 {
-			text += ` AND attempts = ?`
-			args = append(args, c.attempt)
+	// The lease is checked only when leaving IN_FLIGHT: that is the one
+	// move a worker whose lease was rescued must not make.
+	var holder any
+	attempt := 0
+	if from == medtype.StateInFlight && c.leaseHolder != "" {
+		if cur.LeasedBy != c.leaseHolder || (c.attempt != 0 && cur.Attempts != c.attempt) {
+			return &TransitionError{Key: key, From: from, To: to, Err: fmt.Errorf("%w: held by %q (attempt %d)", ErrLeaseLost, cur.LeasedBy, cur.Attempts)}
 		}
+		holder, attempt = c.leaseHolder, c.attempt
 	}
+	var expiredBefore, leaseUntil any
 	if !c.expiredBefore.IsZero() {
-		text += ` AND lease_expires_at < ?`
-		args = append(args, s.d.timeArg(c.expiredBefore))
+		expiredBefore = s.d.timeArg(c.expiredBefore)
 	}
-	res, err := s.exec(ctx, tx, text, args...)
+	if to == medtype.StateInFlight {
+		ttl := u.LeaseTTL
+		if ttl <= 0 {
+			ttl = 10 * time.Minute
+		}
+		leaseUntil = s.d.timeArg(now.Add(ttl))
+	}
+	res, err := tx.ExecContext(ctx, s.d.stmts.get("Transition"),
+		key.Domain, key.Date, stateCond, string(to), s.d.timeArg(now), nullStr(u.RunID),
+		nullable(u.RecordCount), nullable(u.SilverRecords), nullable(u.GoldRecords), jsonOrNull(u.SourceFiles),
+		nullable(u.FileHash), nullable(u.SilverPath), nullable(u.GoldPath), jsonOrNull(u.Snapshots), nullable(u.DurationMS),
+		u.Worker, leaseUntil, u.Error, u.Interrupted, holder, attempt, expiredBefore)
 	if err != nil {
 		return fmt.Errorf("meta: %s %s -> %s: %w", key, from, to, err)
 	}
@@ -503,8 +427,10 @@ func (s *sqlStore) transitionTx(ctx context.Context, tx *sql.Tx, key medtype.Par
 	} else if n == 0 {
 		return &TransitionError{Key: key, From: from, To: to, Err: ErrConflict}
 	}
-	_, err = s.exec(ctx, tx, `INSERT INTO medallion_partition_events (domain, partition_date, from_status, to_status, run_id, worker, message, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, key.Domain, key.Date, string(from), string(to),
+	if cur == nil {
+		from = medtype.StateUndiscovered
+	}
+	_, err = tx.ExecContext(ctx, s.d.stmts.get("InsertEvent"), key.Domain, key.Date, string(from), string(to),
 		nullStr(u.RunID), nullStr(u.Worker), nullStr(eventMessage(to, u)), s.d.timeArg(now))
 	if err != nil {
 		return fmt.Errorf("meta: record event %s: %w", key, err)
@@ -512,13 +438,21 @@ func (s *sqlStore) transitionTx(ctx context.Context, tx *sql.Tx, key medtype.Par
 	return nil
 }
 
-// insert creates the row of an undiscovered partition. The row starts as
-// PENDING because that is the only state an UNDISCOVERED partition may
-// enter; transitionTx then applies the update to it.
-func (s *sqlStore) insert(ctx context.Context, tx *sql.Tx, key medtype.PartitionKey, now time.Time) error {
-	_, err := s.exec(ctx, tx, `INSERT INTO medallion_partitions (domain, partition_date, status, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?)`, key.Domain, key.Date, string(medtype.StatePending), s.d.timeArg(now), s.d.timeArg(now))
-	return err
+// nullable is *p, or NULL for nil (the column keeps its value).
+func nullable[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// jsonOrNull is v as JSON text, or NULL for a nil slice or map.
+func jsonOrNull[T any](v T) any {
+	js, _ := json.Marshal(v)
+	if string(js) == "null" {
+		return nil
+	}
+	return string(js)
 }
 
 func eventMessage(to State, u Update) string {
@@ -606,10 +540,8 @@ func (s *sqlStore) Discover(ctx context.Context, key medtype.PartitionKey, files
 			u.Message = fmt.Sprintf("bronze files changed: %d added, %d removed", len(d.Added), len(d.Removed))
 			return s.transitionTx(ctx, tx, key, &cur, medtype.StateLate, u, cas{})
 		default:
-			js, _ := json.Marshal(files)
-			_, err := s.exec(ctx, tx, `UPDATE medallion_partitions SET source_files = ?, file_hash = ?, updated_at = ?
-				WHERE domain = ? AND partition_date = ? AND status = ?`,
-				string(js), hash, s.d.timeArg(clock(now)), key.Domain, key.Date, string(cur.Status))
+			_, err := tx.ExecContext(ctx, s.d.stmts.get("StoreFiles"),
+				jsonOrNull(files), hash, s.d.timeArg(clock(now)), key.Domain, key.Date, string(cur.Status))
 			return err
 		}
 	})
@@ -622,9 +554,7 @@ func (s *sqlStore) Discover(ctx context.Context, key medtype.PartitionKey, files
 func (s *sqlStore) Archive(ctx context.Context, key medtype.PartitionKey, runID, message string, now time.Time) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		at := s.d.timeArg(clock(now))
-		res, err := s.exec(ctx, tx, `UPDATE medallion_partitions SET archived_at = ?, updated_at = ?
-			WHERE domain = ? AND partition_date = ? AND status = ? AND archived_at IS NULL`,
-			at, at, key.Domain, key.Date, string(medtype.StateDone))
+		res, err := tx.ExecContext(ctx, s.d.stmts.get("Archive"), at, key.Domain, key.Date)
 		if err != nil {
 			return fmt.Errorf("meta: archive %s: %w", key, err)
 		}
@@ -633,9 +563,8 @@ func (s *sqlStore) Archive(ctx context.Context, key medtype.PartitionKey, runID,
 		} else if n == 0 {
 			return &TransitionError{Key: key, From: medtype.StateDone, To: medtype.StateArchived, Err: ErrConflict}
 		}
-		_, err = s.exec(ctx, tx, `INSERT INTO medallion_partition_events (domain, partition_date, from_status, to_status, run_id, worker, message, at)
-			VALUES (?, ?, ?, ?, ?, NULL, ?, ?)`, key.Domain, key.Date, string(medtype.StateDone), string(medtype.StateArchived),
-			nullStr(runID), nullStr(message), at)
+		_, err = tx.ExecContext(ctx, s.d.stmts.get("InsertEvent"), key.Domain, key.Date, string(medtype.StateDone), string(medtype.StateArchived),
+			nullStr(runID), nil, nullStr(message), at)
 		return err
 	})
 }
@@ -797,9 +726,7 @@ func (t leaseTx) Exec(ctx context.Context, query string, args ...any) (int64, er
 
 func (s *sqlStore) Heartbeat(ctx context.Context, key medtype.PartitionKey, worker string, attempt int, ttl time.Duration, now time.Time) error {
 	now = clock(now)
-	res, err := s.exec(ctx, s.db, `UPDATE medallion_partitions SET lease_expires_at = ?, updated_at = ?
-		WHERE domain = ? AND partition_date = ? AND status = ? AND leased_by = ? AND attempts = ?`,
-		s.d.timeArg(now.Add(ttl)), s.d.timeArg(now), key.Domain, key.Date, string(medtype.StateInFlight), worker, attempt)
+	res, err := s.db.ExecContext(ctx, s.d.stmts.get("Heartbeat"), s.d.timeArg(now.Add(ttl)), s.d.timeArg(now), key.Domain, key.Date, worker, attempt)
 	if err != nil {
 		return fmt.Errorf("meta: heartbeat %s: %w", key, err)
 	}
@@ -852,8 +779,7 @@ func (s *sqlStore) StartRun(ctx context.Context, r Run) error {
 	if r.Outcome == "" {
 		r.Outcome = "running"
 	}
-	_, err := s.exec(ctx, s.db, `INSERT INTO medallion_runs (run_id, command, host, pid, started_at, outcome, partitions, done, failed)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Command, r.Host, r.PID, s.d.timeArg(clock(r.StartedAt)), r.Outcome, r.Partitions, r.Done, r.Failed)
+	_, err := s.db.ExecContext(ctx, s.d.stmts.get("StartRun"), r.ID, r.Command, r.Host, r.PID, s.d.timeArg(clock(r.StartedAt)), r.Outcome, r.Partitions, r.Done, r.Failed)
 	if err != nil {
 		return fmt.Errorf("meta: start run %s: %w", r.ID, err)
 	}
@@ -861,8 +787,7 @@ func (s *sqlStore) StartRun(ctx context.Context, r Run) error {
 }
 
 func (s *sqlStore) FinishRun(ctx context.Context, r Run) error {
-	res, err := s.exec(ctx, s.db, `UPDATE medallion_runs SET finished_at = ?, outcome = ?, partitions = ?, done = ?, failed = ?, error = ?
-		WHERE run_id = ?`, s.d.timeArg(clock(r.FinishedAt)), r.Outcome, r.Partitions, r.Done, r.Failed, nullStr(r.Error), r.ID)
+	res, err := s.db.ExecContext(ctx, s.d.stmts.get("FinishRun"), s.d.timeArg(clock(r.FinishedAt)), r.Outcome, r.Partitions, r.Done, r.Failed, nullStr(r.Error), r.ID)
 	if err != nil {
 		return fmt.Errorf("meta: finish run %s: %w", r.ID, err)
 	}
@@ -876,8 +801,7 @@ func (s *sqlStore) Runs(ctx context.Context, limit int) ([]Run, error) {
 	if limit <= 0 {
 		limit = 20
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT run_id, command, host, pid, started_at, finished_at, outcome, partitions, done, failed, error
-		FROM medallion_runs ORDER BY started_at DESC, run_id DESC LIMIT `+strconv.Itoa(limit))
+	rows, err := s.db.QueryContext(ctx, s.d.stmts.get("Runs"), limit)
 	if err != nil {
 		return nil, fmt.Errorf("meta: runs: %w", err)
 	}
@@ -899,7 +823,7 @@ func (s *sqlStore) Runs(ctx context.Context, limit int) ([]Run, error) {
 }
 
 func (s *sqlStore) Maintained(ctx context.Context) (map[string]Maintained, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT table_name, metadata_location, maintained_at FROM medallion_table_maintenance`)
+	rows, err := s.db.QueryContext(ctx, s.d.stmts.get("Maintained"))
 	if err != nil {
 		return nil, fmt.Errorf("meta: table maintenance: %w", err)
 	}
@@ -920,9 +844,7 @@ func (s *sqlStore) Maintained(ctx context.Context) (map[string]Maintained, error
 }
 
 func (s *sqlStore) RecordMaintained(ctx context.Context, m Maintained) error {
-	_, err := s.exec(ctx, s.db, `INSERT INTO medallion_table_maintenance (table_name, metadata_location, maintained_at) VALUES (?, ?, ?)
-		ON CONFLICT (table_name) DO UPDATE SET metadata_location = excluded.metadata_location, maintained_at = excluded.maintained_at`,
-		m.Table, m.MetadataLocation, s.d.timeArg(clock(m.At)))
+	_, err := s.db.ExecContext(ctx, s.d.stmts.get("RecordMaintained"), m.Table, m.MetadataLocation, s.d.timeArg(clock(m.At)))
 	if err != nil {
 		return fmt.Errorf("meta: record maintenance of %s: %w", m.Table, err)
 	}
@@ -931,19 +853,17 @@ func (s *sqlStore) RecordMaintained(ctx context.Context, m Maintained) error {
 
 func (s *sqlStore) Listing(ctx context.Context, domain string) (Listing, error) {
 	var l Listing
-	// Two index lookups: SQLite reads the whole domain for min() and max()
-	// in one statement.
 	for _, q := range []struct {
-		order string
-		date  *medtype.Date
-	}{{"ASC", &l.Oldest}, {"DESC", &l.Newest}} {
-		err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT partition_date FROM medallion_partitions WHERE domain = ? ORDER BY partition_date `+q.order+` LIMIT 1`), domain).Scan(q.date)
+		name string
+		date *medtype.Date
+	}{{"OldestPartition", &l.Oldest}, {"NewestPartition", &l.Newest}} {
+		err := s.db.QueryRowContext(ctx, s.d.stmts.get(q.name), domain).Scan(q.date)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return l, fmt.Errorf("meta: partitions of %s: %w", domain, err)
 		}
 	}
 	var at timeCol
-	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT listed_all_at FROM medallion_bronze_listing WHERE domain = ?`), domain).Scan(&at)
+	err := s.db.QueryRowContext(ctx, s.d.stmts.get("ListedAll"), domain).Scan(&at)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return l, fmt.Errorf("meta: bronze listing of %s: %w", domain, err)
 	}
@@ -952,8 +872,7 @@ func (s *sqlStore) Listing(ctx context.Context, domain string) (Listing, error) 
 }
 
 func (s *sqlStore) RecordFullListing(ctx context.Context, domain string, at time.Time) error {
-	_, err := s.exec(ctx, s.db, `INSERT INTO medallion_bronze_listing (domain, listed_all_at) VALUES (?, ?)
-		ON CONFLICT (domain) DO UPDATE SET listed_all_at = excluded.listed_all_at`, domain, s.d.timeArg(clock(at)))
+	_, err := s.db.ExecContext(ctx, s.d.stmts.get("RecordFullListing"), domain, s.d.timeArg(clock(at)))
 	if err != nil {
 		return fmt.Errorf("meta: record the bronze listing of %s: %w", domain, err)
 	}

@@ -3,6 +3,7 @@ package meta
 import (
 	"embed"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -10,14 +11,32 @@ import (
 var queryFiles embed.FS
 
 // statements are a dialect's named SQL statements, read from
-// queries/<dialect>.sql: each starts at a "-- name: Name" line and runs
-// to the next one. The SQL text lives in those files, not in Go.
+// queries/common.sql and queries/<dialect>.sql: each starts at a
+// "-- name: Name" line and runs to the next one. The SQL text lives in
+// those files, not in Go. numbered turns common.sql's ?N parameters into
+// the dialect's own.
 type statements map[string]string
 
-func loadStatements(dialect string) statements {
-	body, err := queryFiles.ReadFile("queries/" + dialect + ".sql")
+func loadStatements(dialect string, numbered func(string) string) statements {
+	out := statements{}
+	for name, q := range parseStatements("common") {
+		out[name] = numbered(q)
+	}
+	for name, q := range parseStatements(dialect) {
+		out[name] = q
+	}
+	return out
+}
+
+// questionParam is a ?N parameter; dollarParams its PostgreSQL form of ?N parameters.
+var questionParam = regexp.MustCompile(`\?(\d+)`)
+
+func dollarParams(q string) string { return questionParam.ReplaceAllString(q, "$$$1") }
+
+func parseStatements(file string) statements {
+	body, err := queryFiles.ReadFile("queries/" + file + ".sql")
 	if err != nil {
-		panic(fmt.Sprintf("meta: no statements for %s: %v", dialect, err))
+		panic(fmt.Sprintf("meta: no statements in %s: %v", file, err))
 	}
 	out := statements{}
 	name := ""
