@@ -1,8 +1,6 @@
 package cli_test
 
 import (
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -25,7 +23,7 @@ func TestWorkerCommand(t *testing.T) {
 	if r.code != cli.ExitOK || !strings.Contains(squash(r.stdout), "TOTAL 0 0 0 0 8 8 0 0") || !strings.HasPrefix(r.stdout, "Worker ") {
 		t.Fatalf("worker --drain: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	metrics := get(t, gateway+"/metrics")
+	metrics := testenv.Get(t, gateway+"/metrics")
 	for _, want := range []string{`medallion_partitions_processed{command="run",domain="events",`, `medallion_partitions_processed{command="worker",domain="events",`} {
 		i := strings.Index(metrics, want)
 		if i < 0 {
@@ -65,18 +63,4 @@ func TestWorkerCommand(t *testing.T) {
 	if r.code != cli.ExitUsage || !strings.Contains(r.stderr, "needs the PostgreSQL meta store") || !strings.Contains(r.stderr, "medallion run --workers N") {
 		t.Fatalf("worker on SQLite: exit %d\n%s", r.code, r.stderr)
 	}
-}
-
-func get(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(body)
 }

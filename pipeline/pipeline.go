@@ -586,27 +586,24 @@ func (r *runner) process(ctx context.Context) error {
 
 // countQueued counts what a run --no-process leaves for workers.
 func (r *runner) countQueued(ctx context.Context) error {
-	f := r.filter()
-	f.States = meta.Queued()
-	queued, err := r.deps.Store.List(ctx, f)
-	if err != nil {
-		return err
-	}
-	for _, p := range queued {
-		r.byDomain[p.Key.Domain].Queued++
-	}
-	return nil
+	return r.count(ctx, meta.Queued(), func(d *DomainSummary) *int { return &d.Queued })
 }
 
+// countUnhealthy counts the FAILED and DEAD partitions of the run's range.
 func (r *runner) countUnhealthy(ctx context.Context) error {
+	return r.count(ctx, []meta.State{medtype.StateFailed, medtype.StateDead}, func(d *DomainSummary) *int { return &d.Unhealthy })
+}
+
+// count adds up, per domain, the partitions of the run's range in states.
+func (r *runner) count(ctx context.Context, states []meta.State, field func(*DomainSummary) *int) error {
 	f := r.filter()
-	f.States = []meta.State{medtype.StateFailed, medtype.StateDead}
-	bad, err := r.deps.Store.List(ctx, f)
+	f.States = states
+	parts, err := r.deps.Store.List(ctx, f)
 	if err != nil {
 		return err
 	}
-	for _, p := range bad {
-		r.byDomain[p.Key.Domain].Unhealthy++
+	for _, p := range parts {
+		*field(r.byDomain[p.Key.Domain])++
 	}
 	return nil
 }

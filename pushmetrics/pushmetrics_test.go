@@ -2,8 +2,6 @@ package pushmetrics_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,20 +11,6 @@ import (
 	"github.com/medallionlake/medallion/pipeline"
 	"github.com/medallionlake/medallion/pushmetrics"
 )
-
-func scrape(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(body)
-}
 
 // series returns the value of the first line of text that starts with the
 // metric name and contains every label.
@@ -63,7 +47,7 @@ func TestPushToPushgateway(t *testing.T) {
 	if err := pushmetrics.Push(ctx, url, "medallion", sum, first); err != nil {
 		t.Fatal(err)
 	}
-	text := scrape(t, url)
+	text := testenv.Get(t, url+"/metrics")
 	for _, c := range []struct{ name, label, want string }{
 		{"medallion_partitions_processed", `domain="orders"`, "3"},
 		{"medallion_rows_processed", `domain="orders"`, "4200"},
@@ -82,7 +66,7 @@ func TestPushToPushgateway(t *testing.T) {
 	if err := pushmetrics.Push(ctx, url, "medallion", sum, second); err != nil {
 		t.Fatal(err)
 	}
-	text = scrape(t, url)
+	text = testenv.Get(t, url+"/metrics")
 	if got := series(text, "medallion_partitions_failed", `domain="orders"`); got != "1" {
 		t.Errorf("failed partitions after the second push: %q", got)
 	}

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -35,4 +36,19 @@ func StartPushgateway(t testing.TB) string {
 			t.Fatalf("testenv: the pushgateway at %s did not become ready", url)
 		}
 	}
+}
+
+// Get returns the body of a GET of url (a Pushgateway's /metrics, say).
+func Get(t testing.TB, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
