@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/medallionlake/medallion/medtype"
@@ -78,6 +79,12 @@ type Notifier struct {
 	senders []Sender
 	timeout time.Duration
 	log     *slog.Logger
+	// Pause is how long a sink that failed is skipped (default a minute),
+	// so that a webhook or broker that is down costs a run one timeout,
+	// not one per alert. What it misses is sent again by a later run.
+	Pause time.Duration
+	mu    sync.Mutex
+	down  map[int]time.Time // sender index -> skipped until
 }
 
 // New is a notifier over senders; with none, Notify does nothing.
@@ -111,8 +118,8 @@ func (n *Notifier) Notify(ctx context.Context, a Alert) {
 		}
 	}
 	var errs []error
-	for _, s := range n.senders {
-		if err := s.Send(ctx, a); err != nil {
+	for i, s := range n.senders {
+		if err := n.send(ctx, i, s, a); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
 		}
 	}
@@ -125,4 +132,32 @@ func (n *Notifier) Notify(ctx context.Context, a Alert) {
 			n.log.Error("could not take back an undelivered alert; it will not be sent again", "partition", a.Key, "error", err)
 		}
 	}
+}
+
+// errPaused is a send skipped because the sink failed a moment ago.
+var errPaused = errors.New("skipped: it failed less than alerts' pause ago")
+
+// send delivers a to the i-th sender unless it is paused, and pauses it
+// when it fails.
+func (n *Notifier) send(ctx context.Context, i int, s Sender, a Alert) error {
+	n.mu.Lock()
+	until := n.down[i]
+	n.mu.Unlock()
+	if time.Now().Before(until) {
+		return errPaused
+	}
+	err := s.Send(ctx, a)
+	if err != nil {
+		pause := n.Pause
+		if pause <= 0 {
+			pause = time.Minute
+		}
+		n.mu.Lock()
+		if n.down == nil {
+			n.down = map[int]time.Time{}
+		}
+		n.down[i] = time.Now().Add(pause)
+		n.mu.Unlock()
+	}
+	return err
 }

@@ -24,10 +24,11 @@ import (
 // hook is a webhook receiver: a real HTTP server that records the
 // alerts' causes and partitions, and fails while down is set.
 type hook struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	got  []string
-	down bool
+	srv     *httptest.Server
+	mu      sync.Mutex
+	got     []string
+	down    bool
+	refused int
 }
 
 func newHook(t *testing.T) *hook {
@@ -36,6 +37,7 @@ func newHook(t *testing.T) *hook {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.down {
+			h.refused++
 			http.Error(w, "channel_is_archived", http.StatusInternalServerError)
 			return
 		}
@@ -103,21 +105,33 @@ func TestAlertsOncePerPartitionAndCause(t *testing.T) {
 		t.Fatalf("the webhook received %q, want %q", got, want)
 	}
 
-	// Nobody took it: the next notification sends it again.
+	// Nobody took it: a later notification sends it again. While the
+	// sink is paused after a failure, alerts skip it instead of waiting.
 	h.mu.Lock()
 	h.down = true
 	h.mu.Unlock()
 	down := alert.New(store, log, 10*time.Second, &alert.Webhook{URL: h.srv.URL})
+	down.Pause = time.Hour
 	late := alert.Alert{Cause: alert.Late, Key: users, Text: "users/2024-01-16 changed"}
 	down.Notify(ctx, late)
 	h.mu.Lock()
 	h.down = false
 	h.mu.Unlock()
-	down.Notify(ctx, late)
-	down.Notify(ctx, late)
+	down.Notify(ctx, late) // paused: not sent, still owed
+	if got := h.alerts(); len(got) != len(want) {
+		t.Fatalf("a paused sink received %q", got[len(want):])
+	}
+	up := alert.New(store, log, 10*time.Second, &alert.Webhook{URL: h.srv.URL}) // the next run
+	up.Notify(ctx, late)
+	up.Notify(ctx, late)
 	if got := h.alerts(); len(got) != len(want)+1 || got[len(got)-1] != "late users/2024-01-16" {
 		t.Fatalf("after an undelivered alert the webhook received %q", got)
 	}
+	h.mu.Lock()
+	if h.refused != 1 {
+		t.Fatalf("the webhook was tried %d times while down, want once", h.refused)
+	}
+	h.mu.Unlock()
 
 	out, err := exec.Command(kcat, "-b", k.Addr, "-t", "pipeline-alerts", "-C", "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n").CombinedOutput()
 	if err != nil {
