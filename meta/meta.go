@@ -218,6 +218,21 @@ type Maintained struct {
 	At               time.Time
 }
 
+// ExtractState is where an extract of a PostgreSQL source has got to.
+type ExtractState struct {
+	Source  string `json:"source"`
+	Extract string `json:"extract"`
+	Mode    string `json:"mode"`
+	// Position is the extractor's own: a watermark and tie-breaker key, a
+	// confirmed LSN, the time of the last snapshot. "" before the first.
+	Position      string    `json:"position"`
+	Rows          int64     `json:"rows"`
+	LastRunAt     time.Time `json:"last_run_at,omitzero"`
+	LastSuccessAt time.Time `json:"last_success_at,omitzero"`
+	LastError     string    `json:"last_error,omitempty"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
 // Listing is what a run needs to list a domain's bronze files without
 // reading all of them: its oldest and newest tracked partition dates, and
 // when a run last listed all of them (zero for never).
@@ -289,6 +304,17 @@ type Store interface {
 	// run listed all its bronze files at at.
 	Listing(ctx context.Context, domain string) (Listing, error)
 	RecordFullListing(ctx context.Context, domain string, at time.Time) error
+
+	// Extract reads an extract's state, ErrNotFound before its first run;
+	// Extracts reads them all, by source and extract.
+	Extract(ctx context.Context, source, extract string) (ExtractState, error)
+	Extracts(ctx context.Context) ([]ExtractState, error)
+	// AdvanceExtract moves an extract from position from to s.Position,
+	// adding s.Rows, once the rows up to it are durable: a compare-and-set,
+	// ErrConflict if the position is no longer from (another extractor
+	// moved it). FailExtract records a failed run and leaves the position.
+	AdvanceExtract(ctx context.Context, s ExtractState, from string, at time.Time) error
+	FailExtract(ctx context.Context, source, extract, mode, message string, at time.Time) error
 
 	// AlertOnce records that an alert for the partition and cause is sent
 	// at at, and reports whether to send it: false when one was sent after

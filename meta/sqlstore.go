@@ -899,3 +899,67 @@ func (s *sqlStore) ForgetAlert(ctx context.Context, key medtype.PartitionKey, ca
 func (s *sqlStore) TryLock(ctx context.Context, name string) (func() error, error) {
 	return s.d.tryLock(ctx, name)
 }
+
+func scanExtract(sc interface{ Scan(...any) error }) (ExtractState, error) {
+	var (
+		e                     ExtractState
+		run, success, updated timeCol
+		lastError             sql.NullString
+	)
+	err := sc.Scan(&e.Source, &e.Extract, &e.Mode, &e.Position, &e.Rows, &run, &success, &lastError, &updated)
+	e.LastRunAt, e.LastSuccessAt, e.UpdatedAt, e.LastError = run.t, success.t, updated.t, lastError.String
+	return e, err
+}
+
+func (s *sqlStore) Extract(ctx context.Context, source, extract string) (ExtractState, error) {
+	e, err := scanExtract(s.db.QueryRowContext(ctx, s.d.stmts.get("GetExtract"), source, extract))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("meta: extract %s.%s: %w", source, extract, ErrNotFound)
+	}
+	if err != nil {
+		return e, fmt.Errorf("meta: extract %s.%s: %w", source, extract, err)
+	}
+	return e, nil
+}
+
+func (s *sqlStore) Extracts(ctx context.Context) ([]ExtractState, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.stmts.get("ListExtracts"))
+	if err != nil {
+		return nil, fmt.Errorf("meta: extracts: %w", err)
+	}
+	defer rows.Close()
+	var out []ExtractState
+	for rows.Next() {
+		e, err := scanExtract(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) AdvanceExtract(ctx context.Context, e ExtractState, from string, at time.Time) error {
+	stmt := "AdvanceExisting"
+	if from == "" {
+		stmt = "AdvanceExtract"
+	}
+	res, err := s.db.ExecContext(ctx, s.d.stmts.get(stmt), e.Source, e.Extract, e.Mode, from, e.Position, e.Rows, s.d.timeArg(clock(at)))
+	if err != nil {
+		return fmt.Errorf("meta: advance extract %s.%s: %w", e.Source, e.Extract, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return fmt.Errorf("meta: advance extract %s.%s from %q: %w", e.Source, e.Extract, from, ErrConflict)
+	}
+	return nil
+}
+
+func (s *sqlStore) FailExtract(ctx context.Context, source, extract, mode, message string, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, s.d.stmts.get("FailExtract"), source, extract, mode, s.d.timeArg(clock(at)), message)
+	if err != nil {
+		return fmt.Errorf("meta: record the failure of extract %s.%s: %w", source, extract, err)
+	}
+	return nil
+}

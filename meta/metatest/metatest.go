@@ -641,6 +641,44 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		}
 	})
 
+	// An extract's position moves only by compare-and-set: of two
+	// extractors that read one position, one moves it; a failed run
+	// records its error and leaves the position.
+	t.Run("ExtractPositions", func(t *testing.T) {
+		s, open := setup(t)
+		if _, err := s.Extract(ctx, "app", "orders"); !errors.Is(err, meta.ErrNotFound) {
+			t.Fatalf("the state of an extract never run: %v", err)
+		}
+		must(t, s.FailExtract(ctx, "app", "orders", "incremental", "connection refused", t0))
+		e, err := s.Extract(ctx, "app", "orders")
+		must(t, err)
+		if e.Position != "" || e.LastError != "connection refused" || !e.LastRunAt.Equal(t0) || !e.LastSuccessAt.IsZero() {
+			t.Fatalf("after a failed first run: %+v", e)
+		}
+		next := meta.ExtractState{Source: "app", Extract: "orders", Mode: "incremental", Position: "w1", Rows: 10}
+		must(t, s.AdvanceExtract(ctx, next, "", t0.Add(time.Minute)))
+		other := open(t)
+		if err := other.AdvanceExtract(ctx, meta.ExtractState{Source: "app", Extract: "orders", Mode: "incremental", Position: "w1-other", Rows: 10}, "", t0.Add(time.Minute)); !errors.Is(err, meta.ErrConflict) {
+			t.Fatalf("a second advance from the same position: %v", err)
+		}
+		next.Position, next.Rows = "w2", 5
+		must(t, other.AdvanceExtract(ctx, next, "w1", t0.Add(2*time.Minute)))
+		if err := s.AdvanceExtract(ctx, next, "w1", t0.Add(3*time.Minute)); !errors.Is(err, meta.ErrConflict) {
+			t.Fatalf("an advance from a position already left: %v", err)
+		}
+		must(t, s.FailExtract(ctx, "app", "orders", "incremental", "column updated_at does not exist", t0.Add(4*time.Minute)))
+		must(t, s.AdvanceExtract(ctx, meta.ExtractState{Source: "app", Extract: "users", Mode: "cdc", Position: "0/16B3748", Rows: 3}, "", t0))
+		all, err := open(t).Extracts(ctx)
+		must(t, err)
+		if len(all) != 2 || all[0].Extract != "orders" || all[1].Position != "0/16B3748" {
+			t.Fatalf("extracts: %+v", all)
+		}
+		o := all[0]
+		if o.Position != "w2" || o.Rows != 15 || o.LastError != "column updated_at does not exist" || !o.LastRunAt.Equal(t0.Add(4*time.Minute)) || !o.LastSuccessAt.Equal(t0.Add(2*time.Minute)) {
+			t.Fatalf("orders after two advances and a failure: %+v", o)
+		}
+	})
+
 	t.Run("RunLog", func(t *testing.T) {
 		s, _ := setup(t)
 		must(t, s.StartRun(ctx, meta.Run{ID: "r1", Command: "run", Host: "h", PID: 42, StartedAt: t0}))

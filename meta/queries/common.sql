@@ -107,3 +107,35 @@ SELECT listed_all_at FROM medallion_bronze_listing WHERE domain = ?1;
 -- name: RecordFullListing
 INSERT INTO medallion_bronze_listing (domain, listed_all_at) VALUES (?1, ?2)
 ON CONFLICT (domain) DO UPDATE SET listed_all_at = excluded.listed_all_at;
+
+-- name: GetExtract
+SELECT source, extract, mode, position, rows_total, last_run_at, last_success_at, last_error, updated_at
+FROM medallion_extracts WHERE source = ?1 AND extract = ?2;
+
+-- name: ListExtracts
+SELECT source, extract, mode, position, rows_total, last_run_at, last_success_at, last_error, updated_at
+FROM medallion_extracts ORDER BY source, extract;
+
+-- name: AdvanceExtract
+-- Moves (?1, ?2) from position ?4 to ?5 at ?7, adding ?6 rows: a
+-- compare-and-set, so of two extractors that read the same position only
+-- one moves it. This is the first advance (from ''), which may insert the
+-- row; AdvanceExisting moves one from a position already recorded.
+INSERT INTO medallion_extracts AS e (source, extract, mode, position, rows_total, last_run_at, last_success_at, last_error, updated_at)
+VALUES (?1, ?2, ?3, ?5, ?6, ?7, ?7, NULL, ?7)
+ON CONFLICT (source, extract) DO UPDATE SET position = excluded.position, mode = excluded.mode,
+    rows_total = e.rows_total + excluded.rows_total, last_run_at = excluded.last_run_at,
+    last_success_at = excluded.last_success_at, last_error = NULL, updated_at = excluded.updated_at
+WHERE e.position = ?4;
+
+-- name: AdvanceExisting
+UPDATE medallion_extracts SET position = ?5, mode = ?3, rows_total = rows_total + ?6, last_run_at = ?7,
+    last_success_at = ?7, last_error = NULL, updated_at = ?7
+WHERE source = ?1 AND extract = ?2 AND position = ?4;
+
+-- name: FailExtract
+-- Records a failed run; the position stays.
+INSERT INTO medallion_extracts AS e (source, extract, mode, position, last_run_at, last_error, updated_at)
+VALUES (?1, ?2, ?3, '', ?4, ?5, ?4)
+ON CONFLICT (source, extract) DO UPDATE SET last_run_at = excluded.last_run_at, last_error = excluded.last_error,
+    updated_at = excluded.updated_at;
