@@ -26,8 +26,9 @@ with no overlap lock: any number of workers on any number of machines share one
 PostgreSQL meta store and one object store.
 
 --drain exits once the queue is empty (a Kubernetes Job with parallelism N);
---follow keeps waiting for work, checking every --poll (a Deployment, or
-docker compose up --scale worker=3). SIGTERM stops a worker; a partition it was
+--follow keeps waiting for work: a run that queues partitions wakes it at once
+(PostgreSQL LISTEN/NOTIFY), and it checks the queue every --poll anyway (a
+Deployment, or docker compose up --scale worker=3). SIGTERM stops a worker; a partition it was
 processing is marked FAILED as an interruption and retried without counting.
 
 Workers only process. Discovery, late data, retries and the rescue of crashed
@@ -56,7 +57,7 @@ Examples:
 	}
 	cmd.Flags().BoolVar(&drain, "drain", false, "exit once the queue is empty")
 	cmd.Flags().BoolVar(&follow, "follow", false, "keep waiting for work until stopped")
-	cmd.Flags().DurationVar(&poll, "poll", pipeline.DefaultPoll, "with --follow, how often to check an empty queue")
+	cmd.Flags().DurationVar(&poll, "poll", pipeline.DefaultPoll, "with --follow, how often to check the queue when no run wakes the worker")
 	cmd.Flags().IntVarP(&workers, "workers", "w", 0, "partitions processed in parallel (default pipeline.workers)")
 	cmd.Flags().StringSliceVarP(&doms, "domain", "d", nil, "only these domains (repeat or comma-separate)")
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "summary format: table or json")

@@ -323,6 +323,13 @@ type Store interface {
 	AlertOnce(ctx context.Context, key medtype.PartitionKey, cause string, at time.Time) (bool, error)
 	ForgetAlert(ctx context.Context, key medtype.PartitionKey, cause string, at time.Time) error
 
+	// NotifyWork tells waiting workers that partitions were queued;
+	// WaitForWork returns when that happens, after d, or when ctx ends.
+	// PostgreSQL uses LISTEN/NOTIFY; SQLite, whose queue is one process's,
+	// only sleeps.
+	NotifyWork(ctx context.Context) error
+	WaitForWork(ctx context.Context, d time.Duration) error
+
 	// TryLock takes the named process-wide lock without waiting: ErrLocked
 	// if another process (or another TryLock in this one) holds it. The
 	// returned function releases it.

@@ -50,7 +50,9 @@ func OpenPostgres(ctx context.Context, rawURL string) (Store, error) {
 		return nil, fmt.Errorf("meta: current schema: %w", err)
 	}
 	migrations, _ := fs.Sub(postgresMigrations, "migrations/postgres")
-	s := &sqlStore{db: db}
+	// One channel per schema, like the locks: deployments sharing a
+	// database do not wake each other's workers.
+	s := &sqlStore{db: db, work: &listener{db: db, channel: fmt.Sprintf("medallion_work_%x", uint64(lockKey(schema, "work")))}}
 	s.d = dialect{
 		name:       "postgres",
 		rebind:     rebindDollar,

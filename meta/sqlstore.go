@@ -50,6 +50,8 @@ type dialect struct {
 type sqlStore struct {
 	db *sql.DB
 	d  dialect
+	// work is the LISTEN/NOTIFY channel of workers (PostgreSQL only).
+	work *listener
 	// afterCommit, set by tests only, runs after each transaction commits.
 	afterCommit func()
 }
@@ -59,8 +61,13 @@ const partitionCols = `domain, partition_date, status, run_id, record_count, sil
 	leased_by, lease_expires_at, duration_ms, created_at, updated_at, processed_at, retry_exempt, archived_at`
 
 func (s *sqlStore) Kind() string { return s.d.name }
-func (s *sqlStore) Close() error { return s.db.Close() }
-func (s *sqlStore) DB() *sql.DB  { return s.db }
+func (s *sqlStore) Close() error {
+	if s.work != nil {
+		s.work.close()
+	}
+	return s.db.Close()
+}
+func (s *sqlStore) DB() *sql.DB { return s.db }
 
 type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
@@ -962,4 +969,18 @@ func (s *sqlStore) FailExtract(ctx context.Context, source, extract, mode, messa
 		return fmt.Errorf("meta: record the failure of extract %s.%s: %w", source, extract, err)
 	}
 	return nil
+}
+
+func (s *sqlStore) NotifyWork(ctx context.Context) error {
+	if s.work == nil {
+		return nil
+	}
+	return s.work.notify(ctx)
+}
+
+func (s *sqlStore) WaitForWork(ctx context.Context, d time.Duration) error {
+	if s.work == nil {
+		return sleep(ctx, d)
+	}
+	return s.work.wait(ctx, d)
 }

@@ -260,6 +260,10 @@ func (r *runner) execute(ctx context.Context) error {
 					k, d.RetryLimit(r.deps.Config.Pipeline), k.Domain, k.Date, k.Date)})
 		}
 	}
+	// Wake the workers that follow the queue (medallion worker --follow).
+	if err := r.deps.Store.NotifyWork(ctx); err != nil {
+		r.log.Warn("could not notify workers; they find the queue at their next poll", "error", err)
+	}
 	if r.opts.NoProcess {
 		if err := r.countQueued(ctx); err != nil {
 			return err

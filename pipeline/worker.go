@@ -18,8 +18,9 @@ type WorkOptions struct {
 	Workers int
 	// Domains limits the worker; empty means all configured domains.
 	Domains []string
-	// Follow keeps the worker waiting for work, checking the queue every
-	// Poll, until ctx ends; without it the worker drains the queue and
+	// Follow keeps the worker waiting for work until ctx ends: woken by
+	// the NOTIFY of a run that queued partitions, and checking the queue
+	// every Poll anyway. Without it the worker drains the queue and
 	// returns (a Kubernetes Job's pods).
 	Follow bool
 	Poll   time.Duration
@@ -73,10 +74,8 @@ func (r *runner) work(ctx context.Context, opts WorkOptions) error {
 		if !opts.Follow {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(opts.Poll):
+		if err := r.deps.Store.WaitForWork(ctx, opts.Poll); err != nil {
+			return err
 		}
 	}
 }

@@ -340,3 +340,34 @@ func lines(s, word string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestFollowingWorkerWakesOnNotify: a worker following the queue with an
+// hour between polls processes what a run --no-process queues at once,
+// woken by the run's NOTIFY.
+func TestFollowingWorkerWakesOnNotify(t *testing.T) {
+	e := newEnv(t, "postgres+s3", nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := pipeline.Work(ctx, e.deps, pipeline.WorkOptions{Follow: true, Poll: time.Hour})
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // the worker found the queue empty and waits
+	msgs, err := generate.Generate(generate.Options{Seed: 13, Start: medtype.MustDate("2024-02-01"), Days: 1, EventsPerDay: 300, Domains: []string{"orders"}})
+	must(t, err)
+	e.write(t, msgs, false)
+	queuedAt := time.Now()
+	e.run(t, pipeline.Options{NoProcess: true})
+	waitFor(t, "the worker to process the queued partition", func() bool {
+		p, err := e.deps.Store.Get(ctx, medtype.PartitionKey{Domain: "orders", Date: medtype.MustDate("2024-02-01")})
+		return err == nil && p.Status == medtype.StateDone
+	})
+	if took := time.Since(queuedAt); took > time.Minute {
+		t.Fatalf("the following worker took %s", took)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a following worker stopped: %v", err)
+	}
+}

@@ -679,6 +679,36 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		}
 	})
 
+	// A worker waiting for work wakes when another process queues some
+	// (PostgreSQL: LISTEN/NOTIFY), or after its poll interval.
+	t.Run("WorkNotifications", func(t *testing.T) {
+		s, open := setup(t)
+		poll := 50 * time.Millisecond
+		if s.Kind() == "postgres" {
+			poll = time.Minute
+		}
+		must(t, s.WaitForWork(ctx, time.Millisecond)) // opens the listener
+		woke := make(chan error, 1)
+		start := time.Now()
+		go func() { woke <- s.WaitForWork(ctx, poll) }()
+		time.Sleep(20 * time.Millisecond)
+		must(t, open(t).NotifyWork(ctx))
+		select {
+		case err := <-woke:
+			must(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a waiting worker was not woken")
+		}
+		if s.Kind() == "postgres" && time.Since(start) > 5*time.Second {
+			t.Fatalf("woken after %s", time.Since(start))
+		}
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := s.WaitForWork(cancelled, time.Minute); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a wait whose context ended: %v", err)
+		}
+	})
+
 	t.Run("RunLog", func(t *testing.T) {
 		s, _ := setup(t)
 		must(t, s.StartRun(ctx, meta.Run{ID: "r1", Command: "run", Host: "h", PID: 42, StartedAt: t0}))
