@@ -1,0 +1,259 @@
+// Package extract reads the operational PostgreSQL tables Medallion's
+// domains come from (sources: in the configuration).
+//
+// This file is the incremental mode's reader: the rows of a table or query
+// past a position, in (watermark, key) order, never skipping one. Two
+// hazards make the naive "updated_at > last watermark" lose rows:
+//   - ties: many rows share a watermark value, and a batch ends among them.
+//     The position is the last row's (watermark, key), and the next read
+//     starts strictly after that pair (keyset pagination), so a tie is
+//     split across batches without loss.
+//   - late commits: a transaction stamps its rows with now(), its start,
+//     and commits after a later transaction's rows were read. The reader
+//     reads only rows stamped before the horizon: the start of the oldest
+//     transaction still open on the server (pg_stat_activity.xact_start),
+//     or of the reading statement. Any row stamped earlier has committed
+//     before the read's snapshot, so nothing can appear behind the position.
+//
+// The horizon needs the watermark to be set by the database's clock in the
+// writing transaction (now(), a trigger, a column default), and the reader
+// to see every session's transaction start (superuser, or
+// pg_read_all_stats). A long open transaction holds the horizon back: the
+// extract lags, it does not lose rows.
+package extract
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Position is where an incremental extract has got to: the watermark and
+// key of the last row read, as PostgreSQL text. The zero Position is
+// before every row.
+type Position struct {
+	Watermark string   `json:"watermark,omitempty"`
+	Key       []string `json:"key,omitempty"`
+}
+
+// IsZero reports whether p is before every row.
+func (p Position) IsZero() bool { return p.Watermark == "" && len(p.Key) == 0 }
+
+// String is p as it is stored in the meta store (JSON).
+func (p Position) String() string {
+	if p.IsZero() {
+		return ""
+	}
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
+// ParsePosition reads a stored position ("" is the zero Position).
+func ParsePosition(s string) (Position, error) {
+	var p Position
+	if s == "" {
+		return p, nil
+	}
+	if err := json.Unmarshal([]byte(s), &p); err != nil {
+		return p, fmt.Errorf("extract position %q: %w", s, err)
+	}
+	return p, nil
+}
+
+// Incremental reads the rows of From past a position.
+type Incremental struct {
+	// From is a table name or a SELECT; each of its rows becomes one JSON
+	// object (to_jsonb), nested values included.
+	From string
+	// Watermark is a timestamptz or timestamp column of From, set by the
+	// database's clock when the row changes.
+	Watermark string
+	// Key is one or more columns that, with Watermark, identify a row.
+	Key []string
+	// Batch is the most rows a Read returns (default 10,000).
+	Batch int
+}
+
+// ErrCannotSeeTransactions means the reading role cannot see other
+// sessions' transactions, so the horizon would be unsafe.
+var ErrCannotSeeTransactions = errors.New("the reading role cannot see other sessions' open transactions (pg_stat_activity.xact_start): " +
+	"GRANT pg_read_all_stats TO it, so that an incremental extract never misses a row committed late")
+
+// Batch is what one Read returned.
+type Batch struct {
+	// Rows are JSON objects, in (watermark, key) order.
+	Rows [][]byte
+	// Next is the position after the last row (the read's position when
+	// there are none).
+	Next Position
+}
+
+// Read returns up to x.Batch rows of x.From past pos, stamped before the
+// horizon, in (watermark, key) order. It runs one statement on conn.
+func (x Incremental) Read(ctx context.Context, conn *pgx.Conn, pos Position) (Batch, error) {
+	if err := x.check(); err != nil {
+		return Batch{}, err
+	}
+	types, err := x.columnTypes(ctx, conn)
+	if err != nil {
+		return Batch{}, err
+	}
+	q, args, err := x.query(types, pos)
+	if err != nil {
+		return Batch{}, err
+	}
+	rows, err := conn.Query(ctx, q, args...)
+	if err != nil {
+		return Batch{}, fmt.Errorf("read %s: %w", x.describe(), err)
+	}
+	defer rows.Close()
+	out := Batch{Next: pos}
+	for rows.Next() {
+		var (
+			seeAll bool
+			row    []byte
+			w      *string
+			key    = make([]*string, len(x.Key))
+		)
+		dest := []any{&seeAll, &row, &w}
+		for i := range key {
+			dest = append(dest, &key[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return Batch{}, fmt.Errorf("read %s: %w", x.describe(), err)
+		}
+		if !seeAll {
+			return Batch{}, ErrCannotSeeTransactions
+		}
+		if row == nil {
+			continue // the one row of an empty read
+		}
+		next := Position{Watermark: *w, Key: make([]string, len(key))}
+		for i, k := range key {
+			if k == nil {
+				return Batch{}, fmt.Errorf("read %s: key column %q is NULL in a row", x.describe(), x.Key[i])
+			}
+			next.Key[i] = *k
+		}
+		out.Rows = append(out.Rows, row)
+		out.Next = next
+	}
+	if err := rows.Err(); err != nil {
+		return Batch{}, fmt.Errorf("read %s: %w", x.describe(), err)
+	}
+	return out, nil
+}
+
+func (x Incremental) check() error {
+	switch {
+	case strings.TrimSpace(x.From) == "":
+		return errors.New("an incremental extract needs a table or query")
+	case x.Watermark == "":
+		return fmt.Errorf("incremental extract of %s: no watermark column", x.describe())
+	case len(x.Key) == 0:
+		return fmt.Errorf("incremental extract of %s: no key: the watermark's ties need a unique tie-breaker", x.describe())
+	}
+	return nil
+}
+
+func (x Incremental) describe() string {
+	if isQuery(x.From) {
+		return "its query"
+	}
+	return x.From
+}
+
+func isQuery(from string) bool {
+	f := strings.ToLower(strings.TrimSpace(from))
+	return strings.HasPrefix(f, "select") || strings.HasPrefix(f, "with") || strings.HasPrefix(f, "(")
+}
+
+// relation is From as a FROM item.
+func (x Incremental) relation() string {
+	if isQuery(x.From) {
+		return "(" + x.From + ")"
+	}
+	return "(SELECT * FROM " + x.From + ")"
+}
+
+// columnTypes maps the watermark and key columns to their types, from the
+// relation's description (no rows are read), so that positions compare as
+// the columns do.
+func (x Incremental) columnTypes(ctx context.Context, conn *pgx.Conn) (map[string]string, error) {
+	sd, err := conn.Prepare(ctx, "", "SELECT * FROM "+x.relation()+" t LIMIT 0")
+	if err != nil {
+		return nil, fmt.Errorf("incremental extract of %s: %w", x.describe(), err)
+	}
+	types := map[string]string{}
+	for _, f := range sd.Fields {
+		var name string
+		if err := conn.QueryRow(ctx, "SELECT format_type($1, NULL)", f.DataTypeOID).Scan(&name); err != nil {
+			return nil, err
+		}
+		types[f.Name] = name
+	}
+	for _, c := range append([]string{x.Watermark}, x.Key...) {
+		if _, ok := types[c]; !ok {
+			return nil, fmt.Errorf("incremental extract of %s: no column %q", x.describe(), c)
+		}
+	}
+	if t := types[x.Watermark]; t != "timestamp with time zone" && t != "timestamp without time zone" {
+		return nil, fmt.Errorf("incremental extract of %s: watermark column %q is %s; it must be a timestamp set by the database", x.describe(), x.Watermark, t)
+	}
+	return types, nil
+}
+
+// query is the read: the rows past pos (compared as the columns' types)
+// and before the horizon, in order. Its first column says whether the role
+// sees every session's transactions; an empty read still returns one row
+// for it, with NULLs.
+func (x Incremental) query(types map[string]string, pos Position) (string, []any, error) {
+	ident := func(c string) string { return "t." + pgx.Identifier{c}.Sanitize() }
+	cols := append([]string{x.Watermark}, x.Key...)
+	var sel, order, outCols, lhs, rhs []string
+	var args []any
+	for i, c := range cols {
+		sel = append(sel, fmt.Sprintf("%s::text AS c%d", ident(c), i))
+		order = append(order, ident(c))
+		outCols = append(outCols, fmt.Sprintf("r.c%d", i))
+	}
+	where := "t." + pgx.Identifier{x.Watermark}.Sanitize() + " < h.horizon::" + types[x.Watermark]
+	if !pos.IsZero() {
+		if len(pos.Key) != len(x.Key) {
+			return "", nil, fmt.Errorf("incremental extract of %s: the stored position has %d key values, the key %d columns", x.describe(), len(pos.Key), len(x.Key))
+		}
+		values := append([]string{pos.Watermark}, pos.Key...)
+		for i, c := range cols {
+			args = append(args, values[i])
+			lhs = append(lhs, ident(c))
+			rhs = append(rhs, fmt.Sprintf("$%d::%s", len(args), types[c]))
+		}
+		where += fmt.Sprintf(" AND (%s) > (%s)", strings.Join(lhs, ", "), strings.Join(rhs, ", "))
+	}
+	batch := x.Batch
+	if batch <= 0 {
+		batch = 10_000
+	}
+	// The horizon: the start of the oldest transaction open on the server
+	// (other than this one), or of this statement. A role without
+	// pg_read_all_stats (superusers have it) reads other sessions'
+	// xact_start as NULL, so the read refuses it.
+	q := fmt.Sprintf(`WITH h AS (
+	SELECT least(statement_timestamp(), (SELECT min(xact_start) FROM pg_stat_activity
+		WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid())) AS horizon,
+		pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS see_all
+), r AS (
+	SELECT row_number() OVER (ORDER BY %[3]s) AS n, to_jsonb(t) AS row, %[1]s
+	FROM %[2]s t, h
+	WHERE %[4]s
+	ORDER BY %[3]s
+	LIMIT %[5]d
+)
+SELECT h.see_all, r.row, %[6]s FROM h LEFT JOIN r ON true ORDER BY r.n`,
+		strings.Join(sel, ", "), x.relation(), strings.Join(order, ", "), where, batch, strings.Join(outCols, ", "))
+	return q, args, nil
+}
