@@ -38,6 +38,8 @@ import (
 type Position struct {
 	Watermark string   `json:"watermark,omitempty"`
 	Key       []string `json:"key,omitempty"`
+	// NextOffset is past the bronze offsets the extract has used.
+	NextOffset int64 `json:"next_offset,omitempty"`
 }
 
 // IsZero reports whether p is before every row.
@@ -45,7 +47,7 @@ func (p Position) IsZero() bool { return p.Watermark == "" && len(p.Key) == 0 }
 
 // String is p as it is stored in the meta store (JSON).
 func (p Position) String() string {
-	if p.IsZero() {
+	if p.IsZero() && p.NextOffset == 0 {
 		return ""
 	}
 	b, _ := json.Marshal(p)
@@ -112,6 +114,7 @@ func (x Incremental) Read(ctx context.Context, conn *pgx.Conn, pos Position) (Ba
 	}
 	defer rows.Close()
 	out := Batch{Next: pos}
+	out.Next.NextOffset = 0 // the writer's to set
 	for rows.Next() {
 		var (
 			seeAll bool

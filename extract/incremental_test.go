@@ -30,11 +30,11 @@ func cluster(t *testing.T) (context.Context, *pgx.Conn, func() *pgx.Conn) {
 		return c
 	}
 	c := connect()
-	exec(t, c, `CREATE TABLE users (id bigint PRIMARY KEY, email text, updated_at timestamptz NOT NULL DEFAULT now())`)
+	execSQL(t, c, `CREATE TABLE users (id bigint PRIMARY KEY, email text, updated_at timestamptz NOT NULL DEFAULT now())`)
 	return ctx, c, connect
 }
 
-func exec(t *testing.T, c *pgx.Conn, sql string, args ...any) {
+func execSQL(t *testing.T, c *pgx.Conn, sql string, args ...any) {
 	t.Helper()
 	if _, err := c.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
@@ -73,8 +73,8 @@ func drain(t *testing.T, ctx context.Context, c *pgx.Conn, x extract.Incremental
 // 1,000: every row is read once, in key order, across the tie.
 func TestIncrementalTies(t *testing.T) {
 	ctx, c, _ := cluster(t)
-	exec(t, c, `INSERT INTO users (id, email, updated_at) SELECT i, 'u' || i || '@example.com', '2024-01-15 06:00:00+00' FROM generate_series(1, 2500) i`)
-	exec(t, c, `INSERT INTO users (id, email, updated_at) VALUES (0, 'late@example.com', '2024-01-15 06:00:01+00')`)
+	execSQL(t, c, `INSERT INTO users (id, email, updated_at) SELECT i, 'u' || i || '@example.com', '2024-01-15 06:00:00+00' FROM generate_series(1, 2500) i`)
+	execSQL(t, c, `INSERT INTO users (id, email, updated_at) VALUES (0, 'late@example.com', '2024-01-15 06:00:01+00')`)
 	x := extract.Incremental{From: "users", Watermark: "updated_at", Key: []string{"id"}, Batch: 1000}
 	ids, pos := drain(t, ctx, c, x, extract.Position{})
 	if len(ids) != 2501 || ids[0] != 1 || ids[2499] != 2500 || ids[2500] != 0 {
@@ -87,7 +87,7 @@ func TestIncrementalTies(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	exec(t, c, `UPDATE users SET email = 'changed@example.com', updated_at = now() WHERE id = 7`)
+	execSQL(t, c, `UPDATE users SET email = 'changed@example.com', updated_at = now() WHERE id = 7`)
 	again, _ := drain(t, ctx, c, x, pos)
 	if len(again) != 1 || again[0] != 7 {
 		t.Fatalf("after one update, read %v", again)
@@ -110,7 +110,7 @@ func TestIncrementalLateCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	exec(t, connect(), `INSERT INTO users (id, email) VALUES (2, 'fast@example.com')`) // stamped later, committed first
+	execSQL(t, connect(), `INSERT INTO users (id, email) VALUES (2, 'fast@example.com')`) // stamped later, committed first
 	ids, pos := drain(t, ctx, c, x, extract.Position{})
 	if len(ids) != 0 {
 		t.Fatalf("read %v while an older transaction was open: its row would be skipped", ids)
@@ -128,9 +128,9 @@ func TestIncrementalLateCommit(t *testing.T) {
 // sessions' transactions is refused, and a missing column is named.
 func TestIncrementalNeedsToSeeTransactions(t *testing.T) {
 	ctx, c, connect := cluster(t)
-	exec(t, c, `CREATE ROLE reader LOGIN`)
-	exec(t, c, `GRANT SELECT ON users TO reader`)
-	exec(t, c, `INSERT INTO users (id, email, updated_at) VALUES (1, 'a@example.com', '2024-01-15 06:00:00+00')`)
+	execSQL(t, c, `CREATE ROLE reader LOGIN`)
+	execSQL(t, c, `GRANT SELECT ON users TO reader`)
+	execSQL(t, c, `INSERT INTO users (id, email, updated_at) VALUES (1, 'a@example.com', '2024-01-15 06:00:00+00')`)
 	other := connect()
 	tx, err := other.Begin(ctx) // another role's session is open
 	if err != nil {
@@ -151,7 +151,7 @@ func TestIncrementalNeedsToSeeTransactions(t *testing.T) {
 	if _, err := x.Read(ctx, reader, extract.Position{}); !errors.Is(err, extract.ErrCannotSeeTransactions) {
 		t.Fatalf("a role that cannot see other sessions: %v", err)
 	}
-	exec(t, c, `GRANT pg_read_all_stats TO reader`)
+	execSQL(t, c, `GRANT pg_read_all_stats TO reader`)
 	if _, err := x.Read(ctx, reader, extract.Position{}); err != nil {
 		t.Fatalf("with pg_read_all_stats: %v", err)
 	}

@@ -1,0 +1,85 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/medallionlake/medallion/meta"
+)
+
+// Result counts what a run of an extract did.
+type Result struct {
+	Batches, Rows, Files, DeadLetters int
+	Position                          Position
+}
+
+// Run extracts x into t until no row is left: per batch, the bronze files
+// first, then the position (meta.Store.AdvanceExtract), so the position
+// never passes a row that is not durable. A crash between the two reads
+// the batch again next time: at-least-once, and silver's dedup absorbs the
+// overlap. A failure is recorded (FailExtract) and leaves the position.
+// afterWrite, if set, runs between the two (tests).
+func (x Incremental) Run(ctx context.Context, conn *pgx.Conn, store meta.Store, t Target, afterWrite func()) (Result, error) {
+	res, err := x.run(ctx, conn, store, t, afterWrite)
+	if err != nil {
+		if ferr := store.FailExtract(context.WithoutCancel(ctx), t.Source, t.Extract, "incremental", err.Error(), t.now()); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+	}
+	return res, err
+}
+
+func (x Incremental) run(ctx context.Context, conn *pgx.Conn, store meta.Store, t Target, afterWrite func()) (Result, error) {
+	var res Result
+	for {
+		from, err := position(ctx, store, t)
+		if err != nil {
+			return res, err
+		}
+		pos, err := ParsePosition(from)
+		if err != nil {
+			return res, err
+		}
+		b, err := x.Read(ctx, conn, pos)
+		if err != nil {
+			return res, fmt.Errorf("extract %s.%s: %w", t.Source, t.Extract, err)
+		}
+		next := b.Next
+		next.NextOffset = pos.NextOffset
+		if len(b.Rows) > 0 {
+			w, err := t.Write(ctx, b.Rows, nextBase(pos.NextOffset, t.now()), map[string]string{
+				"source": t.Source, "extract": t.Extract, "watermark": b.Next.Watermark})
+			if err != nil {
+				return res, err
+			}
+			next.NextOffset = w.NextOffset
+			res.Files += w.Files
+			res.DeadLetters += w.DeadLetters
+			if afterWrite != nil {
+				afterWrite()
+			}
+		}
+		state := meta.ExtractState{Source: t.Source, Extract: t.Extract, Mode: "incremental", Position: next.String(), Rows: int64(len(b.Rows))}
+		if err := store.AdvanceExtract(ctx, state, from, t.now()); err != nil {
+			return res, fmt.Errorf("extract %s.%s: %w", t.Source, t.Extract, err)
+		}
+		res.Position = next
+		if len(b.Rows) == 0 {
+			return res, nil
+		}
+		res.Batches++
+		res.Rows += len(b.Rows)
+	}
+}
+
+// position is the stored position of t's extract ("" before its first).
+func position(ctx context.Context, store meta.Store, t Target) (string, error) {
+	st, err := store.Extract(ctx, t.Source, t.Extract)
+	if errors.Is(err, meta.ErrNotFound) {
+		return "", nil
+	}
+	return st.Position, err
+}
