@@ -150,7 +150,7 @@ Exit codes: 0 ok, 1 partitions failed or dead (or the command failed),
 	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "config file (default $MEDALLION_CONFIG, else ./medallion.yaml, else embedded defaults)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
-	root.AddCommand(a.demoCommand(), a.runCommand(), a.workerCommand(), a.backfillCommand(), a.statusCommand(), a.queryCommand(), a.tablesCommand(), a.verifyCommand(), a.maintainCommand(), a.generateCommand(), a.sinkCommand(), a.scheduleCommand(), a.serveCommand())
+	root.AddCommand(a.demoCommand(), a.extractCommand(), a.runCommand(), a.workerCommand(), a.backfillCommand(), a.statusCommand(), a.queryCommand(), a.tablesCommand(), a.verifyCommand(), a.maintainCommand(), a.generateCommand(), a.sinkCommand(), a.scheduleCommand(), a.serveCommand())
 	return root
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/medallionlake/medallion/config"
+	"github.com/medallionlake/medallion/extract"
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/meta"
 	"github.com/medallionlake/medallion/sla"
@@ -71,6 +72,8 @@ type summaryOut struct {
 	Total   summaryRow   `json:"total"`
 	Runs    []meta.Run   `json:"runs"`
 	PastSLA []sla.Miss   `json:"past_sla"`
+	// Extracts are the positions of medallion extract's extracts.
+	Extracts []meta.ExtractState `json:"extracts"`
 }
 
 func (a *app) status(cmd *cobra.Command, o statusOptions) error {
@@ -135,7 +138,11 @@ func (a *app) summaryStatus(cmd *cobra.Command, cfg *config.Config, store meta.S
 	if err != nil {
 		return false, err
 	}
-	out := summaryOut{Config: describeSource(cfg), Store: store.Kind(), Runs: runs, PastSLA: misses}
+	extracts, err := store.Extracts(cmd.Context())
+	if err != nil {
+		return false, err
+	}
+	out := summaryOut{Config: describeSource(cfg), Store: store.Kind(), Runs: runs, PastSLA: misses, Extracts: extracts}
 	rows := map[string]*summaryRow{}
 	row := func(d string) *summaryRow {
 		if r, ok := rows[d]; ok {
@@ -174,6 +181,9 @@ func (a *app) summaryStatus(cmd *cobra.Command, cfg *config.Config, store meta.S
 	if out.PastSLA == nil {
 		out.PastSLA = []sla.Miss{}
 	}
+	if out.Extracts == nil {
+		out.Extracts = []meta.ExtractState{}
+	}
 
 	w := cmd.OutOrStdout()
 	if o.format == "json" {
@@ -198,6 +208,7 @@ func (a *app) summaryStatus(cmd *cobra.Command, cfg *config.Config, store meta.S
 		fmt.Fprintln(w, "\nNo partitions tracked yet: `medallion run` discovers them from bronze.")
 	}
 	printPastSLA(w, out.PastSLA)
+	printExtracts(w, out.Extracts)
 	if len(out.Runs) > 0 {
 		fmt.Fprintln(w, "\nLast runs:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -354,4 +365,31 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
+}
+
+// printExtracts lists each extract's position, how long since it last
+// succeeded, and its last error.
+func printExtracts(w io.Writer, extracts []meta.ExtractState) {
+	if len(extracts) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nExtracts:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tEXTRACT\tMODE\tROWS\tUP TO\tLAST SUCCESS\tERROR")
+	for _, e := range extracts {
+		upTo := "-"
+		if p, err := extract.ParsePosition(e.Position); err == nil && p.Watermark != "" {
+			upTo = p.Watermark
+		}
+		success := "never"
+		if !e.LastSuccessAt.IsZero() {
+			success = time.Since(e.LastSuccessAt).Round(time.Second).String() + " ago"
+		}
+		errMsg := "-"
+		if e.LastError != "" && !e.LastRunAt.Equal(e.LastSuccessAt) {
+			errMsg = truncate(e.LastError, 80)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Source, e.Extract, e.Mode, e.Rows, upTo, success, errMsg)
+	}
+	tw.Flush()
 }

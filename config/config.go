@@ -30,6 +30,8 @@ type Config struct {
 	Serve    Serve    `yaml:"serve"`
 	Alerts   Alerts   `yaml:"alerts"`
 	Metrics  Metrics  `yaml:"metrics"`
+	// Sources are the PostgreSQL databases medallion extract reads.
+	Sources map[string]Source `yaml:"sources"`
 	// DomainsDir holds one <domain>.yaml per domain. Relative to the
 	// config file's folder.
 	DomainsDir string `yaml:"domains_dir"`

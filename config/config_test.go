@@ -153,6 +153,17 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			}},
 		{"bad size", "sink:\n  memory_budget: lots\n",
 			[]string{`FILE:2: sink.memory_budget: cannot use "lots" as a size (e.g. 64MiB, 1GB)`}},
+		{"bad sources", "sources:\n  app:\n    url: mysql://db/app\n    extracts:\n      users: {mode: incremental, table: users, mask: {email: md5}}\n      orders: {mode: snapshots, query: x, table: y}\n",
+			[]string{
+				`FILE:3: sources.app.url: invalid URL: want postgres://user:${PASSWORD}@host:5432/db`,
+				`FILE:6: sources.app.extracts.orders.mode: want incremental, snapshot or cdc, got "snapshots"`,
+				`FILE:6: sources.app.extracts.orders.table: set exactly one of table, query and query_file`,
+				`FILE:5: sources.app.extracts.users.watermark: an incremental extract needs the timestamp column it follows`,
+				`FILE:5: sources.app.extracts.users.key: an incremental extract needs the key columns that break the watermark's ties`,
+				`FILE:5: sources.app.extracts.users.mask.email: unknown mask "md5" (want sha256)`,
+			}},
+		{"unknown extract key", "sources:\n  app:\n    url: postgres://db/app\n    extracts:\n      users: {mode: incremental, tabel: users}\n",
+			[]string{`FILE:5: sources.app.extracts.users.tabel: unknown key (did you mean "table"?)`}},
 		{"mapping expected", "storage: ./lake\n",
 			[]string{`FILE:1: storage: expected a mapping of keys, got "./lake"`}},
 		{"syntax error", "storage:\n  url: a: b\n",
@@ -369,5 +380,40 @@ func TestServeUsers(t *testing.T) {
 	}
 	if d := config.Defaults().Serve; d.Addr != "127.0.0.1:5433" || len(d.Users) != 0 {
 		t.Fatalf("defaults %+v", d)
+	}
+}
+
+func TestExtractNeedsADomain(t *testing.T) {
+	dir := write(t, map[string]string{"medallion.yaml": "sources:\n  app:\n    url: postgres://db/app\n    extracts:\n      payments: {mode: incremental, table: p, watermark: at, key: [id]}\n"})
+	_, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+	if err == nil || !strings.Contains(err.Error(), `medallion.yaml:5: sources.app.extracts.payments: no domain "payments" (configured: events, orders, restaurants, users)`) {
+		t.Fatalf("an extract of an unknown domain: %v", err)
+	}
+}
+
+func TestSources(t *testing.T) {
+	t.Setenv("APP_DB_PASSWORD", "s3cret")
+	dir := write(t, map[string]string{
+		"medallion.yaml": "sources:\n  app:\n    url: postgres://reader:${APP_DB_PASSWORD}@db:5432/app\n    extracts:\n" +
+			"      users: {mode: incremental, table: users, watermark: updated_at, key: [user_id], mask: {email: sha256}}\n" +
+			"      mine: {domain: orders, mode: incremental, query_file: sql/mine.sql, watermark: updated_at, key: [id], batch: 500}\n",
+	})
+	cfg, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := cfg.Sources["app"]
+	if app.URL != "postgres://reader:s3cret@db:5432/app" || len(app.Extracts) != 2 {
+		t.Fatalf("source: %+v", app)
+	}
+	mine := app.Extracts["mine"]
+	if mine.DomainName("mine") != "orders" || mine.QueryFile != filepath.Join(dir, "sql/mine.sql") || mine.Batch != 500 {
+		t.Fatalf("extract mine: %+v", mine)
+	}
+	if u := app.Extracts["users"]; u.DomainName("users") != "users" || u.Mask["email"] != "sha256" || u.Key[0] != "user_id" {
+		t.Fatalf("extract users: %+v", u)
+	}
+	if got := app.ExtractNames(); len(got) != 2 || got[0] != "mine" {
+		t.Fatalf("extract names: %v", got)
 	}
 }

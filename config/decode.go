@@ -67,6 +67,25 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		d.decodeStruct(n, v, path)
+	case v.Kind() == reflect.Map && v.Type().Key().Kind() == reflect.String && isStructish(v.Type().Elem()):
+		if n.Kind != yaml.MappingNode {
+			d.fail(n.Line, path, "expected a mapping of names, got %s", describe(n))
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			full := joinPath(path, k.Value)
+			if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
+				d.fail(k.Line, full, "duplicate key")
+				continue
+			}
+			d.lines[full] = k.Line
+			elem := reflect.New(v.Type().Elem()).Elem()
+			d.decode(val, elem, full)
+			m.SetMapIndex(reflect.ValueOf(k.Value), elem)
+		}
+		v.Set(m)
 	case v.Kind() == reflect.Slice && isStructish(v.Type().Elem()):
 		if n.Kind != yaml.SequenceNode {
 			d.fail(n.Line, path, "expected a list, got %s", describe(n))

@@ -32,8 +32,8 @@ func applyEnv(v reflect.Value, path string, envOf map[string]string, errs *Error
 			applyEnv(fv, full, envOf, errs)
 			continue
 		}
-		if fv.Kind() == reflect.Slice && isStructish(fv.Type().Elem()) {
-			continue // lists of mappings are file-only
+		if (fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map) && isStructish(fv.Type().Elem()) {
+			continue // lists and maps of mappings are file-only
 		}
 		env := EnvName(full)
 		raw, ok := os.LookupEnv(env)

@@ -71,6 +71,9 @@ func Load(path string) (*Config, error) {
 		return nil, derrs
 	}
 	cfg.Domains = domains
+	if errs := cfg.checkExtractDomains(path, dec.lines); len(errs) > 0 {
+		return nil, errs
+	}
 	if cfg.Export.Postgres.URL == "" {
 		for _, d := range domains {
 			for i, g := range d.Gold {
@@ -197,7 +200,7 @@ func locate(ps []problem, file string, lines map[string]int, envOf map[string]st
 		if env, ok := envOf[p.key]; ok {
 			e.Env = env
 		} else {
-			e.File, e.Line = file, lines[p.key]
+			e.File, e.Line = file, lineOf(lines, p.key)
 			if e.File == "" {
 				e.File = "defaults"
 			}
@@ -205,6 +208,22 @@ func locate(ps []problem, file string, lines map[string]int, envOf map[string]st
 		errs = append(errs, e)
 	}
 	return errs
+}
+
+// lineOf is the line of key, or of its nearest parent in the file (a key
+// missing from a mapping the file has, such as an extract's watermark).
+func lineOf(lines map[string]int, key string) int {
+	for k := key; k != ""; {
+		if l, ok := lines[k]; ok {
+			return l
+		}
+		i := strings.LastIndex(k, ".")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 0
 }
 
 func (c *Config) resolvePaths(base string) {
@@ -229,6 +248,12 @@ func (c *Config) resolvePaths(base string) {
 	c.Kafka.TLS.CAFile = abs(c.Kafka.TLS.CAFile)
 	c.Kafka.TLS.CertFile = abs(c.Kafka.TLS.CertFile)
 	c.Kafka.TLS.KeyFile = abs(c.Kafka.TLS.KeyFile)
+	for _, s := range c.Sources {
+		for name, e := range s.Extracts {
+			e.QueryFile = abs(e.QueryFile)
+			s.Extracts[name] = e
+		}
+	}
 }
 
 // localPath strips file:// from a local storage URL.

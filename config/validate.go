@@ -88,6 +88,7 @@ func (cfg *Config) validate() []problem {
 	}
 	cfg.validateServe(&c)
 	cfg.validateAlerts(&c)
+	cfg.validateSources(&c)
 	if cfg.DomainsDir == "" {
 		c.add("domains_dir", "must not be empty")
 	}

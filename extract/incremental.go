@@ -78,6 +78,9 @@ type Incremental struct {
 	Key []string
 	// Batch is the most rows a Read returns (default 10,000).
 	Batch int
+	// Mask hashes columns (column: "sha256", the hex SHA-256 of its text)
+	// in the query itself, so the raw value never leaves the source.
+	Mask map[string]string
 }
 
 // ErrCannotSeeTransactions means the reading role cannot see other
@@ -100,11 +103,11 @@ func (x Incremental) Read(ctx context.Context, conn *pgx.Conn, pos Position) (Ba
 	if err := x.check(); err != nil {
 		return Batch{}, err
 	}
-	types, err := x.columnTypes(ctx, conn)
+	names, types, err := x.columnTypes(ctx, conn)
 	if err != nil {
 		return Batch{}, err
 	}
-	q, args, err := x.query(types, pos)
+	q, args, err := x.query(names, types, pos)
 	if err != nil {
 		return Batch{}, err
 	}
@@ -186,35 +189,61 @@ func (x Incremental) relation() string {
 // columnTypes maps the watermark and key columns to their types, from the
 // relation's description (no rows are read), so that positions compare as
 // the columns do.
-func (x Incremental) columnTypes(ctx context.Context, conn *pgx.Conn) (map[string]string, error) {
+func (x Incremental) columnTypes(ctx context.Context, conn *pgx.Conn) ([]string, map[string]string, error) {
 	sd, err := conn.Prepare(ctx, "", "SELECT * FROM "+x.relation()+" t LIMIT 0")
 	if err != nil {
-		return nil, fmt.Errorf("incremental extract of %s: %w", x.describe(), err)
+		return nil, nil, fmt.Errorf("incremental extract of %s: %w", x.describe(), err)
 	}
+	var names []string
 	types := map[string]string{}
 	for _, f := range sd.Fields {
 		var name string
 		if err := conn.QueryRow(ctx, "SELECT format_type($1, NULL)", f.DataTypeOID).Scan(&name); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		names = append(names, f.Name)
 		types[f.Name] = name
 	}
 	for _, c := range append([]string{x.Watermark}, x.Key...) {
 		if _, ok := types[c]; !ok {
-			return nil, fmt.Errorf("incremental extract of %s: no column %q", x.describe(), c)
+			return nil, nil, fmt.Errorf("incremental extract of %s: no column %q", x.describe(), c)
+		}
+		if _, masked := x.Mask[c]; masked {
+			return nil, nil, fmt.Errorf("incremental extract of %s: column %q orders the extract and cannot be masked", x.describe(), c)
+		}
+	}
+	for c := range x.Mask {
+		if _, ok := types[c]; !ok {
+			return nil, nil, fmt.Errorf("incremental extract of %s: no column %q to mask", x.describe(), c)
 		}
 	}
 	if t := types[x.Watermark]; t != "timestamp with time zone" && t != "timestamp without time zone" {
-		return nil, fmt.Errorf("incremental extract of %s: watermark column %q is %s; it must be a timestamp set by the database", x.describe(), x.Watermark, t)
+		return nil, nil, fmt.Errorf("incremental extract of %s: watermark column %q is %s; it must be a timestamp set by the database", x.describe(), x.Watermark, t)
 	}
-	return types, nil
+	return names, types, nil
+}
+
+// masked is the relation with the masked columns hashed.
+func (x Incremental) masked(names []string) string {
+	if len(x.Mask) == 0 {
+		return x.relation()
+	}
+	cols := make([]string, len(names))
+	for i, n := range names {
+		id := pgx.Identifier{n}.Sanitize()
+		cols[i] = "m." + id
+		if _, ok := x.Mask[n]; ok {
+			cols[i] = fmt.Sprintf("encode(sha256(convert_to(m.%s::text, 'UTF8')), 'hex') AS %s", id, id)
+		}
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " FROM " + x.relation() + " m)"
 }
 
 // query is the read: the rows past pos (compared as the columns' types)
 // and before the horizon, in order. Its first column says whether the role
 // sees every session's transactions; an empty read still returns one row
 // for it, with NULLs.
-func (x Incremental) query(types map[string]string, pos Position) (string, []any, error) {
+func (x Incremental) query(names []string, types map[string]string, pos Position) (string, []any, error) {
 	ident := func(c string) string { return "t." + pgx.Identifier{c}.Sanitize() }
 	cols := append([]string{x.Watermark}, x.Key...)
 	var sel, order, outCols, lhs, rhs []string
@@ -257,6 +286,6 @@ func (x Incremental) query(types map[string]string, pos Position) (string, []any
 	LIMIT %[5]d
 )
 SELECT h.see_all, r.row, %[6]s FROM h LEFT JOIN r ON true ORDER BY r.n`,
-		strings.Join(sel, ", "), x.relation(), strings.Join(order, ", "), where, batch, strings.Join(outCols, ", "))
+		strings.Join(sel, ", "), x.masked(names), strings.Join(order, ", "), where, batch, strings.Join(outCols, ", "))
 	return q, args, nil
 }

@@ -2,6 +2,8 @@ package extract_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"os"
@@ -141,6 +143,18 @@ func TestIncrementalRunToBronze(t *testing.T) {
 	if !strings.Contains(headers[0], `"source":"app"`) || !strings.Contains(headers[0], `"watermark":"2024-01-1`) {
 		t.Fatalf("envelope headers: %s", headers[0])
 	}
+
+	// A masked column's raw value never leaves the source.
+	masked := usersExtract
+	masked.Mask = map[string]string{"email": "sha256"}
+	b, err := masked.Read(ctx, conn, extract.Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first struct{ UserID, Email string }
+	if err := json.Unmarshal(b.Rows[0], &first); err != nil || first.Email != sha256hex("old@example.com") {
+		t.Fatalf("a masked row: %s (%v)", b.Rows[0], err)
+	}
 	for _, date := range []string{"2024-01-15", "2024-01-16", "2024-01-17"} {
 		p, err := bronze.ListPartition(ctx, target.Bucket, "users", "snapshot_date", medtype.MustDate(date))
 		if err != nil || len(p.Files) == 0 {
@@ -239,4 +253,9 @@ func TestIncrementalCrash(t *testing.T) {
 	if err != nil || st.Rows != 2501 || res.Rows != 2501 {
 		t.Fatalf("after the rerun: state %+v (%v), run %+v", st, err, res)
 	}
+}
+
+func sha256hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

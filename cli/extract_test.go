@@ -1,0 +1,77 @@
+package cli_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/medallionlake/medallion/cli"
+	"github.com/medallionlake/medallion/internal/testenv"
+)
+
+// TestExtractCommand: medallion extract reads a PostgreSQL users table into
+// bronze, status shows the extract's position, and run takes the users
+// domain from there to gold; a broken extract fails alone and keeps its
+// position.
+func TestExtractCommand(t *testing.T) {
+	url := testenv.StartPostgresCluster(t, nil)
+	ctx := context.Background()
+	pg, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close(ctx)
+	for _, q := range []string{
+		`CREATE TABLE app_users (user_id text PRIMARY KEY, email text NOT NULL, name text, city text, signup_ts timestamptz,
+			updated_at timestamptz NOT NULL DEFAULT now(), is_test_account boolean NOT NULL DEFAULT false, year_of_birth int)`,
+		`INSERT INTO app_users (user_id, email, name, city, signup_ts, updated_at, year_of_birth)
+			SELECT 'u-' || i, 'User' || i || '@Example.com', 'User ' || i, (ARRAY['Austin', 'Boston'])[1 + i % 2],
+				timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour', timestamptz '2024-01-15 06:00:00+00' + i * interval '1 minute', 1990
+			FROM generate_series(1, 300) i`,
+	} {
+		if _, err := pg.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := project(t, "sqlite://./medallion.db")
+	raw, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := "sources:\n  app:\n    url: " + url + "\n    extracts:\n" +
+		"      users: {mode: incremental, table: app_users, watermark: updated_at, key: [user_id], mask: {name: sha256}}\n" +
+		"      broken: {domain: users, mode: incremental, table: app_users, watermark: modified_at, key: [user_id]}\n"
+	if err := os.WriteFile(cfg, append(raw, sources...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	r := run(t, "extract", "--config", cfg)
+	if r.code != cli.ExitFailed || !strings.Contains(r.stdout, "app.users: 300 rows in 1 batches into users bronze") ||
+		!strings.Contains(r.stdout, `app.broken: FAILED: extract app.broken: incremental extract of app_users: no column "modified_at"`) {
+		t.Fatalf("extract: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "extract", "--config", cfg, "--extract", "users")
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "app.users: 0 rows") {
+		t.Fatalf("extract with nothing new: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "status", "--config", cfg)
+	if !strings.Contains(squash(r.stdout), "app users incremental 300 2024-01-15 11:00:00+00") ||
+		!strings.Contains(r.stdout, `no column "modified_at"`) {
+		t.Fatalf("status:\n%s", r.stdout)
+	}
+	r = run(t, "run", "--config", cfg, "--domain", "users")
+	if r.code != cli.ExitOK {
+		t.Fatalf("run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "query", "--config", cfg, "--format", "csv", "SELECT count(*) AS n, count(DISTINCT city) AS cities FROM gold.users_current")
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "300,2") {
+		t.Fatalf("gold after extract and run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "extract", "--config", cfg, "--source", "nope")
+	if r.code != cli.ExitUsage || !strings.Contains(r.stderr, `unknown source "nope" (configured: app)`) {
+		t.Fatalf("an unknown source: exit %d\n%s", r.code, r.stderr)
+	}
+}
