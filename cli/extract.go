@@ -32,6 +32,10 @@ func (a *app) extractCommand() *cobra.Command {
 domain's bronze, then exit; --interval keeps extracting, every interval, until
 stopped. 'medallion run' then processes the new bronze as it does the sink's.
 
+snapshot reads every row of the table or query each time, in one consistent
+snapshot, and sets the domain's timestamp field to the time of the extract, so
+the domain is partitioned by extract date.
+
 incremental reads the rows whose watermark column passed the extract's position,
 in (watermark, key) order, so rows sharing a timestamp are never skipped, and
 never past the start of a transaction still open on the server, so a row
@@ -42,7 +46,7 @@ the bronze files are written: a crash in between extracts that batch again
 in the query, so the raw value never leaves the source.
 
 Exit code 1 if an extract failed (the others still run; the failed one keeps
-its position). snapshot and cdc modes are not implemented yet.
+its position). The cdc mode is not implemented yet.
 
 Examples:
   medallion extract
@@ -61,9 +65,11 @@ Examples:
 // extractJob is one configured extract, ready to run.
 type extractJob struct {
 	source, name string
-	url          string
-	x            extract.Incremental
-	domain       config.Domain
+	url, mode    string
+	x            interface {
+		Run(ctx context.Context, conn *pgx.Conn, store meta.Store, t extract.Target, afterWrite func()) (extract.Result, error)
+	}
+	domain config.Domain
 }
 
 func (a *app) extract(cmd *cobra.Command, sources, names []string, interval time.Duration) error {
@@ -134,8 +140,12 @@ func extractJobs(cfg *config.Config, sources, names []string) ([]extractJob, err
 				from = string(q)
 			}
 			d, _ := cfg.Domain(e.DomainName(en))
-			jobs = append(jobs, extractJob{source: sn, name: en, url: src.URL, domain: d,
-				x: extract.Incremental{From: from, Watermark: e.Watermark, Key: e.Key, Batch: e.Batch, Mask: e.Mask}})
+			j := extractJob{source: sn, name: en, url: src.URL, mode: e.Mode, domain: d,
+				x: extract.Incremental{From: from, Watermark: e.Watermark, Key: e.Key, Batch: e.Batch, Mask: e.Mask}}
+			if e.Mode == config.ModeSnapshot {
+				j.x = extract.Snapshot{From: from, Mask: e.Mask, Batch: e.Batch, Field: d.TimestampField}
+			}
+			jobs = append(jobs, j)
 		}
 	}
 	if len(jobs) == 0 {
@@ -160,7 +170,7 @@ func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket stor
 		var res extract.Result
 		if err == nil {
 			res, err = j.x.Run(ctx, conn, store, t, nil)
-		} else if ferr := store.FailExtract(ctx, j.source, j.name, config.ModeIncremental, err.Error(), time.Now()); ferr != nil {
+		} else if ferr := store.FailExtract(ctx, j.source, j.name, j.mode, err.Error(), time.Now()); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
 		if err != nil {

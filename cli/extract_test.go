@@ -31,6 +31,8 @@ func TestExtractCommand(t *testing.T) {
 			SELECT 'u-' || i, 'User' || i || '@Example.com', 'User ' || i, (ARRAY['Austin', 'Boston'])[1 + i % 2],
 				timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour', timestamptz '2024-01-15 06:00:00+00' + i * interval '1 minute', 1990
 			FROM generate_series(1, 300) i`,
+		`CREATE TABLE app_restaurants (restaurant_id text PRIMARY KEY, name text, city text, cuisine text, rating numeric(2,1), is_active boolean)`,
+		`INSERT INTO app_restaurants SELECT 'r-' || i, 'R' || i, 'Austin', 'mexican', 4.5, true FROM generate_series(1, 7) i`,
 	} {
 		if _, err := pg.Exec(ctx, q); err != nil {
 			t.Fatal(err)
@@ -43,13 +45,15 @@ func TestExtractCommand(t *testing.T) {
 	}
 	sources := "sources:\n  app:\n    url: " + url + "\n    extracts:\n" +
 		"      users: {mode: incremental, table: app_users, watermark: updated_at, key: [user_id], mask: {name: sha256}}\n" +
-		"      broken: {domain: users, mode: incremental, table: app_users, watermark: modified_at, key: [user_id]}\n"
+		"      broken: {domain: users, mode: incremental, table: app_users, watermark: modified_at, key: [user_id]}\n" +
+		"      restaurants: {mode: snapshot, query: \"SELECT r.*, '[]'::json AS menu_items FROM app_restaurants r\"}\n"
 	if err := os.WriteFile(cfg, append(raw, sources...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
 	r := run(t, "extract", "--config", cfg)
 	if r.code != cli.ExitFailed || !strings.Contains(r.stdout, "app.users: 300 rows in 1 batches into users bronze") ||
+		!strings.Contains(r.stdout, "app.restaurants: 7 rows in 1 batches into restaurants bronze") ||
 		!strings.Contains(r.stdout, `app.broken: FAILED: extract app.broken: incremental extract of app_users: no column "modified_at"`) {
 		t.Fatalf("extract: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -62,13 +66,17 @@ func TestExtractCommand(t *testing.T) {
 		!strings.Contains(r.stdout, `no column "modified_at"`) {
 		t.Fatalf("status:\n%s", r.stdout)
 	}
-	r = run(t, "run", "--config", cfg, "--domain", "users")
+	r = run(t, "run", "--config", cfg, "--domain", "users", "--domain", "restaurants")
 	if r.code != cli.ExitOK {
 		t.Fatalf("run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, "query", "--config", cfg, "--format", "csv", "SELECT count(*) AS n, count(DISTINCT city) AS cities FROM gold.users_current")
 	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "300,2") {
 		t.Fatalf("gold after extract and run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "query", "--config", cfg, "--format", "csv", "SELECT count(*) AS n FROM gold.restaurants_current")
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "\n7") {
+		t.Fatalf("gold after a snapshot extract and run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, "extract", "--config", cfg, "--source", "nope")
 	if r.code != cli.ExitUsage || !strings.Contains(r.stderr, `unknown source "nope" (configured: app)`) {

@@ -153,11 +153,12 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			}},
 		{"bad size", "sink:\n  memory_budget: lots\n",
 			[]string{`FILE:2: sink.memory_budget: cannot use "lots" as a size (e.g. 64MiB, 1GB)`}},
-		{"bad sources", "sources:\n  app:\n    url: mysql://db/app\n    extracts:\n      users: {mode: incremental, table: users, mask: {email: md5}}\n      orders: {mode: snapshots, query: x, table: y}\n",
+		{"bad sources", "sources:\n  app:\n    url: mysql://db/app\n    extracts:\n      users: {mode: incremental, table: users, mask: {email: md5}}\n      orders: {mode: snapshots, query: x, table: y}\n      restaurants: {mode: snapshot, table: r, watermark: at}\n",
 			[]string{
 				`FILE:3: sources.app.url: invalid URL: want postgres://user:${PASSWORD}@host:5432/db`,
 				`FILE:6: sources.app.extracts.orders.mode: want incremental, snapshot or cdc, got "snapshots"`,
 				`FILE:6: sources.app.extracts.orders.table: set exactly one of table, query and query_file`,
+				`FILE:7: sources.app.extracts.restaurants.watermark: a snapshot extract reads every row each time: drop watermark and key`,
 				`FILE:5: sources.app.extracts.users.watermark: an incremental extract needs the timestamp column it follows`,
 				`FILE:5: sources.app.extracts.users.key: an incremental extract needs the key columns that break the watermark's ties`,
 				`FILE:5: sources.app.extracts.users.mask.email: unknown mask "md5" (want sha256)`,

@@ -28,7 +28,8 @@ const (
 type Extract struct {
 	// Domain receives the rows (default: the extract's name).
 	Domain string `yaml:"domain"`
-	// Mode is incremental (implemented), snapshot or cdc.
+	// Mode is incremental, snapshot (every row each time, stamped with the
+	// extract's time in the domain's timestamp field) or cdc (not yet).
 	Mode string `yaml:"mode"`
 	// Table, Query or QueryFile (relative to the config file) is what is
 	// read; each row becomes one JSON message, nested values included.
@@ -98,8 +99,12 @@ func validateExtract(c *checker, key string, e Extract) {
 		if len(e.Key) == 0 {
 			c.add(key+".key", "an incremental extract needs the key columns that break the watermark's ties")
 		}
-	case ModeSnapshot, ModeCDC:
-		c.add(key+".mode", "mode %s is not implemented yet (incremental is)", e.Mode)
+	case ModeSnapshot:
+		if e.Watermark != "" || len(e.Key) > 0 {
+			c.add(key+".watermark", "a snapshot extract reads every row each time: drop watermark and key")
+		}
+	case ModeCDC:
+		c.add(key+".mode", "mode cdc is not implemented yet (incremental and snapshot are)")
 	default:
 		c.add(key+".mode", "want incremental, snapshot or cdc, got %q", e.Mode)
 	}

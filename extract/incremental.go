@@ -166,43 +166,16 @@ func (x Incremental) check() error {
 	return nil
 }
 
-func (x Incremental) describe() string {
-	if isQuery(x.From) {
-		return "its query"
-	}
-	return x.From
-}
-
-func isQuery(from string) bool {
-	f := strings.ToLower(strings.TrimSpace(from))
-	return strings.HasPrefix(f, "select") || strings.HasPrefix(f, "with") || strings.HasPrefix(f, "(")
-}
-
-// relation is From as a FROM item.
-func (x Incremental) relation() string {
-	if isQuery(x.From) {
-		return "(" + x.From + ")"
-	}
-	return "(SELECT * FROM " + x.From + ")"
-}
+func (x Incremental) describe() string { return relation{x.From, x.Mask}.name() }
 
 // columnTypes maps the watermark and key columns to their types, from the
 // relation's description (no rows are read), so that positions compare as
 // the columns do.
 func (x Incremental) columnTypes(ctx context.Context, conn *pgx.Conn) ([]string, map[string]string, error) {
-	sd, err := conn.Prepare(ctx, "", "SELECT * FROM "+x.relation()+" t LIMIT 0")
+	rel := relation{x.From, x.Mask}
+	names, types, err := rel.columns(ctx, conn)
 	if err != nil {
 		return nil, nil, fmt.Errorf("incremental extract of %s: %w", x.describe(), err)
-	}
-	var names []string
-	types := map[string]string{}
-	for _, f := range sd.Fields {
-		var name string
-		if err := conn.QueryRow(ctx, "SELECT format_type($1, NULL)", f.DataTypeOID).Scan(&name); err != nil {
-			return nil, nil, err
-		}
-		names = append(names, f.Name)
-		types[f.Name] = name
 	}
 	for _, c := range append([]string{x.Watermark}, x.Key...) {
 		if _, ok := types[c]; !ok {
@@ -212,31 +185,10 @@ func (x Incremental) columnTypes(ctx context.Context, conn *pgx.Conn) ([]string,
 			return nil, nil, fmt.Errorf("incremental extract of %s: column %q orders the extract and cannot be masked", x.describe(), c)
 		}
 	}
-	for c := range x.Mask {
-		if _, ok := types[c]; !ok {
-			return nil, nil, fmt.Errorf("incremental extract of %s: no column %q to mask", x.describe(), c)
-		}
-	}
 	if t := types[x.Watermark]; t != "timestamp with time zone" && t != "timestamp without time zone" {
 		return nil, nil, fmt.Errorf("incremental extract of %s: watermark column %q is %s; it must be a timestamp set by the database", x.describe(), x.Watermark, t)
 	}
 	return names, types, nil
-}
-
-// masked is the relation with the masked columns hashed.
-func (x Incremental) masked(names []string) string {
-	if len(x.Mask) == 0 {
-		return x.relation()
-	}
-	cols := make([]string, len(names))
-	for i, n := range names {
-		id := pgx.Identifier{n}.Sanitize()
-		cols[i] = "m." + id
-		if _, ok := x.Mask[n]; ok {
-			cols[i] = fmt.Sprintf("encode(sha256(convert_to(m.%s::text, 'UTF8')), 'hex') AS %s", id, id)
-		}
-	}
-	return "(SELECT " + strings.Join(cols, ", ") + " FROM " + x.relation() + " m)"
 }
 
 // query is the read: the rows past pos (compared as the columns' types)
@@ -286,6 +238,6 @@ func (x Incremental) query(names []string, types map[string]string, pos Position
 	LIMIT %[5]d
 )
 SELECT h.see_all, r.row, %[6]s FROM h LEFT JOIN r ON true ORDER BY r.n`,
-		strings.Join(sel, ", "), x.masked(names), strings.Join(order, ", "), where, batch, strings.Join(outCols, ", "))
+		strings.Join(sel, ", "), relation{x.From, x.Mask}.masked(names), strings.Join(order, ", "), where, batch, strings.Join(outCols, ", "))
 	return q, args, nil
 }
