@@ -24,6 +24,7 @@ func (a *app) extractCommand() *cobra.Command {
 	var (
 		sources, extracts []string
 		interval          time.Duration
+		dropSlot          bool
 	)
 	cmd := &cobra.Command{
 		Use:   "extract [--source S] [--extract E] [--interval 30s]",
@@ -46,19 +47,31 @@ the bronze files are written: a crash in between extracts that batch again
 in the query, so the raw value never leaves the source.
 
 Exit code 1 if an extract failed (the others still run; the failed one keeps
-its position). The cdc mode is not implemented yet.
+its position).
+
+cdc captures the table's inserts, updates and deletes from the write-ahead log
+(wal_level = logical) through a replication slot and a publication it creates,
+medallion_<source>_<extract>: each change is a record with op c, u or d (a
+delete carries the key). A run captures until no change has arrived for 2s.
+The slot keeps the server's WAL until the changes are in bronze; a slot no
+longer used must be dropped (--drop-slot), or the WAL grows: extract warns past
+max_retained_wal.
 
 Examples:
   medallion extract
   medallion extract --source app --extract users --interval 30s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dropSlot {
+				return a.dropSlots(cmd, sources, extracts)
+			}
 			return a.extract(cmd, sources, extracts, interval)
 		},
 	}
 	cmd.Flags().StringSliceVar(&sources, "source", nil, "only these sources (repeat or comma-separate)")
 	cmd.Flags().StringSliceVar(&extracts, "extract", nil, "only these extracts (repeat or comma-separate)")
 	cmd.Flags().DurationVar(&interval, "interval", 0, "keep extracting, every interval, until stopped (0: once)")
+	cmd.Flags().BoolVar(&dropSlot, "drop-slot", false, "remove the replication slots (and publications) of the selected cdc extracts, and exit")
 	return cmd
 }
 
@@ -66,10 +79,12 @@ Examples:
 type extractJob struct {
 	source, name string
 	url, mode    string
-	x            interface {
-		Run(ctx context.Context, conn *pgx.Conn, store meta.Store, t extract.Target, afterWrite func()) (extract.Result, error)
-	}
-	domain config.Domain
+	run          func(ctx context.Context, conn *pgx.Conn, store meta.Store, t extract.Target) (extract.Result, error)
+	domain       config.Domain
+	// cdc is set for a cdc extract (its slot, for --drop-slot and the
+	// retained WAL), with the most WAL it may keep before a warning.
+	cdc    *extract.CDC
+	maxWAL int64
 }
 
 func (a *app) extract(cmd *cobra.Command, sources, names []string, interval time.Duration) error {
@@ -140,18 +155,39 @@ func extractJobs(cfg *config.Config, sources, names []string) ([]extractJob, err
 				from = string(q)
 			}
 			d, _ := cfg.Domain(e.DomainName(en))
-			j := extractJob{source: sn, name: en, url: src.URL, mode: e.Mode, domain: d,
-				x: extract.Incremental{From: from, Watermark: e.Watermark, Key: e.Key, Batch: e.Batch, Mask: e.Mask}}
-			if e.Mode == config.ModeSnapshot {
-				j.x = extract.Snapshot{From: from, Mask: e.Mask, Batch: e.Batch, Field: d.TimestampField}
-			}
-			jobs = append(jobs, j)
+			jobs = append(jobs, newExtractJob(sn, en, src.URL, from, e, d))
 		}
 	}
 	if len(jobs) == 0 {
 		return nil, usageError("no extract matches --extract %s", strings.Join(names, ","))
 	}
 	return jobs, nil
+}
+
+func newExtractJob(source, name, url, from string, e config.Extract, d config.Domain) extractJob {
+	j := extractJob{source: source, name: name, url: url, mode: e.Mode, domain: d}
+	switch e.Mode {
+	case config.ModeSnapshot:
+		x := extract.Snapshot{From: from, Mask: e.Mask, Batch: e.Batch, Field: d.TimestampField}
+		j.run = func(ctx context.Context, conn *pgx.Conn, store meta.Store, t extract.Target) (extract.Result, error) {
+			return x.Run(ctx, conn, store, t, nil)
+		}
+	case config.ModeCDC:
+		x := &extract.CDC{Table: e.Table, Slot: extract.SlotName(source, name), Mask: e.Mask, Batch: e.Batch, Field: d.TimestampField}
+		j.cdc, j.maxWAL = x, int64(e.MaxRetainedWAL)
+		if j.maxWAL == 0 {
+			j.maxWAL = 1 << 30
+		}
+		j.run = func(ctx context.Context, conn *pgx.Conn, store meta.Store, t extract.Target) (extract.Result, error) {
+			return x.Run(ctx, conn, url, store, t, nil)
+		}
+	default:
+		x := extract.Incremental{From: from, Watermark: e.Watermark, Key: e.Key, Batch: e.Batch, Mask: e.Mask}
+		j.run = func(ctx context.Context, conn *pgx.Conn, store meta.Store, t extract.Target) (extract.Result, error) {
+			return x.Run(ctx, conn, store, t, nil)
+		}
+	}
+	return j
 }
 
 // runExtracts runs every job once, printing a line each, and returns how
@@ -169,7 +205,7 @@ func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket stor
 		conn, err := connect(ctx, conns, j)
 		var res extract.Result
 		if err == nil {
-			res, err = j.x.Run(ctx, conn, store, t, nil)
+			res, err = j.run(ctx, conn, store, t)
 		} else if ferr := store.FailExtract(ctx, j.source, j.name, j.mode, err.Error(), time.Now()); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
@@ -186,8 +222,21 @@ func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket stor
 			line += ", up to " + res.Position.Watermark
 		}
 		fmt.Fprintf(w, "%s in %s\n", line, time.Since(start).Round(time.Millisecond))
+		warnRetainedWAL(ctx, w, conn, j)
 	}
 	return failed
+}
+
+// warnRetainedWAL warns when a cdc slot keeps more WAL than allowed.
+func warnRetainedWAL(ctx context.Context, w io.Writer, conn *pgx.Conn, j extractJob) {
+	if j.cdc == nil || j.maxWAL <= 0 {
+		return
+	}
+	n, err := j.cdc.RetainedWAL(ctx, conn)
+	if err == nil && n > j.maxWAL {
+		fmt.Fprintf(w, "WARNING: %s.%s: the slot %s keeps %s of WAL on the server (max_retained_wal %s): extract more often, or --drop-slot a slot no longer used\n",
+			j.source, j.name, j.cdc.Slot, config.ByteSize(n), config.ByteSize(j.maxWAL))
+	}
 }
 
 // connect opens one connection per source, reused by its extracts.
@@ -201,4 +250,42 @@ func connect(ctx context.Context, conns map[string]*pgx.Conn, j extractJob) (*pg
 	}
 	conns[j.source] = c
 	return c, nil
+}
+
+// dropSlots removes the slots of the selected cdc extracts.
+func (a *app) dropSlots(cmd *cobra.Command, sources, names []string) error {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	jobs, err := extractJobs(cfg, sources, names)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	conns := map[string]*pgx.Conn{}
+	defer func() {
+		for _, c := range conns {
+			c.Close(context.Background())
+		}
+	}()
+	dropped := 0
+	for _, j := range jobs {
+		if j.cdc == nil {
+			continue
+		}
+		conn, err := connect(ctx, conns, j)
+		if err != nil {
+			return err
+		}
+		if err := j.cdc.DropSlot(ctx, conn); err != nil {
+			return fmt.Errorf("%s.%s: %w", j.source, j.name, err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s.%s: dropped the replication slot %s; the next extract starts capturing anew\n", j.source, j.name, j.cdc.Slot)
+		dropped++
+	}
+	if dropped == 0 {
+		return usageError("no cdc extract selected: --drop-slot removes the slots of cdc extracts")
+	}
+	return nil
 }

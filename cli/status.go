@@ -377,9 +377,9 @@ func printExtracts(w io.Writer, extracts []meta.ExtractState) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tEXTRACT\tMODE\tROWS\tUP TO\tLAST SUCCESS\tERROR")
 	for _, e := range extracts {
-		upTo := "-"
-		if p, err := extract.ParsePosition(e.Position); err == nil && p.Watermark != "" {
-			upTo = p.Watermark
+		upTo := extract.PositionText(e.Position)
+		if upTo == "" {
+			upTo = "-"
 		}
 		success := "never"
 		if !e.LastSuccessAt.IsZero() {

@@ -153,9 +153,10 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			}},
 		{"bad size", "sink:\n  memory_budget: lots\n",
 			[]string{`FILE:2: sink.memory_budget: cannot use "lots" as a size (e.g. 64MiB, 1GB)`}},
-		{"bad sources", "sources:\n  app:\n    url: mysql://db/app\n    extracts:\n      users: {mode: incremental, table: users, mask: {email: md5}}\n      orders: {mode: snapshots, query: x, table: y}\n      restaurants: {mode: snapshot, table: r, watermark: at}\n",
+		{"bad sources", "sources:\n  app:\n    url: mysql://db/app\n    extracts:\n      users: {mode: incremental, table: users, mask: {email: md5}}\n      orders: {mode: snapshots, query: x, table: y}\n      restaurants: {mode: snapshot, table: r, watermark: at}\n      events: {mode: cdc, query: x}\n",
 			[]string{
 				`FILE:3: sources.app.url: invalid URL: want postgres://user:${PASSWORD}@host:5432/db`,
+				`FILE:8: sources.app.extracts.events.table: a cdc extract captures one table's changes: set table (not query)`,
 				`FILE:6: sources.app.extracts.orders.mode: want incremental, snapshot or cdc, got "snapshots"`,
 				`FILE:6: sources.app.extracts.orders.table: set exactly one of table, query and query_file`,
 				`FILE:7: sources.app.extracts.restaurants.watermark: a snapshot extract reads every row each time: drop watermark and key`,

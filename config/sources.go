@@ -29,7 +29,8 @@ type Extract struct {
 	// Domain receives the rows (default: the extract's name).
 	Domain string `yaml:"domain"`
 	// Mode is incremental, snapshot (every row each time, stamped with the
-	// extract's time in the domain's timestamp field) or cdc (not yet).
+	// extract's time in the domain's timestamp field) or cdc (the table's
+	// changes from the write-ahead log, through a logical replication slot).
 	Mode string `yaml:"mode"`
 	// Table, Query or QueryFile (relative to the config file) is what is
 	// read; each row becomes one JSON message, nested values included.
@@ -44,6 +45,10 @@ type Extract struct {
 	Mask map[string]string `yaml:"mask"`
 	// Batch is the most rows read at a time (default 10000).
 	Batch int `yaml:"batch"`
+	// MaxRetainedWAL (cdc) is how much WAL the server may keep for the
+	// slot before extract warns (default 1GiB): a stopped extractor makes
+	// it grow.
+	MaxRetainedWAL ByteSize `yaml:"max_retained_wal"`
 }
 
 // DomainName is the domain an extract named name writes.
@@ -104,9 +109,20 @@ func validateExtract(c *checker, key string, e Extract) {
 			c.add(key+".watermark", "a snapshot extract reads every row each time: drop watermark and key")
 		}
 	case ModeCDC:
-		c.add(key+".mode", "mode cdc is not implemented yet (incremental and snapshot are)")
+		if e.Table == "" {
+			c.add(key+".table", "a cdc extract captures one table's changes: set table (not query)")
+		}
+		if e.Watermark != "" || len(e.Key) > 0 {
+			c.add(key+".watermark", "a cdc extract follows the write-ahead log: drop watermark and key")
+		}
+		if e.MaxRetainedWAL < 0 {
+			c.add(key+".max_retained_wal", "must not be negative")
+		}
 	default:
 		c.add(key+".mode", "want incremental, snapshot or cdc, got %q", e.Mode)
+	}
+	if e.Mode == ModeCDC {
+		return
 	}
 	n := 0
 	for _, s := range []string{e.Table, e.Query, e.QueryFile} {

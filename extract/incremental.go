@@ -54,6 +54,22 @@ func (p Position) String() string {
 	return string(b)
 }
 
+// PositionText is a stored position of any mode as people read it: the
+// watermark, the snapshot's time or the LSN ("" before the first).
+func PositionText(stored string) string {
+	var p struct {
+		Watermark string `json:"watermark"`
+		LSN       string `json:"lsn"`
+	}
+	if json.Unmarshal([]byte(stored), &p) != nil {
+		return ""
+	}
+	if p.LSN != "" {
+		return "LSN " + p.LSN
+	}
+	return p.Watermark
+}
+
 // ParsePosition reads a stored position ("" is the zero Position).
 func ParsePosition(s string) (Position, error) {
 	var p Position

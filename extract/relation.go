@@ -2,6 +2,8 @@ package extract
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -76,4 +78,9 @@ func (r relation) masked(names []string) string {
 		}
 	}
 	return "(SELECT " + strings.Join(cols, ", ") + " FROM " + r.sql() + " m)"
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

@@ -1,0 +1,383 @@
+package extract
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/medallionlake/medallion/meta"
+)
+
+// CDC captures a table's inserts, updates and deletes from the write-ahead
+// log, through a logical replication slot and the pgoutput plugin: every
+// intermediate change and every delete, with no load on the table. Each
+// change becomes a record of the row's new values with "op" c, u or d; a
+// delete carries the key (the replica identity) and, when the domain's
+// timestamp field is not among them, the commit time in that field.
+//
+// The slot and a publication for the table are created on the first run;
+// changes from then on are captured (run a snapshot or incremental extract
+// once for the rows already there). The slot's confirmed position is moved
+// only after the bronze files and the meta store's position are written, so
+// the server keeps the WAL of anything not yet durable: a crash re-delivers
+// it (at-least-once).
+type CDC struct {
+	Table string
+	Slot  string
+	Mask  map[string]string
+	// Field is the domain's timestamp field, for deletes that lack it.
+	Field string
+	// Batch is the most changes written at once (at a commit boundary).
+	Batch int
+	// Idle ends a run once no change has arrived for this long (default 2s).
+	Idle time.Duration
+}
+
+// SlotName is the replication slot (and publication) of a source's cdc
+// extract: medallion_<source>_<extract>, lower case, [a-z0-9_] only.
+func SlotName(source, extract string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower("medallion_" + source + "_" + extract) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteRune('_')
+		}
+	}
+	return b.String()
+}
+
+// ReplicationURL is url with the replication protocol turned on.
+func ReplicationURL(url string) string {
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "replication=database"
+}
+
+func (x CDC) publication() string { return x.Slot }
+
+// prepare makes the publication and the slot if they are missing; it runs
+// on an ordinary connection.
+func (x CDC) prepare(ctx context.Context, conn *pgx.Conn) error {
+	var level string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('wal_level')").Scan(&level); err != nil {
+		return err
+	}
+	if level != "logical" {
+		return fmt.Errorf("cdc needs wal_level = logical on the server (it is %s): set it in postgresql.conf and restart", level)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_publication WHERE pubname = $1", x.publication()).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s", pgx.Identifier{x.publication()}.Sanitize(), x.Table)); err != nil {
+			return fmt.Errorf("create the publication of %s: %w", x.Table, err)
+		}
+	}
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", x.Slot).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", x.Slot); err != nil {
+			return fmt.Errorf("create the replication slot %s: %w", x.Slot, err)
+		}
+	}
+	return nil
+}
+
+// DropSlot removes the extract's replication slot and publication, so the
+// server no longer keeps WAL for it.
+func (x CDC) DropSlot(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", x.Slot); err != nil {
+		return fmt.Errorf("drop the replication slot %s: %w", x.Slot, err)
+	}
+	if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{x.publication()}.Sanitize()); err != nil {
+		return fmt.Errorf("drop the publication %s: %w", x.publication(), err)
+	}
+	return nil
+}
+
+// RetainedWAL is how many bytes of WAL the server keeps for the slot.
+func (x CDC) RetainedWAL(ctx context.Context, conn *pgx.Conn) (int64, error) {
+	var n *int64
+	err := conn.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1", x.Slot).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) || n == nil {
+		return 0, err
+	}
+	return *n, err
+}
+
+// Run captures the changes past the extract's position until none has
+// arrived for x.Idle, writing them to t's bronze at commit boundaries.
+// conn is an ordinary connection; replURL the source's URL (see
+// ReplicationURL). afterWrite, if set, runs between the bronze files and
+// the position (tests).
+func (x CDC) Run(ctx context.Context, conn *pgx.Conn, replURL string, store meta.Store, t Target, afterWrite func()) (Result, error) {
+	res, err := x.run(ctx, conn, replURL, store, t, afterWrite)
+	if err != nil {
+		if ferr := store.FailExtract(context.WithoutCancel(ctx), t.Source, t.Extract, "cdc", err.Error(), t.now()); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+	}
+	return res, err
+}
+
+// cdcState is a CDC extract's position: the end of the last transaction
+// written, and the bronze offsets used.
+type cdcState struct {
+	LSN        string `json:"lsn"`
+	NextOffset int64  `json:"next_offset,omitempty"`
+}
+
+func (x CDC) run(ctx context.Context, conn *pgx.Conn, replURL string, store meta.Store, t Target, afterWrite func()) (Result, error) {
+	var res Result
+	if err := x.prepare(ctx, conn); err != nil {
+		return res, fmt.Errorf("cdc extract of %s: %w", x.Table, err)
+	}
+	from, err := position(ctx, store, t)
+	if err != nil {
+		return res, err
+	}
+	var st cdcState
+	if from != "" {
+		if err := json.Unmarshal([]byte(from), &st); err != nil {
+			return res, fmt.Errorf("cdc position %q: %w", from, err)
+		}
+	}
+	start := pglogrepl.LSN(0)
+	if st.LSN != "" {
+		if start, err = pglogrepl.ParseLSN(st.LSN); err != nil {
+			return res, err
+		}
+	}
+	repl, err := pgconn.Connect(ctx, ReplicationURL(replURL))
+	if err != nil {
+		return res, fmt.Errorf("cdc extract of %s: replication connection: %w", x.Table, err)
+	}
+	defer repl.Close(context.WithoutCancel(ctx))
+	err = pglogrepl.StartReplication(ctx, repl, x.Slot, start, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + x.publication() + "'"}})
+	if err != nil {
+		return res, fmt.Errorf("cdc extract of %s: start replication on slot %s: %w", x.Table, x.Slot, err)
+	}
+	s := &cdcStream{x: x, t: t, store: store, repl: repl, state: st, from: from, relations: map[uint32]*pglogrepl.RelationMessage{},
+		types: pgtype.NewMap(), afterWrite: afterWrite, res: &res}
+	return res, s.loop(ctx)
+}
+
+// cdcStream is one run's replication stream and what it has buffered.
+type cdcStream struct {
+	x          CDC
+	t          Target
+	store      meta.Store
+	repl       *pgconn.PgConn
+	state      cdcState
+	from       string
+	relations  map[uint32]*pglogrepl.RelationMessage
+	types      *pgtype.Map
+	afterWrite func()
+	res        *Result
+
+	tx        [][]byte // the changes of the transaction being received
+	commit    time.Time
+	done      [][]byte // the changes of committed transactions, not written yet
+	doneLSN   pglogrepl.LSN
+	writtenTo pglogrepl.LSN
+}
+
+func (s *cdcStream) loop(ctx context.Context) error {
+	idle := s.x.Idle
+	if idle <= 0 {
+		idle = 2 * time.Second
+	}
+	batch := s.x.Batch
+	if batch <= 0 {
+		batch = 10_000
+	}
+	lastChange := time.Now()
+	for {
+		if time.Since(lastChange) > idle {
+			return s.flush(ctx)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		raw, err := s.repl.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if pgconn.Timeout(err) && ctx.Err() == nil {
+				continue
+			}
+			return fmt.Errorf("cdc extract of %s: %w", s.x.Table, err)
+		}
+		if e, ok := raw.(*pgproto3.ErrorResponse); ok {
+			return fmt.Errorf("cdc extract of %s: %s (SQLSTATE %s)", s.x.Table, e.Message, e.Code)
+		}
+		msg, ok := raw.(*pgproto3.CopyData)
+		if !ok || len(msg.Data) == 0 {
+			continue
+		}
+		switch msg.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			k, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+			if err != nil {
+				return err
+			}
+			if k.ReplyRequested {
+				if err := s.confirm(ctx); err != nil {
+					return err
+				}
+			}
+		case pglogrepl.XLogDataByteID:
+			xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+			if err != nil {
+				return err
+			}
+			committed, err := s.decode(xld.WALData)
+			if err != nil {
+				return fmt.Errorf("cdc extract of %s: %w", s.x.Table, err)
+			}
+			lastChange = time.Now()
+			if committed && len(s.done) >= batch {
+				if err := s.flush(ctx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// decode handles one pgoutput message; it reports whether it ended a
+// transaction.
+func (s *cdcStream) decode(data []byte) (bool, error) {
+	m, err := pglogrepl.Parse(data)
+	if err != nil {
+		return false, err
+	}
+	switch m := m.(type) {
+	case *pglogrepl.RelationMessage:
+		s.relations[m.RelationID] = m
+	case *pglogrepl.BeginMessage:
+		s.tx, s.commit = nil, m.CommitTime
+	case *pglogrepl.InsertMessage:
+		return false, s.change(m.RelationID, m.Tuple, "c")
+	case *pglogrepl.UpdateMessage:
+		return false, s.change(m.RelationID, m.NewTuple, "u")
+	case *pglogrepl.DeleteMessage:
+		return false, s.change(m.RelationID, m.OldTuple, "d")
+	case *pglogrepl.CommitMessage:
+		s.done = append(s.done, s.tx...)
+		s.tx = nil
+		s.doneLSN = m.TransactionEndLSN
+		return true, nil
+	}
+	return false, nil
+}
+
+// change turns a tuple into a JSON row with its op.
+func (s *cdcStream) change(rel uint32, tuple *pglogrepl.TupleData, op string) error {
+	r, ok := s.relations[rel]
+	if !ok {
+		return fmt.Errorf("a change of unknown relation %d", rel)
+	}
+	if tuple == nil {
+		return fmt.Errorf("a %s change of %s.%s without its row", op, r.Namespace, r.RelationName)
+	}
+	row := map[string]any{"op": op}
+	for i, col := range tuple.Columns {
+		c := r.Columns[i]
+		switch col.DataType {
+		case 'n':
+			if op != "d" {
+				row[c.Name] = nil
+			}
+		case 't':
+			v, err := s.value(col.Data, c.DataType)
+			if err != nil {
+				return fmt.Errorf("column %s: %w", c.Name, err)
+			}
+			if how, masked := s.x.Mask[c.Name]; masked && how == "sha256" {
+				v = sha256Hex(string(col.Data))
+			}
+			row[c.Name] = v
+		}
+	}
+	if _, ok := row[s.x.Field]; !ok && s.x.Field != "" {
+		row[s.x.Field] = s.commit.UTC().Format(time.RFC3339Nano)
+	}
+	b, err := json.Marshal(row)
+	if err != nil {
+		return err
+	}
+	s.tx = append(s.tx, b)
+	return nil
+}
+
+func (s *cdcStream) value(data []byte, oid uint32) (any, error) {
+	if dt, ok := s.types.TypeForOID(oid); ok {
+		v, err := dt.Codec.DecodeValue(s.types, oid, pgtype.TextFormatCode, data)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := v.(pgtype.Numeric); ok {
+			return json.Number(string(data)), nil // exact, as to_jsonb writes it
+		}
+		return v, nil
+	}
+	return string(data), nil
+}
+
+// flush writes the committed changes, then records the position, then
+// lets the server forget the WAL before it.
+func (s *cdcStream) flush(ctx context.Context) error {
+	if len(s.done) > 0 {
+		w, err := s.t.Write(ctx, s.done, nextBase(s.state.NextOffset, s.t.now()),
+			map[string]string{"source": s.t.Source, "extract": s.t.Extract, "lsn": s.doneLSN.String()})
+		if err != nil {
+			return err
+		}
+		s.res.Batches++
+		s.res.Rows += len(s.done)
+		s.res.Files += w.Files
+		s.res.DeadLetters += w.DeadLetters
+		s.state.NextOffset = w.NextOffset
+		if s.afterWrite != nil {
+			s.afterWrite()
+		}
+	}
+	if s.doneLSN != 0 {
+		s.state.LSN = s.doneLSN.String()
+	}
+	pos, _ := json.Marshal(s.state)
+	st := meta.ExtractState{Source: s.t.Source, Extract: s.t.Extract, Mode: "cdc", Position: string(pos), Rows: int64(len(s.done))}
+	if s.state.LSN == "" {
+		st.Position = ""
+	}
+	if err := s.store.AdvanceExtract(ctx, st, s.from, s.t.now()); err != nil {
+		return fmt.Errorf("extract %s.%s: %w", s.t.Source, s.t.Extract, err)
+	}
+	s.from = st.Position
+	s.done = nil
+	s.writtenTo = s.doneLSN
+	s.res.Position = Position{Watermark: s.state.LSN, NextOffset: s.state.NextOffset}
+	return s.confirm(ctx)
+}
+
+// confirm tells the server the position written, so it may recycle the
+// WAL before it.
+func (s *cdcStream) confirm(ctx context.Context) error {
+	if s.writtenTo == 0 {
+		return nil
+	}
+	return pglogrepl.SendStandbyStatusUpdate(ctx, s.repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: s.writtenTo})
+}
