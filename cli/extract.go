@@ -263,6 +263,11 @@ func (a *app) dropSlots(cmd *cobra.Command, sources, names []string) error {
 		return err
 	}
 	ctx := cmd.Context()
+	store, err := a.openMeta(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	conns := map[string]*pgx.Conn{}
 	defer func() {
 		for _, c := range conns {
@@ -280,6 +285,9 @@ func (a *app) dropSlots(cmd *cobra.Command, sources, names []string) error {
 		}
 		if err := j.cdc.DropSlot(ctx, conn); err != nil {
 			return fmt.Errorf("%s.%s: %w", j.source, j.name, err)
+		}
+		if err := store.ForgetExtract(ctx, j.source, j.name); err != nil {
+			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "%s.%s: dropped the replication slot %s; the next extract starts capturing anew\n", j.source, j.name, j.cdc.Slot)
 		dropped++

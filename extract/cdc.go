@@ -86,13 +86,31 @@ func (x CDC) prepare(ctx context.Context, conn *pgx.Conn) error {
 			return fmt.Errorf("create the publication of %s: %w", x.Table, err)
 		}
 	}
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", x.Slot).Scan(&n); err != nil {
+	return nil
+}
+
+// ErrSlotLost means the extract has captured before but its replication
+// slot is gone (dropped by hand, or invalidated by max_slot_wal_keep_size):
+// the changes since its position were not kept, so a new slot would skip
+// them silently.
+var ErrSlotLost = errors.New("the replication slot is gone, and the changes since the extract's position with it")
+
+// checkSlot creates the slot on the first run (no position), and refuses
+// to go on without the slot a position was recorded against.
+func (x CDC) checkSlot(ctx context.Context, conn *pgx.Conn, lsn string) error {
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND wal_status IS DISTINCT FROM 'lost'", x.Slot).Scan(&n); err != nil {
 		return err
 	}
-	if n == 0 {
-		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", x.Slot); err != nil {
-			return fmt.Errorf("create the replication slot %s: %w", x.Slot, err)
-		}
+	switch {
+	case n > 0:
+		return nil
+	case lsn != "":
+		return fmt.Errorf("%w: slot %s, position %s. Re-extract the table (a snapshot or incremental extract), then start capture anew: "+
+			"medallion extract --drop-slot, which also forgets the position", ErrSlotLost, x.Slot, lsn)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", x.Slot); err != nil {
+		return fmt.Errorf("create the replication slot %s: %w", x.Slot, err)
 	}
 	return nil
 }
@@ -155,6 +173,9 @@ func (x CDC) run(ctx context.Context, conn *pgx.Conn, replURL string, store meta
 		if err := json.Unmarshal([]byte(from), &st); err != nil {
 			return res, fmt.Errorf("cdc position %q: %w", from, err)
 		}
+	}
+	if err := x.checkSlot(ctx, conn, st.LSN); err != nil {
+		return res, fmt.Errorf("cdc extract of %s: %w", x.Table, err)
 	}
 	start := pglogrepl.LSN(0)
 	if st.LSN != "" {

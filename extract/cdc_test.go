@@ -3,6 +3,7 @@ package extract_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -137,6 +138,17 @@ func TestCDC(t *testing.T) {
 		t.Fatalf("after the re-delivery: %+v %v", res, err)
 	}
 
+	// The slot is dropped behind the extract's back: it refuses to go on,
+	// since the changes since its position are gone.
+	execSQL(t, c, `SELECT pg_drop_replication_slot('medallion_app_orders')`)
+	execSQL(t, c, `UPDATE orders SET status = 'lost', updated_at = now() WHERE order_id = 'o-1'`)
+	if _, err := x.Run(ctx, c, url, store, target, nil); !errors.Is(err, extract.ErrSlotLost) {
+		t.Fatalf("a run whose slot is gone: %v", err)
+	}
+	must(t, store.ForgetExtract(ctx, "app", "orders"))
+	if res, err := x.Run(ctx, c, url, store, target, nil); err != nil || res.Rows != 0 {
+		t.Fatalf("a run anew after forgetting the position: %+v %v", res, err)
+	}
 	if n, err := x.RetainedWAL(ctx, c); err != nil || n < 0 {
 		t.Fatalf("retained WAL: %d %v", n, err)
 	}
@@ -146,5 +158,12 @@ func TestCDC(t *testing.T) {
 	var slots int
 	if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots").Scan(&slots); err != nil || slots != 0 {
 		t.Fatalf("slots after --drop-slot: %d %v", slots, err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

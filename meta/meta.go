@@ -315,6 +315,8 @@ type Store interface {
 	// moved it). FailExtract records a failed run and leaves the position.
 	AdvanceExtract(ctx context.Context, s ExtractState, from string, at time.Time) error
 	FailExtract(ctx context.Context, source, extract, mode, message string, at time.Time) error
+	// ForgetExtract deletes an extract's state: its next run starts anew.
+	ForgetExtract(ctx context.Context, source, extract string) error
 
 	// AlertOnce records that an alert for the partition and cause is sent
 	// at at, and reports whether to send it: false when one was sent after

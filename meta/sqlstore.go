@@ -984,3 +984,10 @@ func (s *sqlStore) WaitForWork(ctx context.Context, d time.Duration) error {
 	}
 	return s.work.wait(ctx, d)
 }
+
+func (s *sqlStore) ForgetExtract(ctx context.Context, source, extract string) error {
+	if _, err := s.db.ExecContext(ctx, s.d.stmts.get("ForgetExtract"), source, extract); err != nil {
+		return fmt.Errorf("meta: forget extract %s.%s: %w", source, extract, err)
+	}
+	return nil
+}

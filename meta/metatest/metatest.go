@@ -673,6 +673,10 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		if len(all) != 2 || all[0].Extract != "orders" || all[1].Position != "0/16B3748" {
 			t.Fatalf("extracts: %+v", all)
 		}
+		must(t, s.ForgetExtract(ctx, "app", "users"))
+		if _, err := s.Extract(ctx, "app", "users"); !errors.Is(err, meta.ErrNotFound) {
+			t.Fatalf("a forgotten extract: %v", err)
+		}
 		o := all[0]
 		if o.Position != "w2" || o.Rows != 15 || o.LastError != "column updated_at does not exist" || !o.LastRunAt.Equal(t0.Add(4*time.Minute)) || !o.LastSuccessAt.Equal(t0.Add(2*time.Minute)) {
 			t.Fatalf("orders after two advances and a failure: %+v", o)

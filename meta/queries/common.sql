@@ -139,3 +139,6 @@ INSERT INTO medallion_extracts AS e (source, extract, mode, position, last_run_a
 VALUES (?1, ?2, ?3, '', ?4, ?5, ?4)
 ON CONFLICT (source, extract) DO UPDATE SET last_run_at = excluded.last_run_at, last_error = excluded.last_error,
     updated_at = excluded.updated_at;
+
+-- name: ForgetExtract
+DELETE FROM medallion_extracts WHERE source = ?1 AND extract = ?2;
