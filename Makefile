@@ -12,7 +12,7 @@ GO       ?= go
 BIN      := bin
 TESTARGS ?=
 
-.PHONY: all build demo test bench bench-sink bench-year bench-serve bench-workers vet fmt tools services clean
+.PHONY: all build demo test bench bench-sink bench-year bench-serve bench-workers bench-extract vet fmt tools services clean
 
 all: build
 
@@ -91,6 +91,13 @@ bench-year:
 # best of MEDALLION_WORKERS_BENCH_ROUNDS (2) alternating rounds.
 bench-workers: tools services
 	MEDALLION_VERSITYGW=$(CURDIR)/$(BIN)/versitygw $(GO) test ./pipeline -run '^$$' -bench '^BenchmarkWorkers$$' -benchtime 1x -timeout 60m -v
+
+# PostgreSQL extraction (BENCHMARKS.md): rows per second of an incremental
+# extract (orders with items nested by json_agg) and of a cdc extract, 1M
+# orders (MEDALLION_EXTRACT_BENCH_ROWS), into local bronze, on a cluster of
+# the benchmark's own.
+bench-extract:
+	$(GO) test ./extract -run '^$$' -bench '^BenchmarkExtract$$' -benchtime 1x -timeout 30m
 
 # medallion serve under load (BENCHMARKS.md): 32 clients run a mix of gold
 # queries for 60 s against a month of demo data at duckdb.memory_limit

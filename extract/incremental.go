@@ -85,7 +85,7 @@ func ParsePosition(s string) (Position, error) {
 // Incremental reads the rows of From past a position.
 type Incremental struct {
 	// From is a table name or a SELECT; each of its rows becomes one JSON
-	// object (to_jsonb), nested values included.
+	// object (row_to_json), nested values included.
 	From string
 	// Watermark is a timestamptz or timestamp column of From, set by the
 	// database's clock when the row changes.
@@ -247,7 +247,7 @@ func (x Incremental) query(names []string, types map[string]string, pos Position
 		WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid())) AS horizon,
 		pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS see_all
 ), r AS (
-	SELECT row_number() OVER (ORDER BY %[3]s) AS n, to_jsonb(t) AS row, %[1]s
+	SELECT row_number() OVER (ORDER BY %[3]s) AS n, row_to_json(t) AS row, %[1]s
 	FROM %[2]s t, h
 	WHERE %[4]s
 	ORDER BY %[3]s
