@@ -47,17 +47,22 @@ func TestExtractCommand(t *testing.T) {
 		"      users: {mode: incremental, table: app_users, watermark: updated_at, key: [user_id], mask: {name: sha256}}\n" +
 		"      broken: {domain: users, mode: incremental, table: app_users, watermark: modified_at, key: [user_id]}\n" +
 		"      restaurants: {mode: snapshot, query: \"SELECT r.*, '[]'::json AS menu_items FROM app_restaurants r\"}\n"
+	sources += "  down:\n    url: postgres://postgres@" + testenv.FreeAddr(t) + "/app\n    extracts:\n" +
+		"      users: {mode: incremental, table: app_users, watermark: updated_at, key: [user_id]}\n"
 	if err := os.WriteFile(cfg, append(raw, sources...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
 	r := run(t, "extract", "--config", cfg)
+	if !strings.Contains(r.stdout, "down.users: FAILED: source down: ") {
+		t.Fatalf("an unreachable source: exit %d\n%s", r.code, r.stdout)
+	}
 	if r.code != cli.ExitFailed || !strings.Contains(r.stdout, "app.users: 300 rows in 1 batches into users bronze") ||
 		!strings.Contains(r.stdout, "app.restaurants: 7 rows in 1 batches into restaurants bronze") ||
 		!strings.Contains(r.stdout, `app.broken: FAILED: extract app.broken: incremental extract of app_users: no column "modified_at"`) {
 		t.Fatalf("extract: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	r = run(t, "extract", "--config", cfg, "--extract", "users")
+	r = run(t, "extract", "--config", cfg, "--source", "app", "--extract", "users")
 	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "app.users: 0 rows") {
 		t.Fatalf("extract with nothing new: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -79,7 +84,7 @@ func TestExtractCommand(t *testing.T) {
 		t.Fatalf("gold after a snapshot extract and run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, "extract", "--config", cfg, "--source", "nope")
-	if r.code != cli.ExitUsage || !strings.Contains(r.stderr, `unknown source "nope" (configured: app)`) {
+	if r.code != cli.ExitUsage || !strings.Contains(r.stderr, `unknown source "nope" (configured: app, down)`) {
 		t.Fatalf("an unknown source: exit %d\n%s", r.code, r.stderr)
 	}
 }
