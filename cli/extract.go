@@ -87,17 +87,24 @@ type extractJob struct {
 	maxWAL int64
 }
 
-func (a *app) extract(cmd *cobra.Command, sources, names []string, interval time.Duration) error {
+// openExtracts loads the configuration, selects its extracts and opens
+// the meta store.
+func (a *app) openExtracts(ctx context.Context, sources, names []string) (*config.Config, []extractJob, meta.Store, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	jobs, err := extractJobs(cfg, sources, names)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	ctx := cmd.Context()
 	store, err := a.openMeta(ctx, cfg)
+	return cfg, jobs, store, err
+}
+
+func (a *app) extract(cmd *cobra.Command, sources, names []string, interval time.Duration) error {
+	ctx := cmd.Context()
+	cfg, jobs, store, err := a.openExtracts(ctx, sources, names)
 	if err != nil {
 		return err
 	}
@@ -254,16 +261,8 @@ func connect(ctx context.Context, conns map[string]*pgx.Conn, j extractJob) (*pg
 
 // dropSlots removes the slots of the selected cdc extracts.
 func (a *app) dropSlots(cmd *cobra.Command, sources, names []string) error {
-	cfg, err := a.loadConfig()
-	if err != nil {
-		return err
-	}
-	jobs, err := extractJobs(cfg, sources, names)
-	if err != nil {
-		return err
-	}
 	ctx := cmd.Context()
-	store, err := a.openMeta(ctx, cfg)
+	_, jobs, store, err := a.openExtracts(ctx, sources, names)
 	if err != nil {
 		return err
 	}

@@ -3,18 +3,14 @@ package extract_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/extract"
 	"github.com/medallionlake/medallion/internal/testenv"
-	"github.com/medallionlake/medallion/meta"
-	"github.com/medallionlake/medallion/storage/filesystem"
 )
 
 // BenchmarkExtract: rows per second of an incremental and of a cdc extract
@@ -64,32 +60,9 @@ func BenchmarkExtract(b *testing.B) {
 	}
 	query := `SELECT o.*, (SELECT json_agg(json_build_object('item_id', i.item_id, 'name', i.name, 'quantity', i.quantity, 'unit_price', i.unit_price))
 		FROM order_items i WHERE i.order_id = o.order_id) AS items FROM orders o`
-	doms, err := config.BuiltinDomains()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var orders config.Domain
-	for _, d := range doms {
-		if d.Name == "orders" {
-			orders = d
-		}
-	}
-	target := func(b *testing.B) (meta.Store, extract.Target) {
-		dir := b.TempDir()
-		store, err := meta.Open(ctx, "sqlite://"+filepath.Join(dir, "medallion.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { store.Close() })
-		bucket, err := filesystem.New(filesystem.Config{Root: filepath.Join(dir, "lakehouse")})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return store, extract.Target{Bucket: bucket, Domain: orders, Source: "app", Extract: "orders"}
-	}
 	// The slot exists before the rows are written, so cdc captures them.
-	cdc := extract.CDC{Table: "orders", Slot: "medallion_bench", Field: orders.TimestampField, Idle: time.Second}
-	cdcStore, cdcTarget := target(b)
+	cdcStore, cdcTarget := localTarget(b, "orders")
+	cdc := extract.CDC{Table: "orders", Slot: "medallion_bench", Field: cdcTarget.Domain.TimestampField, Idle: time.Second}
 	if _, err := cdc.Run(ctx, c, url, cdcStore, cdcTarget, nil); err != nil {
 		b.Fatal(err)
 	}
@@ -102,7 +75,7 @@ func BenchmarkExtract(b *testing.B) {
 
 	b.Run("incremental", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			store, t := target(b)
+			store, t := localTarget(b, "orders")
 			x := extract.Incremental{From: query, Watermark: "updated_at", Key: []string{"order_id"}, Batch: batch}
 			start := time.Now()
 			res, err := x.Run(ctx, c, store, t, nil)

@@ -144,12 +144,7 @@ func (x CDC) RetainedWAL(ctx context.Context, conn *pgx.Conn) (int64, error) {
 // the position (tests).
 func (x CDC) Run(ctx context.Context, conn *pgx.Conn, replURL string, store meta.Store, t Target, afterWrite func()) (Result, error) {
 	res, err := x.run(ctx, conn, replURL, store, t, afterWrite)
-	if err != nil {
-		if ferr := store.FailExtract(context.WithoutCancel(ctx), t.Source, t.Extract, "cdc", err.Error(), t.now()); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
-	}
-	return res, err
+	return res, recordFailure(ctx, store, t, "cdc", err)
 }
 
 // cdcState is a CDC extract's position: the end of the last transaction

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,11 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/medallionlake/medallion/bronze"
-	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/extract"
 	"github.com/medallionlake/medallion/internal/testenv"
-	"github.com/medallionlake/medallion/meta"
-	"github.com/medallionlake/medallion/storage/filesystem"
 )
 
 // change is one captured record, as bronze holds it.
@@ -64,27 +60,8 @@ func TestCDC(t *testing.T) {
 	defer c.Close(ctx)
 	execSQL(t, c, `CREATE TABLE orders (order_id text PRIMARY KEY, status text NOT NULL, amount numeric(10,2),
 		created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())`)
-	dir := t.TempDir()
-	store, err := meta.Open(ctx, "sqlite://"+filepath.Join(dir, "medallion.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	b, err := filesystem.New(filesystem.Config{Root: filepath.Join(dir, "lakehouse")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	doms, err := config.BuiltinDomains()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var orders config.Domain
-	for _, d := range doms {
-		if d.Name == "orders" {
-			orders = d
-		}
-	}
-	target := extract.Target{Bucket: b, Domain: orders, Source: "app", Extract: "orders"}
+	store, target := localTarget(t, "orders")
+	orders := target.Domain
 	x := extract.CDC{Table: "orders", Slot: "medallion_app_orders", Field: orders.TimestampField, Idle: 500 * time.Millisecond}
 
 	if res, err := x.Run(ctx, c, url, store, target, nil); err != nil || res.Rows != 0 {

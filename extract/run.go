@@ -24,12 +24,19 @@ type Result struct {
 // afterWrite, if set, runs between the two (tests).
 func (x Incremental) Run(ctx context.Context, conn *pgx.Conn, store meta.Store, t Target, afterWrite func()) (Result, error) {
 	res, err := x.run(ctx, conn, store, t, afterWrite)
-	if err != nil {
-		if ferr := store.FailExtract(context.WithoutCancel(ctx), t.Source, t.Extract, "incremental", err.Error(), t.now()); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
+	return res, recordFailure(ctx, store, t, "incremental", err)
+}
+
+// recordFailure records a failed run of t's extract (its position stays)
+// and returns err, with the recording's own error if it failed too.
+func recordFailure(ctx context.Context, store meta.Store, t Target, mode string, err error) error {
+	if err == nil {
+		return nil
 	}
-	return res, err
+	if ferr := store.FailExtract(context.WithoutCancel(ctx), t.Source, t.Extract, mode, err.Error(), t.now()); ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	return err
 }
 
 func (x Incremental) run(ctx context.Context, conn *pgx.Conn, store meta.Store, t Target, afterWrite func()) (Result, error) {

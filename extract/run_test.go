@@ -273,3 +273,30 @@ func readObject(t *testing.T, b storage.Bucket, key string) []byte {
 	}
 	return raw
 }
+
+// localTarget is a fresh SQLite meta store and local bronze for an extract
+// named like the built-in domain it feeds.
+func localTarget(t testing.TB, domain string) (meta.Store, extract.Target) {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := meta.Open(context.Background(), "sqlite://"+filepath.Join(dir, "medallion.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	b, err := filesystem.New(filesystem.Config{Root: filepath.Join(dir, "lakehouse")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doms, err := config.BuiltinDomains()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range doms {
+		if d.Name == domain {
+			return store, extract.Target{Bucket: b, Domain: d, Source: "app", Extract: domain}
+		}
+	}
+	t.Fatalf("no built-in domain %s", domain)
+	return nil, extract.Target{}
+}

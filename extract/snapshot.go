@@ -2,7 +2,6 @@ package extract
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -28,12 +27,7 @@ type Snapshot struct {
 // snapshot again next time; silver keeps the last one of each day.
 func (x Snapshot) Run(ctx context.Context, conn *pgx.Conn, store meta.Store, t Target, afterWrite func()) (Result, error) {
 	res, err := x.run(ctx, conn, store, t, afterWrite)
-	if err != nil {
-		if ferr := store.FailExtract(context.WithoutCancel(ctx), t.Source, t.Extract, "snapshot", err.Error(), t.now()); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
-	}
-	return res, err
+	return res, recordFailure(ctx, store, t, "snapshot", err)
 }
 
 func (x Snapshot) run(ctx context.Context, conn *pgx.Conn, store meta.Store, t Target, afterWrite func()) (Result, error) {

@@ -3,7 +3,6 @@ package extract_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,12 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/medallionlake/medallion/bronze"
-	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/extract"
 	"github.com/medallionlake/medallion/internal/testenv"
 	"github.com/medallionlake/medallion/medtype"
-	"github.com/medallionlake/medallion/meta"
-	"github.com/medallionlake/medallion/storage/filesystem"
 )
 
 // TestSnapshotRuns: a snapshot extract of restaurants with their menus
@@ -36,31 +32,13 @@ func TestSnapshotRuns(t *testing.T) {
 	execSQL(t, c, `INSERT INTO restaurants SELECT 'r-' || i, 'R' || i, 'Austin', 'mexican', 4.5, true FROM generate_series(1, 3) i`)
 	execSQL(t, c, `INSERT INTO menu_items SELECT 'm-' || i, 'r-' || (1 + i % 3), 'Item ' || i, 4.25, true FROM generate_series(1, 6) i`)
 
-	dir := t.TempDir()
-	store, err := meta.Open(ctx, "sqlite://"+filepath.Join(dir, "medallion.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	b, err := filesystem.New(filesystem.Config{Root: filepath.Join(dir, "lakehouse")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	doms, err := config.BuiltinDomains()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var restaurants config.Domain
-	for _, d := range doms {
-		if d.Name == "restaurants" {
-			restaurants = d
-		}
-	}
+	store, target := localTarget(t, "restaurants")
+	restaurants := target.Domain
 	x := extract.Snapshot{Field: restaurants.TimestampField, Batch: 2, From: `SELECT r.*, (SELECT coalesce(json_agg(json_build_object(
 		'item_id', m.item_id, 'name', m.name, 'price', m.price, 'is_available', m.is_available) ORDER BY m.item_id), '[]')
 		FROM menu_items m WHERE m.restaurant_id = r.restaurant_id) AS menu_items FROM restaurants r`}
 	day1 := time.Date(2024, 1, 15, 13, 0, 0, 0, time.UTC)
-	target := extract.Target{Bucket: b, Domain: restaurants, Source: "app", Extract: "restaurants", Now: func() time.Time { return day1 }}
+	target.Now = func() time.Time { return day1 }
 	res, err := x.Run(ctx, c, store, target, nil)
 	if err != nil || res.Rows != 3 || res.Batches != 2 {
 		t.Fatalf("first snapshot: %+v %v", res, err)
@@ -71,13 +49,13 @@ func TestSnapshotRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, date := range []string{"2024-01-15", "2024-01-16"} {
-		p, err := bronze.ListPartition(ctx, b, "restaurants", restaurants.PartitionKey, medtype.MustDate(date))
+		p, err := bronze.ListPartition(ctx, target.Bucket, "restaurants", restaurants.PartitionKey, medtype.MustDate(date))
 		if err != nil {
 			t.Fatal(err)
 		}
 		ratings := map[string]float64{}
 		for _, f := range p.Files {
-			raw := readObject(t, b, f.Key)
+			raw := readObject(t, target.Bucket, f.Key)
 			recs, err := bronze.Decode(strings.NewReader(string(raw)), int64(len(raw)))
 			if err != nil {
 				t.Fatal(err)
