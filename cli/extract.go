@@ -16,6 +16,7 @@ import (
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/extract"
 	"github.com/medallionlake/medallion/meta"
+	"github.com/medallionlake/medallion/sink"
 	"github.com/medallionlake/medallion/storage"
 	"github.com/medallionlake/medallion/storage/client"
 )
@@ -25,6 +26,7 @@ func (a *app) extractCommand() *cobra.Command {
 		sources, extracts []string
 		interval          time.Duration
 		dropSlot          bool
+		to                string
 	)
 	cmd := &cobra.Command{
 		Use:   "extract [--source S] [--extract E] [--interval 30s]",
@@ -32,6 +34,8 @@ func (a *app) extractCommand() *cobra.Command {
 		Long: `Read every extract of the sources in the configuration (sources:) into its
 domain's bronze, then exit; --interval keeps extracting, every interval, until
 stopped. 'medallion run' then processes the new bronze as it does the sink's.
+--to kafka produces the rows to the domain's topic on kafka.brokers instead
+(keyed by the domain's primary key), for the sink to carry.
 
 snapshot reads every row of the table or query each time, in one consistent
 snapshot, and sets the domain's timestamp field to the time of the extract, so
@@ -62,15 +66,19 @@ Examples:
   medallion extract --source app --extract users --interval 30s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if to != "bronze" && to != "kafka" {
+				return usageError("--to %q: want bronze or kafka", to)
+			}
 			if dropSlot {
 				return a.dropSlots(cmd, sources, extracts)
 			}
-			return a.extract(cmd, sources, extracts, interval)
+			return a.extract(cmd, sources, extracts, interval, to)
 		},
 	}
 	cmd.Flags().StringSliceVar(&sources, "source", nil, "only these sources (repeat or comma-separate)")
 	cmd.Flags().StringSliceVar(&extracts, "extract", nil, "only these extracts (repeat or comma-separate)")
 	cmd.Flags().DurationVar(&interval, "interval", 0, "keep extracting, every interval, until stopped (0: once)")
+	cmd.Flags().StringVar(&to, "to", "bronze", "bronze, or kafka: produce to the domain's topic on kafka.brokers, for the sink to carry")
 	cmd.Flags().BoolVar(&dropSlot, "drop-slot", false, "remove the replication slots (and publications) of the selected cdc extracts, and exit")
 	return cmd
 }
@@ -102,7 +110,7 @@ func (a *app) openExtracts(ctx context.Context, sources, names []string) (*confi
 	return cfg, jobs, store, err
 }
 
-func (a *app) extract(cmd *cobra.Command, sources, names []string, interval time.Duration) error {
+func (a *app) extract(cmd *cobra.Command, sources, names []string, interval time.Duration, to string) error {
 	ctx := cmd.Context()
 	cfg, jobs, store, err := a.openExtracts(ctx, sources, names)
 	if err != nil {
@@ -113,8 +121,18 @@ func (a *app) extract(cmd *cobra.Command, sources, names []string, interval time
 	if err != nil {
 		return fmt.Errorf("open storage (storage.url in %s): %w", describeSource(cfg), err)
 	}
+	var out extract.Output
+	if to == "kafka" {
+		d, err := sink.Dialer(cfg.Kafka)
+		if err != nil {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("kafka: %w", err)}
+		}
+		k := extract.NewKafka(cfg.Kafka.Brokers, sink.Transport(d))
+		defer k.Close()
+		out = k
+	}
 	for {
-		failed := runExtracts(ctx, cmd.OutOrStdout(), store, bucket, jobs)
+		failed := runExtracts(ctx, cmd.OutOrStdout(), store, bucket, out, jobs)
 		if interval <= 0 {
 			if failed > 0 {
 				return &exitError{code: ExitFailed, err: fmt.Errorf("%d of %d extracts failed; their positions did not move", failed, len(jobs))}
@@ -199,7 +217,7 @@ func newExtractJob(source, name, url, from string, e config.Extract, d config.Do
 
 // runExtracts runs every job once, printing a line each, and returns how
 // many failed.
-func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket storage.Bucket, jobs []extractJob) (failed int) {
+func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket storage.Bucket, out extract.Output, jobs []extractJob) (failed int) {
 	conns := map[string]*pgx.Conn{}
 	defer func() {
 		for _, c := range conns {
@@ -208,7 +226,7 @@ func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket stor
 	}()
 	for _, j := range jobs {
 		start := time.Now()
-		t := extract.Target{Bucket: bucket, Domain: j.domain, Source: j.source, Extract: j.name}
+		t := extract.Target{Bucket: bucket, Domain: j.domain, Source: j.source, Extract: j.name, Out: out}
 		conn, err := connect(ctx, conns, j)
 		var res extract.Result
 		if err == nil {
@@ -221,7 +239,11 @@ func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket stor
 			fmt.Fprintf(w, "%s.%s: FAILED: %v\n", j.source, j.name, err)
 			continue
 		}
-		line := fmt.Sprintf("%s.%s: %d rows in %d batches into %s bronze (%d files)", j.source, j.name, res.Rows, res.Batches, j.domain.Name, res.Files)
+		into := fmt.Sprintf("%s bronze (%d files)", j.domain.Name, res.Files)
+		if out != nil {
+			into = "topic " + j.domain.Topics[0]
+		}
+		line := fmt.Sprintf("%s.%s: %d rows in %d batches into %s", j.source, j.name, res.Rows, res.Batches, into)
 		if res.DeadLetters > 0 {
 			line += fmt.Sprintf(", %d rows without a usable %s to %s/%s/", res.DeadLetters, j.domain.TimestampField, extract.DeadLetterRoot, j.domain.Name)
 		}

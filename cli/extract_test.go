@@ -5,8 +5,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/medallionlake/medallion/cli"
 	"github.com/medallionlake/medallion/internal/testenv"
@@ -87,4 +89,70 @@ func TestExtractCommand(t *testing.T) {
 	if r.code != cli.ExitUsage || !strings.Contains(r.stderr, `unknown source "nope" (configured: app, down)`) {
 		t.Fatalf("an unknown source: exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+// TestExtractToKafkaEqualsBronze: extract --to kafka, then sink --until-end
+// and run, gives the same gold as extract into bronze and run.
+func TestExtractToKafkaEqualsBronze(t *testing.T) {
+	url := testenv.StartPostgresCluster(t, nil)
+	ctx := context.Background()
+	pg, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close(ctx)
+	for _, q := range []string{
+		`CREATE TABLE app_users (user_id text PRIMARY KEY, email text NOT NULL, name text, city text, signup_ts timestamptz,
+			updated_at timestamptz NOT NULL, is_test_account boolean NOT NULL DEFAULT false, year_of_birth int)`,
+		`INSERT INTO app_users SELECT 'u-' || i, 'User' || i || '@Example.com', 'User ' || i, (ARRAY['Austin', 'Boston', 'Chicago'])[1 + i % 3],
+			timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour', timestamptz '2024-01-15 06:00:00+00' + i * interval '7 minutes', i % 50 = 0, 1980 + i % 20
+			FROM generate_series(1, 500) i`,
+	} {
+		if _, err := pg.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "raw-events", "raw-orders", "raw-restaurants", "raw-users"), kfake.AllowAutoTopicCreation(),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sources := "sources:\n  app:\n    url: " + url + "\n    extracts:\n" +
+		"      users: {mode: incremental, table: app_users, watermark: updated_at, key: [user_id]}\n"
+	viaKafka := projectWith(t, sources+"kafka:\n  brokers: ["+c.ListenAddrs()[0]+"]\n  group_id: extract\nsink:\n  http_addr: \"\"\n")
+	viaBronze := projectWith(t, sources)
+	for _, s := range [][]string{
+		{"extract", "--config", viaKafka, "--to", "kafka"},
+		{"sink", "--config", viaKafka, "--until-end"},
+		{"run", "--config", viaKafka, "--domain", "users"},
+		{"extract", "--config", viaBronze},
+		{"run", "--config", viaBronze, "--domain", "users"},
+	} {
+		if r := run(t, s...); r.code != cli.ExitOK {
+			t.Fatalf("%v: exit %d\n%s\n%s", s, r.code, r.stdout, r.stderr)
+		}
+	}
+	for _, table := range []string{"gold.users_current", "gold.signups_daily"} {
+		q := "SELECT * FROM " + table + " ORDER BY ALL"
+		a := run(t, "query", "--config", viaKafka, "--format", "csv", q)
+		b := run(t, "query", "--config", viaBronze, "--format", "csv", q)
+		if a.code != cli.ExitOK || b.code != cli.ExitOK || a.stdout != b.stdout || strings.Count(a.stdout, "\n") < 3 {
+			t.Fatalf("%s differs (exits %d %d):\nvia kafka:\n%.600s\nvia bronze:\n%.600s", table, a.code, b.code, a.stdout, b.stdout)
+		}
+	}
+}
+
+// projectWith is project on SQLite with more configuration.
+func projectWith(t *testing.T, extra string) string {
+	t.Helper()
+	cfg := project(t, "sqlite://./medallion.db")
+	raw, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(raw, extra...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

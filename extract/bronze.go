@@ -27,8 +27,16 @@ type Target struct {
 	Domain  config.Domain
 	Source  string
 	Extract string
+	// Out, if set, receives the rows instead of bronze (extract --to kafka).
+	Out Output
 	// Now pins the clock (tests); nil is time.Now.
 	Now func() time.Time
+}
+
+// Output is where an extract's rows go instead of bronze. Write returns
+// once they are durable there: the position moves after it.
+type Output interface {
+	Write(ctx context.Context, t Target, rows [][]byte, headers map[string]string) (Written, error)
 }
 
 // Topic is the envelope's topic of the target's rows.
@@ -58,6 +66,11 @@ func (t Target) Write(ctx context.Context, rows [][]byte, base int64, headers ma
 	w := Written{NextOffset: base}
 	if len(rows) == 0 {
 		return w, nil
+	}
+	if t.Out != nil {
+		ow, err := t.Out.Write(ctx, t, rows, headers)
+		ow.NextOffset = base
+		return ow, err
 	}
 	min, err := t.Domain.TimestampBounds.MinTime()
 	if err != nil {
