@@ -77,7 +77,7 @@ func (a *app) generateCommand() *cobra.Command {
 		Use:   "generate",
 		Short: "Write realistic synthetic data for the reference domains into bronze",
 		Long: `Generate clickstream events, order CDC, restaurant snapshots and user extracts
-following docs/DOMAINS.md, with duplicates, out-of-order updates, malformed and late
+following docs/domains.md, with duplicates, out-of-order updates, malformed and late
 messages, and write them into bronze exactly as the sink would (messages
 without a usable timestamp are counted as dead-lettered, not written).
 

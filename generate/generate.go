@@ -1,5 +1,5 @@
 // Package generate makes realistic synthetic messages for the four reference
-// domains (docs/DOMAINS.md): clickstream sessions through the funnel, orders whose
+// domains (docs/domains.md): clickstream sessions through the funnel, orders whose
 // status changes arrive as CDC messages (some out of order), hourly
 // restaurant snapshots and daily user extracts. It can add redelivered
 // duplicates, malformed messages and late arrivals. The same options and

@@ -17,7 +17,7 @@ import (
 
 // model computes, independently of the SQL, what every table must hold for
 // a set of generated messages: valid messages only, deduplicated by the
-// rules of docs/DOMAINS.md, then aggregated in Go.
+// rules of docs/domains.md, then aggregated in Go.
 type model struct {
 	eventIDs   []string
 	orders     map[string]version

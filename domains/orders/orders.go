@@ -1,5 +1,5 @@
 // Package orders is the orders reference domain: its SQL, registered from init().
-// The message contract is in docs/DOMAINS.md; the configuration in
+// The message contract is in docs/domains.md; the configuration in
 // config/domains/orders.yaml.
 package orders
 

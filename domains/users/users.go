@@ -1,5 +1,5 @@
 // Package users is the users reference domain: its SQL, registered from init().
-// The message contract is in docs/DOMAINS.md; the configuration in
+// The message contract is in docs/domains.md; the configuration in
 // config/domains/users.yaml.
 package users
 
