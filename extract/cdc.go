@@ -182,7 +182,7 @@ func (x CDC) run(ctx context.Context, conn *pgx.Conn, replURL string, store meta
 	if err != nil {
 		return res, fmt.Errorf("cdc extract of %s: replication connection: %w", x.Table, err)
 	}
-	defer repl.Close(context.WithoutCancel(ctx))
+	defer x.release(context.WithoutCancel(ctx), conn, repl)
 	err = pglogrepl.StartReplication(ctx, repl, x.Slot, start, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", "publication_names '" + x.publication() + "'"}})
 	if err != nil {
@@ -191,6 +191,21 @@ func (x CDC) run(ctx context.Context, conn *pgx.Conn, replURL string, store meta
 	s := &cdcStream{x: x, t: t, store: store, repl: repl, state: st, from: from, relations: map[uint32]*pglogrepl.RelationMessage{},
 		types: pgtype.NewMap(), afterWrite: afterWrite, res: &res}
 	return res, s.loop(ctx)
+}
+
+// release closes the replication connection and waits (up to 10 s) until
+// the server's walsender has let the slot go: it leaves asynchronously, and
+// until then the next run's START_REPLICATION, or dropping the slot, fails
+// with "replication slot is active".
+func (x CDC) release(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn) {
+	repl.Close(ctx)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var active bool
+		err := conn.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", x.Slot).Scan(&active)
+		if err != nil || !active {
+			return
+		}
+	}
 }
 
 // cdcStream is one run's replication stream and what it has buffered.
