@@ -114,16 +114,35 @@ type Batch struct {
 }
 
 // Read returns up to x.Batch rows of x.From past pos, stamped before the
-// horizon, in (watermark, key) order. It runs one statement on conn.
+// horizon, in (watermark, key) order. It runs one statement on conn, after
+// describing x.From (see reader, which a run of many reads describes once).
 func (x Incremental) Read(ctx context.Context, conn *pgx.Conn, pos Position) (Batch, error) {
-	if err := x.check(); err != nil {
-		return Batch{}, err
-	}
-	names, types, err := x.columnTypes(ctx, conn)
+	r, err := x.reader(ctx, conn)
 	if err != nil {
 		return Batch{}, err
 	}
-	q, args, err := x.query(names, types, pos)
+	return r.read(ctx, conn, pos)
+}
+
+// reader is an incremental extract whose relation is described: the
+// column names and types its reads need.
+type reader struct {
+	x     Incremental
+	names []string
+	types map[string]string
+}
+
+func (x Incremental) reader(ctx context.Context, conn *pgx.Conn) (reader, error) {
+	if err := x.check(); err != nil {
+		return reader{}, err
+	}
+	names, types, err := x.columnTypes(ctx, conn)
+	return reader{x: x, names: names, types: types}, err
+}
+
+func (r reader) read(ctx context.Context, conn *pgx.Conn, pos Position) (Batch, error) {
+	x := r.x
+	q, args, err := x.query(r.names, r.types, pos)
 	if err != nil {
 		return Batch{}, err
 	}
@@ -133,7 +152,6 @@ func (x Incremental) Read(ctx context.Context, conn *pgx.Conn, pos Position) (Ba
 	}
 	defer rows.Close()
 	out := Batch{Next: pos}
-	out.Next.NextOffset = 0 // the writer's to set
 	for rows.Next() {
 		var (
 			seeAll bool

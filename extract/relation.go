@@ -45,15 +45,22 @@ func (r relation) columns(ctx context.Context, conn *pgx.Conn) ([]string, map[st
 	if err != nil {
 		return nil, nil, err
 	}
-	var names []string
+	names := make([]string, len(sd.Fields))
+	oids := make([]uint32, len(sd.Fields))
+	for i, f := range sd.Fields {
+		names[i], oids[i] = f.Name, f.DataTypeOID
+	}
+	rows, err := conn.Query(ctx, "SELECT format_type(oid, NULL) FROM unnest($1::oid[]) WITH ORDINALITY u(oid, n) ORDER BY n", oids)
+	if err != nil {
+		return nil, nil, err
+	}
+	typeNames, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, nil, err
+	}
 	types := map[string]string{}
-	for _, f := range sd.Fields {
-		var name string
-		if err := conn.QueryRow(ctx, "SELECT format_type($1, NULL)", f.DataTypeOID).Scan(&name); err != nil {
-			return nil, nil, err
-		}
-		names = append(names, f.Name)
-		types[f.Name] = name
+	for i, n := range names {
+		types[n] = typeNames[i]
 	}
 	for c := range r.mask {
 		if _, ok := types[c]; !ok {

@@ -41,16 +41,20 @@ func recordFailure(ctx context.Context, store meta.Store, t Target, mode string,
 
 func (x Incremental) run(ctx context.Context, conn *pgx.Conn, store meta.Store, t Target, afterWrite func()) (Result, error) {
 	var res Result
+	r, err := x.reader(ctx, conn)
+	if err != nil {
+		return res, fmt.Errorf("extract %s.%s: %w", t.Source, t.Extract, err)
+	}
+	from, err := position(ctx, store, t)
+	if err != nil {
+		return res, err
+	}
+	pos, err := ParsePosition(from)
+	if err != nil {
+		return res, err
+	}
 	for {
-		from, err := position(ctx, store, t)
-		if err != nil {
-			return res, err
-		}
-		pos, err := ParsePosition(from)
-		if err != nil {
-			return res, err
-		}
-		b, err := x.Read(ctx, conn, pos)
+		b, err := r.read(ctx, conn, pos)
 		if err != nil {
 			return res, fmt.Errorf("extract %s.%s: %w", t.Source, t.Extract, err)
 		}
@@ -79,6 +83,7 @@ func (x Incremental) run(ctx context.Context, conn *pgx.Conn, store meta.Store, 
 		}
 		res.Batches++
 		res.Rows += len(b.Rows)
+		from, pos = state.Position, next
 	}
 }
 
