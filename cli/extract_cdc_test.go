@@ -2,39 +2,20 @@ package cli_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/medallionlake/medallion/cli"
-	"github.com/medallionlake/medallion/internal/testenv"
 )
 
 // TestExtractCDCCommand: a cdc extract creates its slot, captures the
 // changes made since, warns when the slot keeps more WAL than allowed, and
 // --drop-slot removes it.
 func TestExtractCDCCommand(t *testing.T) {
-	url := testenv.StartPostgresCluster(t, map[string]string{"wal_level": "logical", "max_replication_slots": "4", "max_wal_senders": "4"})
+	url, pg := sourceDB(t, map[string]string{"wal_level": "logical", "max_replication_slots": "4", "max_wal_senders": "4"},
+		`CREATE TABLE app_orders (order_id text PRIMARY KEY, status text, created_at timestamptz NOT NULL DEFAULT now())`)
 	ctx := context.Background()
-	pg, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close(ctx)
-	if _, err := pg.Exec(ctx, `CREATE TABLE app_orders (order_id text PRIMARY KEY, status text, created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	cfg := project(t, "sqlite://./medallion.db")
-	raw, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sources := "sources:\n  app:\n    url: " + url + "\n    extracts:\n      orders: {mode: cdc, table: app_orders, max_retained_wal: 1}\n"
-	if err := os.WriteFile(cfg, append(raw, sources...), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := projectWith(t, "sources:\n  app:\n    url: "+url+"\n    extracts:\n      orders: {mode: cdc, table: app_orders, max_retained_wal: 1}\n")
 	r := run(t, "extract", "--config", cfg)
 	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "app.orders: 0 rows") {
 		t.Fatalf("the first cdc extract: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)

@@ -19,14 +19,7 @@ import (
 // domain from there to gold; a broken extract fails alone and keeps its
 // position.
 func TestExtractCommand(t *testing.T) {
-	url := testenv.StartPostgresCluster(t, nil)
-	ctx := context.Background()
-	pg, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close(ctx)
-	for _, q := range []string{
+	url, _ := sourceDB(t, nil,
 		`CREATE TABLE app_users (user_id text PRIMARY KEY, email text NOT NULL, name text, city text, signup_ts timestamptz,
 			updated_at timestamptz NOT NULL DEFAULT now(), is_test_account boolean NOT NULL DEFAULT false, year_of_birth int)`,
 		`INSERT INTO app_users (user_id, email, name, city, signup_ts, updated_at, year_of_birth)
@@ -35,25 +28,14 @@ func TestExtractCommand(t *testing.T) {
 			FROM generate_series(1, 300) i`,
 		`CREATE TABLE app_restaurants (restaurant_id text PRIMARY KEY, name text, city text, cuisine text, rating numeric(2,1), is_active boolean)`,
 		`INSERT INTO app_restaurants SELECT 'r-' || i, 'R' || i, 'Austin', 'mexican', 4.5, true FROM generate_series(1, 7) i`,
-	} {
-		if _, err := pg.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := project(t, "sqlite://./medallion.db")
-	raw, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	)
 	sources := "sources:\n  app:\n    url: " + url + "\n    extracts:\n" +
 		"      users: {mode: incremental, table: app_users, watermark: updated_at, key: [user_id], mask: {name: sha256}}\n" +
 		"      broken: {domain: users, mode: incremental, table: app_users, watermark: modified_at, key: [user_id]}\n" +
 		"      restaurants: {mode: snapshot, query: \"SELECT r.*, '[]'::json AS menu_items FROM app_restaurants r\"}\n"
 	sources += "  down:\n    url: postgres://postgres@" + testenv.FreeAddr(t) + "/app\n    extracts:\n" +
 		"      users: {mode: incremental, table: app_users, watermark: updated_at, key: [user_id]}\n"
-	if err := os.WriteFile(cfg, append(raw, sources...), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := projectWith(t, sources)
 
 	r := run(t, "extract", "--config", cfg)
 	if !strings.Contains(r.stdout, "down.users: FAILED: source down: ") {
@@ -94,24 +76,13 @@ func TestExtractCommand(t *testing.T) {
 // TestExtractToKafkaEqualsBronze: extract --to kafka, then sink --until-end
 // and run, gives the same gold as extract into bronze and run.
 func TestExtractToKafkaEqualsBronze(t *testing.T) {
-	url := testenv.StartPostgresCluster(t, nil)
-	ctx := context.Background()
-	pg, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close(ctx)
-	for _, q := range []string{
+	url, _ := sourceDB(t, nil,
 		`CREATE TABLE app_users (user_id text PRIMARY KEY, email text NOT NULL, name text, city text, signup_ts timestamptz,
 			updated_at timestamptz NOT NULL, is_test_account boolean NOT NULL DEFAULT false, year_of_birth int)`,
 		`INSERT INTO app_users SELECT 'u-' || i, 'User' || i || '@Example.com', 'User ' || i, (ARRAY['Austin', 'Boston', 'Chicago'])[1 + i % 3],
 			timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour', timestamptz '2024-01-15 06:00:00+00' + i * interval '7 minutes', i % 50 = 0, 1980 + i % 20
 			FROM generate_series(1, 500) i`,
-	} {
-		if _, err := pg.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "raw-events", "raw-orders", "raw-restaurants", "raw-users"), kfake.AllowAutoTopicCreation(),
 		kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	if err != nil {
@@ -155,4 +126,23 @@ func projectWith(t *testing.T, extra string) string {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// sourceDB starts a PostgreSQL cluster of the test's own with settings,
+// runs stmts on it and returns its URL and a connection.
+func sourceDB(t *testing.T, settings map[string]string, stmts ...string) (string, *pgx.Conn) {
+	t.Helper()
+	url := testenv.StartPostgresCluster(t, settings)
+	ctx := context.Background()
+	pg, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close(context.Background()) })
+	for _, q := range stmts {
+		if _, err := pg.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return url, pg
 }
