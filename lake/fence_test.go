@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,29 +38,9 @@ func TestLeasedWritesAreFenced(t *testing.T) {
 			def := lake.TableDef{ID: id, PartitionColumn: "event_date"}
 
 			const writers = 4
-			var wg sync.WaitGroup
-			errs := make(chan error, writers)
-			for w := 0; w < writers; w++ {
-				day := medtype.MustDate("2024-02-01").AddDays(w)
-				l := b.lake.Leased(b.store, lease(t, b.store, day.String(), fmt.Sprintf("w%d", w)), nil)
-				c := conn(t, b.duck)
-				events(t, c, day.String(), 10+w, 1)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					errs <- lake.Retry(ctx, func() error {
-						_, err := l.Write(ctx, c, def, "src", lake.PartitionScope("event_date", day), b.stage)
-						return err
-					})
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeConcurrently(t, b, def, writers, func(w int, day medtype.Date) *lake.Lake {
+				return b.lake.Leased(b.store, lease(t, b.store, day.String(), fmt.Sprintf("w%d", w)), nil)
+			})
 			c0 := conn(t, b.duck)
 			if n, _ := read(t, b, c0, id, nil, lake.Snapshot{}); n != 10*writers+writers*(writers-1)/2 {
 				t.Fatalf("after %d leased writers the table has %d rows", writers, n)

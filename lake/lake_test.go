@@ -261,28 +261,7 @@ func TestConcurrentWritersRetry(t *testing.T) {
 				t.Fatal(err)
 			}
 			const writers = 6
-			var wg sync.WaitGroup
-			errs := make(chan error, writers)
-			for w := 0; w < writers; w++ {
-				c := conn(t, b.duck)
-				day := medtype.MustDate("2024-02-01").AddDays(w)
-				events(t, c, day.String(), 10+w, 1)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					errs <- lake.Retry(ctx, func() error {
-						_, err := b.lake.Write(ctx, c, def, "src", lake.PartitionScope("event_date", day), b.stage)
-						return err
-					})
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeConcurrently(t, b, def, writers, func(int, medtype.Date) *lake.Lake { return b.lake })
 			n, _ := read(t, b, c0, id, nil, lake.Snapshot{})
 			if want := int64(1 + 10*writers + writers*(writers-1)/2); n != want {
 				t.Fatalf("table has %d rows, want %d", n, want)
@@ -499,5 +478,36 @@ func TestForcedWriteRewrites(t *testing.T) {
 				t.Fatalf("an ordinary write after the forced one: %+v %v", again, err)
 			}
 		})
+	}
+}
+
+// writeConcurrently has n writers, each through the lake lakeOf gives it,
+// write 10+w events of day 2024-02-01 plus w at once, each retrying its
+// lost commit races, and fails the test if any write fails.
+func writeConcurrently(t *testing.T, b bundle, def lake.TableDef, n int, lakeOf func(w int, day medtype.Date) *lake.Lake) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := 0; w < n; w++ {
+		day := medtype.MustDate("2024-02-01").AddDays(w)
+		l := lakeOf(w, day)
+		c := conn(t, b.duck)
+		events(t, c, day.String(), 10+w, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- lake.Retry(ctx, func() error {
+				_, err := l.Write(ctx, c, def, "src", lake.PartitionScope("event_date", day), b.stage)
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
