@@ -8,9 +8,11 @@ RUN CGO_ENABLED=1 go build -trimpath -o /out/medallion ./cmd/medallion
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tzdata \
-    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 medallion
+    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 medallion \
+    && mkdir -p /etc/medallion/domains
 COPY --from=build /out/medallion /usr/local/bin/medallion
-COPY config/domains /etc/medallion/domains
+# The reference domains are built in; /etc/medallion/domains is where a
+# deployment mounts its own <domain>.yaml files, which replace or add domains.
 USER medallion
 WORKDIR /var/lib/medallion
 ENTRYPOINT ["medallion"]

@@ -28,12 +28,11 @@ func run(t *testing.T, args ...string) result {
 }
 
 // project writes a medallion.yaml using metaURL into a fresh folder and
-// returns its path; the domains are the repository's reference domains.
+// returns its path; the domains are the built-in reference domains.
 func project(t *testing.T, metaURL string) string {
 	t.Helper()
 	dir := t.TempDir()
-	domains, _ := filepath.Abs("../config/domains")
-	cfg := "storage:\n  url: ./lake\nmeta:\n  url: " + metaURL + "\ndomains_dir: " + domains + "\n"
+	cfg := "storage:\n  url: ./lake\nmeta:\n  url: " + metaURL + "\n"
 	p := filepath.Join(dir, "medallion.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -63,7 +64,7 @@ func (o *generateOptions) options(now time.Time) (generate.Options, error) {
 		start = d
 	}
 	for _, d := range o.domains {
-		if _, ok := generate.Topics[d]; !ok {
+		if !slices.Contains(generate.AllDomains, d) {
 			return generate.Options{}, usageError("--domain %q: the generator knows %v", d, generate.AllDomains)
 		}
 	}

@@ -22,10 +22,9 @@ func TestKafkaPathEqualsBronzePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	domains, _ := filepath.Abs("../config/domains")
 	project := func(extra string) string {
 		dir := t.TempDir()
-		cfg := "storage:\n  url: ./lakehouse\nmeta:\n  url: sqlite://./medallion.db\ndomains_dir: " + domains + "\n" + extra
+		cfg := "storage:\n  url: ./lakehouse\nmeta:\n  url: sqlite://./medallion.db\n" + extra
 		p := filepath.Join(dir, "medallion.yaml")
 		if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,5 @@
-// Package config loads medallion.yaml and config/domains/*.yaml.
+// Package config loads medallion.yaml, the built-in domains and the
+// user's config/domains/*.yaml.
 //
 // Loading is: defaults, then the file (strict: unknown or duplicate keys are
 // errors, ${ENV} is interpolated), then MEDALLION_<PATH> environment
@@ -32,11 +33,15 @@ type Config struct {
 	Metrics  Metrics  `yaml:"metrics"`
 	// Sources are the PostgreSQL databases medallion extract reads.
 	Sources map[string]Source `yaml:"sources"`
-	// DomainsDir holds one <domain>.yaml per domain. Relative to the
+	// DomainsDir holds the user's <domain>.yaml files: one named like a
+	// built-in domain replaces it, others add domains. Relative to the
 	// config file's folder.
 	DomainsDir string `yaml:"domains_dir"`
+	// Enabled, if set, are the only domains used (built-in or the user's),
+	// so a sink does not subscribe to topics a deployment never has.
+	Enabled []string `yaml:"domains"`
 
-	// Domains are the domain files found in DomainsDir, sorted by name.
+	// Domains are the enabled domains, sorted by name.
 	Domains []Domain `yaml:"-"`
 	// File is the config file this was loaded from; "" means the embedded
 	// defaults.

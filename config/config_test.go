@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/medallionlake/medallion/config"
+	_ "github.com/medallionlake/medallion/domains/all"
 )
 
 // write puts files (name -> content) in a fresh folder and returns it.
@@ -81,7 +82,7 @@ func TestEmbeddedDefaults(t *testing.T) {
 	if cfg.Storage.URL != filepath.Join(dir, "lakehouse") || cfg.Pipeline.Workers != 2 || cfg.Sink.FlushMessages != 1000 || cfg.Sink.FlushInterval != time.Minute {
 		t.Errorf("defaults = %+v", cfg)
 	}
-	if len(cfg.Domains) != 4 || !strings.HasPrefix(cfg.Domains[0].File, "(embedded)") {
+	if len(cfg.Domains) != 4 || cfg.Domains[0].File != "(built in) domains/events/domain.yaml" {
 		t.Errorf("without a domains folder the built-in domains load: %+v", cfg.Domains)
 	}
 }
@@ -116,8 +117,37 @@ domains_dir: doms
 	if cfg.Pipeline.Workers != 4 || cfg.Pipeline.MaxRetries != 3 {
 		t.Errorf("pipeline = %+v", cfg.Pipeline)
 	}
-	if len(cfg.Domains) != 1 || cfg.Domains[0].Gold[0].Mode != "partition" || cfg.Domains[0].Dedup != "latest" {
+	if len(cfg.Domains) != 4 || cfg.Domains[1].File != filepath.Join(dir, "doms/orders.yaml") || cfg.Domains[1].Gold[0].Mode != "partition" || cfg.Domains[1].Dedup != "latest" {
 		t.Errorf("domains = %+v", cfg.Domains)
+	}
+}
+
+// A user's domain file replaces the built-in domain of its name or adds
+// one; domains: keeps only the listed ones.
+func TestUserDomainsReplaceAddAndSelect(t *testing.T) {
+	dir := write(t, map[string]string{
+		"medallion.yaml":               "domains: [payments, orders]\n",
+		"config/domains/orders.yaml":   "sla: 2h\n" + ordersDomain,
+		"config/domains/payments.yaml": strings.NewReplacer("name: orders", "name: payments", "raw-orders", "raw-payments").Replace(ordersDomain),
+		"bad/medallion.yaml":           "domains: [orders, ledger]\n",
+	})
+	cfg, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range cfg.Domains {
+		names = append(names, d.Name)
+	}
+	if strings.Join(names, ",") != "orders,payments" {
+		t.Fatalf("domains = %v", names)
+	}
+	if o, _ := cfg.Domain("orders"); o.SLA != 2*time.Hour || o.File != filepath.Join(dir, "config/domains/orders.yaml") {
+		t.Errorf("orders = %+v, want the user's file", o)
+	}
+	_, err = config.Load(filepath.Join(dir, "bad/medallion.yaml"))
+	if err == nil || !strings.Contains(err.Error(), `bad/medallion.yaml:1: domains: unknown domain "ledger" (known: events, orders, restaurants, users)`) {
+		t.Errorf("unknown domain selected: %v", err)
 	}
 }
 
@@ -156,7 +186,7 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad sources", "sources:\n  app:\n    url: mysql://db/app\n    extracts:\n      users: {mode: incremental, table: users, mask: {email: md5}}\n      orders: {mode: snapshots, query: x, table: y}\n      restaurants: {mode: snapshot, table: r, watermark: at}\n      events: {mode: cdc, query: x}\n",
 			[]string{
 				`FILE:3: sources.app.url: invalid URL: want postgres://user:${PASSWORD}@host:5432/db`,
-				`FILE:8: sources.app.extracts.events.table: a cdc extract captures one table's changes: set table (not query)`,
+				`FILE:8: sources.app.extracts.events.table: a cdc extract captures one table's changes: set table`,
 				`FILE:6: sources.app.extracts.orders.mode: want incremental, snapshot or cdc, got "snapshots"`,
 				`FILE:6: sources.app.extracts.orders.table: set exactly one of table, query and query_file`,
 				`FILE:7: sources.app.extracts.restaurants.watermark: a snapshot extract reads every row each time: drop watermark and key`,
@@ -336,7 +366,8 @@ func TestExportNeedsAPostgresURL(t *testing.T) {
 		t.Fatalf("err = %v\nwant %s", err, want)
 	}
 	cfg, err := config.Load(filepath.Join(dir, "ok/medallion.yaml"))
-	if err != nil || !cfg.Domains[0].Gold[0].Export || cfg.Export.Postgres.Schema != "medallion_gold" {
+	orders, _ := cfg.Domain("orders")
+	if err != nil || !orders.Gold[0].Export || cfg.Export.Postgres.Schema != "medallion_gold" {
 		t.Fatalf("with a URL: %+v %v", cfg, err)
 	}
 	bad := write(t, map[string]string{"medallion.yaml": "export:\n  postgres:\n    url: mysql://x\n"})

@@ -2,9 +2,9 @@ package config
 
 import "time"
 
-// Domain is one config/domains/<name>.yaml: how a domain's topics are
-// partitioned, keyed and aggregated. The SQL itself lives in the domain's Go
-// package.
+// Domain is one domain.yaml (domains/<name>/, or the user's
+// config/domains/<name>.yaml): how a domain's topics are partitioned, keyed
+// and aggregated. The SQL itself lives in the domain's Go package.
 type Domain struct {
 	// Name must match a registered domain package.
 	Name string `yaml:"name"`

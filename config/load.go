@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -70,6 +71,12 @@ func Load(path string) (*Config, error) {
 	if len(derrs) > 0 {
 		return nil, derrs
 	}
+	if domains, derrs = enable(domains, cfg.Enabled, path, dec.lines); len(derrs) > 0 {
+		return nil, derrs
+	}
+	if derrs := checkTopics(domains); len(derrs) > 0 {
+		return nil, derrs
+	}
 	cfg.Domains = domains
 	if errs := cfg.checkExtractDomains(path, dec.lines); len(errs) > 0 {
 		return nil, errs
@@ -107,17 +114,16 @@ func explicitKey(lines map[string]int, envOf map[string]string, key string) bool
 	return inFile || inEnv
 }
 
-// loadDomains reads every *.yaml in dir. A missing folder is an error only
-// when the user named it; when the default folder is absent the embedded
-// reference domains are used.
+// loadDomains is the built-in domains, replaced or added to by every
+// *.yaml in dir. A missing folder is an error only when the user named it.
 func loadDomains(dir string, explicit bool) ([]Domain, Errors) {
+	all, err := BuiltinDomains()
+	if err != nil {
+		return nil, Errors{{Msg: err.Error()}}
+	}
 	if _, err := os.Stat(dir); err != nil {
 		if errors.Is(err, os.ErrNotExist) && !explicit {
-			builtin, err := BuiltinDomains()
-			if err != nil {
-				return nil, Errors{{Msg: err.Error()}}
-			}
-			return builtin, nil
+			return all, nil
 		}
 		return nil, Errors{{Key: "domains_dir", Msg: fmt.Sprintf("cannot read %s: %v", dir, err)}}
 	}
@@ -127,12 +133,8 @@ func loadDomains(dir string, explicit bool) ([]Domain, Errors) {
 		files = append(files, m...)
 	}
 	sort.Strings(files)
-	var (
-		domains []Domain
-		errs    Errors
-		byName  = map[string]string{}
-		byTopic = map[string]string{}
-	)
+	var errs Errors
+	byName := map[string]string{}
 	for _, f := range files {
 		d, ferrs := LoadDomainFile(f)
 		if len(ferrs) > 0 {
@@ -144,16 +146,50 @@ func loadDomains(dir string, explicit bool) ([]Domain, Errors) {
 			continue
 		}
 		byName[d.Name] = f
+		all = slices.DeleteFunc(all, func(b Domain) bool { return b.Name == d.Name })
+		all = append(all, d)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	return all, errs
+}
+
+// enable keeps the domains listed under domains: (all when it is empty).
+func enable(all []Domain, names []string, file string, lines map[string]int) ([]Domain, Errors) {
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []Domain
+	var errs Errors
+	for _, n := range names {
+		i := slices.IndexFunc(all, func(d Domain) bool { return d.Name == n })
+		if i < 0 {
+			var known []string
+			for _, d := range all {
+				known = append(known, d.Name)
+			}
+			errs = append(errs, &Error{File: file, Line: lineOf(lines, "domains"), Key: "domains",
+				Msg: fmt.Sprintf("unknown domain %q (known: %s)", n, strings.Join(known, ", "))})
+			continue
+		}
+		out = append(out, all[i])
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, errs
+}
+
+// checkTopics refuses a topic that two enabled domains claim.
+func checkTopics(domains []Domain) Errors {
+	var errs Errors
+	byTopic := map[string]string{}
+	for _, d := range domains {
 		for _, t := range d.Topics {
 			if prev, dup := byTopic[t]; dup {
-				errs = append(errs, &Error{File: f, Key: "topics", Msg: fmt.Sprintf("topic %q already belongs to domain %q", t, prev)})
+				errs = append(errs, &Error{File: d.File, Key: "topics", Msg: fmt.Sprintf("topic %q already belongs to domain %q", t, prev)})
 			}
 			byTopic[t] = d.Name
 		}
-		domains = append(domains, d)
 	}
-	sort.Slice(domains, func(i, j int) bool { return domains[i].Name < domains[j].Name })
-	return domains, errs
+	return errs
 }
 
 // LoadDomainFile decodes and validates one domain file. The name defaults to

@@ -33,7 +33,14 @@ type Extract struct {
 	// changes from the write-ahead log, through a logical replication slot).
 	Mode string `yaml:"mode"`
 	// Table, Query or QueryFile (relative to the config file) is what is
-	// read; each row becomes one JSON message, nested values included.
+	// read; each row becomes one JSON message, nested values included. An
+	// extract of a built-in domain that sets none of them uses the
+	// domain's built-in extract for its mode (domains/<name>/extract).
+	//
+	// A cdc extract reads Table's changes; its optional query adds
+	// columns to each captured row: $1 is the text[] of the changed rows'
+	// Key column, and the query returns that column and the ones it adds
+	// (the orders' items), read when the change is extracted.
 	Table     string `yaml:"table"`
 	Query     string `yaml:"query"`
 	QueryFile string `yaml:"query_file"`
@@ -79,7 +86,37 @@ func (s Source) ExtractNames() []string {
 	return names
 }
 
+// fillBuiltinExtracts completes every extract that names no table or
+// query from its domain's built-in extract for its mode; the user's mask,
+// batch and max_retained_wal are kept.
+func (cfg *Config) fillBuiltinExtracts(c *checker) {
+	for _, name := range cfg.SourceNames() {
+		s := cfg.Sources[name]
+		for _, en := range s.ExtractNames() {
+			e := s.Extracts[en]
+			if e.Table != "" || e.Query != "" || e.QueryFile != "" || e.Mode == "" {
+				continue
+			}
+			b, modes, ok := BuiltinExtract(e.DomainName(en), e.Mode)
+			if !ok {
+				has := "has no built-in extract"
+				if len(modes) > 0 {
+					has = "has built-in extracts for " + strings.Join(modes, ", ") + " only"
+				}
+				c.add("sources."+name+".extracts."+en+".table", "domain %s %s: set table, query or query_file", e.DomainName(en), has)
+				continue
+			}
+			b.Domain, b.Batch, b.MaxRetainedWAL = e.Domain, e.Batch, e.MaxRetainedWAL
+			if len(e.Mask) > 0 {
+				b.Mask = e.Mask
+			}
+			s.Extracts[en] = b
+		}
+	}
+}
+
 func (cfg *Config) validateSources(c *checker) {
+	cfg.fillBuiltinExtracts(c)
 	for _, name := range cfg.SourceNames() {
 		s := cfg.Sources[name]
 		key := "sources." + name
@@ -110,10 +147,16 @@ func validateExtract(c *checker, key string, e Extract) {
 		}
 	case ModeCDC:
 		if e.Table == "" {
-			c.add(key+".table", "a cdc extract captures one table's changes: set table (not query)")
+			c.add(key+".table", "a cdc extract captures one table's changes: set table")
 		}
-		if e.Watermark != "" || len(e.Key) > 0 {
-			c.add(key+".watermark", "a cdc extract follows the write-ahead log: drop watermark and key")
+		if e.Watermark != "" {
+			c.add(key+".watermark", "a cdc extract follows the write-ahead log: drop watermark")
+		}
+		if e.Table != "" && (e.Query != "" || e.QueryFile != "") != (len(e.Key) == 1) {
+			c.add(key+".key", "a cdc extract's query, which adds columns to the changed rows, needs the one key column it is given ($1) and returns; set both or neither")
+		}
+		if e.Query != "" && e.QueryFile != "" {
+			c.add(key+".query", "set one of query and query_file")
 		}
 		if e.MaxRetainedWAL < 0 {
 			c.add(key+".max_retained_wal", "must not be negative")
@@ -121,17 +164,8 @@ func validateExtract(c *checker, key string, e Extract) {
 	default:
 		c.add(key+".mode", "want incremental, snapshot or cdc, got %q", e.Mode)
 	}
-	if e.Mode == ModeCDC {
-		return
-	}
-	n := 0
-	for _, s := range []string{e.Table, e.Query, e.QueryFile} {
-		if s != "" {
-			n++
-		}
-	}
-	if n != 1 {
-		c.add(key+".table", "set exactly one of table, query and query_file")
+	if e.Mode != ModeCDC {
+		validateSource(c, key, e)
 	}
 	for col, how := range e.Mask {
 		if how != "sha256" {
@@ -140,6 +174,18 @@ func validateExtract(c *checker, key string, e Extract) {
 	}
 	if e.Batch < 0 {
 		c.add(key+".batch", "must not be negative")
+	}
+}
+
+func validateSource(c *checker, key string, e Extract) {
+	n := 0
+	for _, s := range []string{e.Table, e.Query, e.QueryFile} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		c.add(key+".table", "set exactly one of table, query and query_file")
 	}
 }
 

@@ -1,22 +1,24 @@
 // Package domains is the plugin registry of Medallion's domains, and the
 // home of the four reference domains (events, orders, restaurants, users).
 //
-// A domain is one YAML file (config/domains/<name>.yaml: topics, partition
-// key, timestamp field, primary key, dedup, gold tables) plus one Go package
-// holding its SQL. Adding one needs no change to the framework.
+// A domain is one folder, domains/<name>/, and one Go package: domain.yaml
+// (topics, partition key, timestamp field, primary key, dedup, gold
+// tables), sql/ (its SQL) and, optionally, extract/ (its built-in
+// PostgreSQL extracts, one <mode>.yaml each, with their queries). Adding
+// one needs no change to the framework. A user's config/domains/<name>.yaml
+// replaces a built-in domain's domain.yaml, or adds a domain whose SQL is
+// registered.
 //
 // # How to add a domain
 //
-//  1. Write config/domains/<name>.yaml (copy orders.yaml). name must match
-//     the package's Spec.Name. List every gold table with its merge keys and
-//     mode.
+//  1. Create domains/<name>/domain.yaml (copy orders' one). name must
+//     match the folder. List every gold table with its merge keys and mode.
 //
-//  2. Create domains/<name>/ with a file that embeds its SQL and registers
-//     it from init():
+//  2. Add a file that embeds the folder and registers it from init():
 //
-//     //go:embed sql
+//     //go:embed domain.yaml sql
 //     var files embed.FS
-//     func init() { domains.MustRegisterFS("<name>", files, "sql") }
+//     func init() { domains.MustRegisterFolder("<name>", files) }
 //
 //  3. Write sql/parse.sql, sql/silver/<name>.sql (and one file per further
 //     silver table), and sql/gold/<table>.sql for each gold table. Each file

@@ -42,19 +42,24 @@ func MustRegister(spec Spec) {
 	}
 }
 
-// MustRegisterFS registers a domain package's embedded SQL folder: the
-// whole of a domain package's registration is
+// MustRegisterFolder registers a built-in domain's embedded folder:
+// domain.yaml (its configuration), sql/ (its SQL) and extract/ (its
+// built-in extracts, if any). The whole of a domain package's
+// registration is
 //
-//	//go:embed sql
+//	//go:embed domain.yaml sql extract
 //	var files embed.FS
 //
-//	func init() { domains.MustRegisterFS("orders", files, "sql") }
-func MustRegisterFS(name string, fsys fs.FS, dir string) {
-	sub, err := fs.Sub(fsys, dir)
+//	func init() { domains.MustRegisterFolder("orders", files) }
+func MustRegisterFolder(name string, fsys fs.FS) {
+	sub, err := fs.Sub(fsys, "sql")
 	if err != nil {
 		panic(fmt.Errorf("domains: %s: %w", name, err))
 	}
 	MustRegister(Spec{Name: name, SQL: sub})
+	if err := config.RegisterBuiltin(name, fsys); err != nil {
+		panic(fmt.Errorf("domains: %w", err))
+	}
 }
 
 // Register adds a spec after checking its SQL files are present.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/config"
+	_ "github.com/medallionlake/medallion/domains/all" // the built-in domains
 	"github.com/medallionlake/medallion/extract"
 	"github.com/medallionlake/medallion/internal/testenv"
 	"github.com/medallionlake/medallion/medtype"

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/medtype"
 )
 
@@ -56,11 +57,6 @@ type Message struct {
 	Late, Malformed, Unroutable, Duplicate bool
 }
 
-// Topics maps each reference domain to its topic.
-var Topics = map[string]string{
-	"events": "raw-events", "orders": "raw-orders", "restaurants": "raw-restaurants", "users": "raw-users",
-}
-
 // AllDomains lists the reference domains in generation order.
 var AllDomains = []string{"events", "orders", "restaurants", "users"}
 
@@ -92,11 +88,15 @@ func Generate(o Options) ([]Message, error) {
 		want = AllDomains
 	}
 	for _, d := range want {
-		if _, ok := Topics[d]; !ok {
+		if !slices.Contains(AllDomains, d) {
 			return nil, fmt.Errorf("generate: unknown domain %q (want %v)", d, AllDomains)
 		}
 	}
-	g := &gen{o: o, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))}
+	refs, err := references()
+	if err != nil {
+		return nil, err
+	}
+	g := &gen{o: o, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), refs: refs}
 	g.users = max(50, o.EventsPerDay/20)
 	var onTime, late []Message
 	for day := 0; day < o.Days; day++ {
@@ -129,8 +129,28 @@ func Generate(o Options) ([]Message, error) {
 type gen struct {
 	o     Options
 	rng   *rand.Rand
+	refs  map[string]config.Domain
 	users int
 	seq   int
+}
+
+// references are the reference domains' built-in configurations: a
+// message's topic and timestamp field come from its domain.yaml.
+func references() (map[string]config.Domain, error) {
+	builtin, err := config.BuiltinDomains()
+	if err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
+	out := map[string]config.Domain{}
+	for _, d := range builtin {
+		if slices.Contains(AllDomains, d.Name) {
+			out[d.Name] = d
+		}
+	}
+	if len(out) != len(AllDomains) {
+		return nil, fmt.Errorf("generate: the reference domains %v are not all built in", AllDomains)
+	}
+	return out, nil
 }
 
 func (g *gen) pick(xs []string) string { return xs[g.rng.IntN(len(xs))] }
@@ -162,7 +182,7 @@ func PartitionOf(key []byte, n int) int32 {
 func (g *gen) msg(domain, key string, value map[string]any, at time.Time) Message {
 	body, _ := json.Marshal(value)
 	delay := time.Duration(g.rng.IntN(3000)) * time.Millisecond
-	return Message{Domain: domain, Topic: Topics[domain], Key: []byte(key), Value: body, Time: at.Add(delay),
+	return Message{Domain: domain, Topic: g.refs[domain].Topics[0], Key: []byte(key), Value: body, Time: at.Add(delay),
 		Partition: PartitionOf([]byte(key), g.o.Partitions)}
 }
 
@@ -361,9 +381,6 @@ func (g *gen) corrupt(msgs []Message) []Message {
 	return out
 }
 
-// timestampField is the field each domain partitions by.
-var timestampField = map[string]string{"events": "event_timestamp", "orders": "created_at", "restaurants": "snapshot_ts", "users": "updated_at"}
-
 // malform breaks a field silver validates, keeping the partition timestamp
 // valid so the message still lands in bronze.
 func (g *gen) malform(m Message) Message {
@@ -403,12 +420,12 @@ func (g *gen) unroutable(m Message) Message {
 	case 1:
 		var v map[string]any
 		_ = json.Unmarshal(m.Value, &v)
-		delete(v, timestampField[m.Domain])
+		delete(v, g.refs[m.Domain].TimestampField)
 		m.Value, _ = json.Marshal(v)
 	default:
 		var v map[string]any
 		_ = json.Unmarshal(m.Value, &v)
-		v[timestampField[m.Domain]] = "not a time"
+		v[g.refs[m.Domain].TimestampField] = "not a time"
 		m.Value, _ = json.Marshal(v)
 	}
 	m.Unroutable = true

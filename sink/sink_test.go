@@ -17,6 +17,7 @@ import (
 
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/config"
+	_ "github.com/medallionlake/medallion/domains/all" // the built-in domains
 	"github.com/medallionlake/medallion/generate"
 	"github.com/medallionlake/medallion/medtype"
 	"github.com/medallionlake/medallion/sink"

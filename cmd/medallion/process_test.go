@@ -48,11 +48,9 @@ func TestSinkProcessesUnderChaos(t *testing.T) {
 	brokers := []string{k.Addr}
 	lake := filepath.Join(dir, "lake")
 	cfg := filepath.Join(dir, "medallion.yaml")
-	domains, err := filepath.Abs("../../config/domains")
-	must(t, err)
 	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`storage:
   url: %s
-domains_dir: %s
+domains: [events]
 kafka:
   brokers: [%s]
   group_id: chaos
@@ -62,7 +60,7 @@ sink:
   flush_interval: 200ms
   http_addr: ""
   shutdown_timeout: 5s
-`, lake, domains, k.Addr)), 0o644))
+`, lake, k.Addr)), 0o644))
 
 	// A steady stream, so that every member is always in the middle of
 	// a batch.

@@ -1,6 +1,6 @@
-// Package restaurants is the restaurants reference domain: its SQL, registered from init().
-// The message contract is in docs/domains.md; the configuration in
-// config/domains/restaurants.yaml.
+// Package restaurants is the restaurants reference domain, registered from init(): its
+// configuration (domain.yaml), its SQL (sql/) and its built-in extracts
+// (extract/). The message contract is in docs/domains.md.
 package restaurants
 
 import (
@@ -9,7 +9,7 @@ import (
 	"github.com/medallionlake/medallion/domains"
 )
 
-//go:embed sql
+//go:embed domain.yaml sql
 var files embed.FS
 
-func init() { domains.MustRegisterFS("restaurants", files, "sql") }
+func init() { domains.MustRegisterFolder("restaurants", files) }
