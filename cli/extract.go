@@ -168,19 +168,15 @@ func extractJobs(cfg *config.Config, sources, names []string) ([]extractJob, err
 				continue
 			}
 			e := src.Extracts[en]
-			from := e.Table
-			if e.Query != "" {
-				from = e.Query
-			}
 			if e.QueryFile != "" {
 				q, err := os.ReadFile(e.QueryFile)
 				if err != nil {
 					return nil, usageError("sources.%s.extracts.%s.query_file: %v", sn, en, err)
 				}
-				from = string(q)
+				e.Query, e.QueryFile = string(q), ""
 			}
 			d, _ := cfg.Domain(e.DomainName(en))
-			jobs = append(jobs, newExtractJob(sn, en, src.URL, from, e, d))
+			jobs = append(jobs, newExtractJob(sn, en, src.URL, e, d))
 		}
 	}
 	if len(jobs) == 0 {
@@ -189,8 +185,12 @@ func extractJobs(cfg *config.Config, sources, names []string) ([]extractJob, err
 	return jobs, nil
 }
 
-func newExtractJob(source, name, url, from string, e config.Extract, d config.Domain) extractJob {
+func newExtractJob(source, name, url string, e config.Extract, d config.Domain) extractJob {
 	j := extractJob{source: source, name: name, url: url, mode: e.Mode, domain: d}
+	from := e.Table
+	if e.Query != "" {
+		from = e.Query
+	}
 	switch e.Mode {
 	case config.ModeSnapshot:
 		x := extract.Snapshot{From: from, Mask: e.Mask, Batch: e.Batch, Field: d.TimestampField}
@@ -198,7 +198,11 @@ func newExtractJob(source, name, url, from string, e config.Extract, d config.Do
 			return x.Run(ctx, conn, store, t, nil)
 		}
 	case config.ModeCDC:
-		x := &extract.CDC{Table: e.Table, Slot: extract.SlotName(source, name), Mask: e.Mask, Batch: e.Batch, Field: d.TimestampField}
+		x := &extract.CDC{Table: e.Table, Slot: extract.SlotName(source, name), Mask: e.Mask, Batch: e.Batch, Field: d.TimestampField,
+			Enrich: e.Query}
+		if len(e.Key) == 1 {
+			x.EnrichKey = e.Key[0]
+		}
 		j.cdc, j.maxWAL = x, int64(e.MaxRetainedWAL)
 		if j.maxWAL == 0 {
 			j.maxWAL = 1 << 30

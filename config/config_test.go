@@ -450,3 +450,31 @@ func TestSources(t *testing.T) {
 		t.Fatalf("extract names: %v", got)
 	}
 }
+
+// An extract of a built-in domain that names only its mode gets the
+// domain's built-in extract; a mode the domain has none for is named.
+func TestBuiltinExtracts(t *testing.T) {
+	dir := write(t, map[string]string{
+		"medallion.yaml": "sources:\n  app:\n    url: postgres://reader@db:5432/app\n    extracts:\n" +
+			"      orders: {mode: cdc, batch: 500}\n      restaurants: {mode: snapshot}\n      users: {mode: incremental}\n",
+		"bad/medallion.yaml": "sources:\n  app:\n    url: postgres://reader@db:5432/app\n    extracts:\n      restaurants: {mode: incremental}\n",
+	})
+	cfg, err := config.Load(filepath.Join(dir, "medallion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := cfg.Sources["app"]
+	if o := app.Extracts["orders"]; o.Table != "orders" || o.Key[0] != "order_id" || !strings.Contains(o.Query, "FROM order_items") || o.Batch != 500 {
+		t.Errorf("orders cdc = %+v", o)
+	}
+	if r := app.Extracts["restaurants"]; !strings.Contains(r.Query, "menu_items") || r.Mode != "snapshot" {
+		t.Errorf("restaurants snapshot = %+v", r)
+	}
+	if u := app.Extracts["users"]; u.Watermark != "updated_at" || !strings.Contains(u.Query, "sha256") {
+		t.Errorf("users incremental = %+v", u)
+	}
+	_, err = config.Load(filepath.Join(dir, "bad/medallion.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "bad/medallion.yaml:5: sources.app.extracts.restaurants.table: domain restaurants has built-in extracts for snapshot only: set table, query or query_file") {
+		t.Errorf("a mode without a built-in extract: %v", err)
+	}
+}

@@ -40,6 +40,13 @@ type CDC struct {
 	Batch int
 	// Idle ends a run once no change has arrived for this long (default 2s).
 	Idle time.Duration
+	// Enrich, if set, adds columns to each inserted or updated row: a query
+	// whose $1 is the text[] of the changed rows' EnrichKey values and which
+	// returns EnrichKey and the columns to add (the orders' items). They
+	// are read when the change is extracted, not from the log; a row the
+	// query no longer finds gets none, and its domain's contract decides.
+	Enrich    string
+	EnrichKey string
 }
 
 // SlotName is the replication slot (and publication) of a source's cdc
@@ -188,7 +195,7 @@ func (x CDC) run(ctx context.Context, conn *pgx.Conn, replURL string, store meta
 	if err != nil {
 		return res, fmt.Errorf("cdc extract of %s: start replication on slot %s: %w", x.Table, x.Slot, err)
 	}
-	s := &cdcStream{x: x, t: t, store: store, repl: repl, state: st, from: from, relations: map[uint32]*pglogrepl.RelationMessage{},
+	s := &cdcStream{x: x, t: t, store: store, repl: repl, conn: conn, state: st, from: from, relations: map[uint32]*pglogrepl.RelationMessage{},
 		types: pgtype.NewMap(), afterWrite: afterWrite, res: &res}
 	return res, s.loop(ctx)
 }
@@ -221,9 +228,10 @@ type cdcStream struct {
 	afterWrite func()
 	res        *Result
 
-	tx        [][]byte // the changes of the transaction being received
+	conn      *pgx.Conn        // for Enrich
+	tx        []map[string]any // the changes of the transaction being received
 	commit    time.Time
-	done      [][]byte // the changes of committed transactions, not written yet
+	done      []map[string]any // the changes of committed transactions, not written yet
 	doneLSN   pglogrepl.LSN
 	writtenTo pglogrepl.LSN
 }
@@ -346,12 +354,82 @@ func (s *cdcStream) change(rel uint32, tuple *pglogrepl.TupleData, op string) er
 	if _, ok := row[s.x.Field]; !ok && s.x.Field != "" {
 		row[s.x.Field] = s.commit.UTC().Format(time.RFC3339Nano)
 	}
-	b, err := json.Marshal(row)
+	s.tx = append(s.tx, row)
+	return nil
+}
+
+// rows enriches the committed changes (Enrich) and encodes them.
+func (s *cdcStream) rows(ctx context.Context) ([][]byte, error) {
+	if s.x.Enrich != "" {
+		if err := s.enrich(ctx); err != nil {
+			return nil, fmt.Errorf("cdc extract of %s: the query adding columns: %w", s.x.Table, err)
+		}
+	}
+	out := make([][]byte, len(s.done))
+	for i, row := range s.done {
+		b, err := json.Marshal(row)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// enrich runs the Enrich query once for every changed key of the batch.
+func (s *cdcStream) enrich(ctx context.Context) error {
+	var keys []string
+	for _, row := range s.done {
+		if row["op"] != "d" && row[s.x.EnrichKey] != nil {
+			keys = append(keys, fmt.Sprint(row[s.x.EnrichKey]))
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	q := "SELECT row_to_json(e)::text FROM (" + s.x.Enrich + ") e"
+	rows, err := s.conn.Query(ctx, q, keys)
 	if err != nil {
 		return err
 	}
-	s.tx = append(s.tx, b)
+	added := map[string]map[string]json.RawMessage{}
+	for rows.Next() {
+		var text string
+		if err := rows.Scan(&text); err != nil {
+			return err
+		}
+		var cols map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(text), &cols); err != nil {
+			return err
+		}
+		key, ok := cols[s.x.EnrichKey]
+		if !ok {
+			return fmt.Errorf("it does not return the key column %s", s.x.EnrichKey)
+		}
+		delete(cols, s.x.EnrichKey)
+		added[jsonText(key)] = cols
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, row := range s.done {
+		if row["op"] == "d" {
+			continue
+		}
+		for col, v := range added[fmt.Sprint(row[s.x.EnrichKey])] {
+			row[col] = v
+		}
+	}
 	return nil
+}
+
+// jsonText is a JSON scalar as text: a string unquoted, else as written.
+func jsonText(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	return string(v)
 }
 
 func (s *cdcStream) value(data []byte, oid uint32) (any, error) {
@@ -372,7 +450,11 @@ func (s *cdcStream) value(data []byte, oid uint32) (any, error) {
 // lets the server forget the WAL before it.
 func (s *cdcStream) flush(ctx context.Context) error {
 	if len(s.done) > 0 {
-		w, err := s.t.Write(ctx, s.done, nextBase(s.state.NextOffset, s.t.now()),
+		rows, err := s.rows(ctx)
+		if err != nil {
+			return err
+		}
+		w, err := s.t.Write(ctx, rows, nextBase(s.state.NextOffset, s.t.now()),
 			map[string]string{"source": s.t.Source, "extract": s.t.Extract, "lsn": s.doneLSN.String()})
 		if err != nil {
 			return err

@@ -9,7 +9,7 @@ import (
 	"github.com/medallionlake/medallion/domains"
 )
 
-//go:embed domain.yaml sql
+//go:embed domain.yaml sql extract
 var files embed.FS
 
 func init() { domains.MustRegisterFolder("users", files) }

@@ -1,9 +1,9 @@
--- silver.users: the latest row per user that day. The email is replaced by
--- the hex SHA-256 of its trimmed, lower-cased form and its domain.
+-- silver.users: the latest row per user that day; of the email only its
+-- hash and domain (parse.sql).
 SELECT snapshot_date,
        user_id,
-       sha256(lower(trim(email)))            AS email_sha256,
-       split_part(lower(trim(email)), '@', 2) AS email_domain,
+       email_sha256,
+       email_domain,
        name,
        city,
        signup_ts,
