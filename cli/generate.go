@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
@@ -29,6 +30,9 @@ type generateOptions struct {
 	unroutable   float64
 	seed         uint64
 	fileRecords  int
+	url          string
+	tablesOnly   bool
+	deletes      float64
 }
 
 func (o *generateOptions) flags(cmd *cobra.Command) {
@@ -86,13 +90,23 @@ With --to kafka the messages are produced to the domains' topics (dead
 letters included; the sink routes them), each to the partition its key hashes
 to, so a topic with 3 partitions gets exactly the data --to bronze writes.
 
+With --to postgres the orders, restaurants and users are lived out in the
+operational tables the built-in extracts read (docs/domains.md, "Source
+tables"; created where missing): orders inserted and their status updated,
+restaurants and menus updated every hour, users inserted and updated, in the
+order of their own timestamps, and at the end --deletes of the users deleted.
+Malformed, unroutable and duplicate messages are not applied: a database holds
+valid rows, once. --tables-only creates the tables and stops, so that a cdc
+extract can start its slot before the rows arrive.
+
 Examples:
   medallion generate --days 7 --events-per-day 20000 --seed 7 && medallion run
-  medallion generate --to kafka --days 1 && medallion sink --until-end && medallion run`,
+  medallion generate --to kafka --days 1 && medallion sink --until-end && medallion run
+  medallion generate --to postgres --url postgres://app@db:5432/app && medallion extract && medallion run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.to != "bronze" && o.to != "kafka" {
-				return usageError("--to %q: want bronze or kafka", o.to)
+			if !slices.Contains([]string{"bronze", "kafka", "postgres"}, o.to) {
+				return usageError("--to %q: want bronze, kafka or postgres", o.to)
 			}
 			opts, err := o.options(time.Now().UTC())
 			if err != nil {
@@ -102,14 +116,20 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if o.to == "kafka" {
+			switch o.to {
+			case "kafka":
 				return a.generateKafka(cmd, cfg, opts)
+			case "postgres":
+				return a.generatePostgres(cmd, cfg, o, opts)
 			}
 			_, err = a.generateBronze(cmd.Context(), cmd.OutOrStdout(), cfg, opts, true)
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&o.to, "to", "bronze", "destination: bronze (as the sink would write it) or kafka (the domains' topics on kafka.brokers)")
+	cmd.Flags().StringVar(&o.to, "to", "bronze", "destination: bronze (as the sink would write it), kafka (the domains' topics on kafka.brokers) or postgres (the operational tables at --url)")
+	cmd.Flags().StringVar(&o.url, "url", "", "--to postgres: the database (default: the URL of the configuration's only source)")
+	cmd.Flags().BoolVar(&o.tablesOnly, "tables-only", false, "--to postgres: create the operational tables and stop")
+	cmd.Flags().Float64Var(&o.deletes, "deletes", 0.01, "--to postgres: fraction of the users deleted at the end")
 	o.flags(cmd)
 	return cmd
 }
@@ -177,5 +197,47 @@ func (a *app) generateKafka(cmd *cobra.Command, cfg *config.Config, opts generat
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "Produced %d messages to %v (seed %d, %s +%dd).\n", n, cfg.Kafka.Brokers, opts.Seed, opts.Start, opts.Days)
+	return nil
+}
+
+// generatePostgres lives the reference data out in the operational tables.
+func (a *app) generatePostgres(cmd *cobra.Command, cfg *config.Config, o *generateOptions, opts generate.Options) error {
+	url := o.url
+	if url == "" {
+		if len(cfg.Sources) != 1 {
+			return usageError("--to postgres needs --url (the configuration has %d sources, not one)", len(cfg.Sources))
+		}
+		url = cfg.Sources[cfg.SourceNames()[0]].URL
+	}
+	if o.deletes < 0 || o.deletes > 0.5 {
+		return usageError("--deletes %g: want a fraction from 0 to 0.5", o.deletes)
+	}
+	ctx := cmd.Context()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("generate --to postgres: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	w := cmd.OutOrStdout()
+	if o.tablesOnly {
+		if err := generate.CreateTables(ctx, conn); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "Created the operational tables orders, order_items, restaurants, menu_items and users.")
+		return nil
+	}
+	if len(opts.Domains) == 0 {
+		opts.Domains = []string{"orders", "restaurants", "users"}
+	}
+	msgs, err := generate.Generate(opts)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	st, err := generate.ApplyPostgres(ctx, conn, msgs, o.deletes, opts.Seed)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Applied %s +%dd (seed %d) to database %s: %d orders (%d status changes), %d restaurants, %d users (%d updates, %d deleted).\n",
+		opts.Start, opts.Days, opts.Seed, conn.Config().Database, st.Orders, st.OrderUpdates, st.Restaurants, st.Users, st.UserUpdates, st.UsersDeleted)
 	return nil
 }

@@ -26,14 +26,32 @@ func (r relation) name() string {
 }
 
 func isQuery(from string) bool {
-	f := strings.ToLower(strings.TrimSpace(from))
+	f := strings.ToLower(withoutLeadingComments(from))
 	return strings.HasPrefix(f, "select") || strings.HasPrefix(f, "with") || strings.HasPrefix(f, "(")
 }
 
-// sql is the relation as a FROM item.
+// withoutLeadingComments is a query's text from its first statement word.
+func withoutLeadingComments(q string) string {
+	for {
+		q = strings.TrimSpace(q)
+		switch {
+		case strings.HasPrefix(q, "--"):
+			_, rest, _ := strings.Cut(q, "\n")
+			q = rest
+		case strings.HasPrefix(q, "/*"):
+			_, rest, _ := strings.Cut(q, "*/")
+			q = rest
+		default:
+			return q
+		}
+	}
+}
+
+// sql is the relation as a FROM item (the query's last line may be a
+// comment).
 func (r relation) sql() string {
 	if isQuery(r.from) {
-		return "(" + r.from + ")"
+		return "(" + r.from + "\n)"
 	}
 	return "(SELECT * FROM " + r.from + ")"
 }
