@@ -16,6 +16,7 @@ import (
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/extract"
 	"github.com/medallionlake/medallion/meta"
+	"github.com/medallionlake/medallion/pushmetrics"
 	"github.com/medallionlake/medallion/sink"
 	"github.com/medallionlake/medallion/storage"
 	"github.com/medallionlake/medallion/storage/client"
@@ -132,7 +133,7 @@ func (a *app) extract(cmd *cobra.Command, sources, names []string, interval time
 		out = k
 	}
 	for {
-		failed := runExtracts(ctx, cmd.OutOrStdout(), store, bucket, out, jobs)
+		failed := runExtracts(ctx, cmd.OutOrStdout(), store, bucket, out, jobs, cfg.Metrics)
 		if interval <= 0 {
 			if failed > 0 {
 				return &exitError{code: ExitFailed, err: fmt.Errorf("%d of %d extracts failed; their positions did not move", failed, len(jobs))}
@@ -203,10 +204,7 @@ func newExtractJob(source, name, url string, e config.Extract, d config.Domain) 
 		if len(e.Key) == 1 {
 			x.EnrichKey = e.Key[0]
 		}
-		j.cdc, j.maxWAL = x, int64(e.MaxRetainedWAL)
-		if j.maxWAL == 0 {
-			j.maxWAL = 1 << 30
-		}
+		j.cdc, j.maxWAL = x, e.RetainedWALLimit()
 		j.run = func(ctx context.Context, conn *pgx.Conn, store meta.Store, t extract.Target) (extract.Result, error) {
 			return x.Run(ctx, conn, url, store, t, nil)
 		}
@@ -221,14 +219,17 @@ func newExtractJob(source, name, url string, e config.Extract, d config.Domain) 
 
 // runExtracts runs every job once, printing a line each, and returns how
 // many failed.
-func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket storage.Bucket, out extract.Output, jobs []extractJob) (failed int) {
+func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket storage.Bucket, out extract.Output, jobs []extractJob, m config.Metrics) (failed int) {
 	conns := map[string]*pgx.Conn{}
 	defer func() {
 		for _, c := range conns {
 			c.Close(context.Background())
 		}
 	}()
+	var pushed []pushmetrics.Extract
+	defer func() { pushExtractMetrics(ctx, w, m, pushed) }()
 	for _, j := range jobs {
+		ran := pushmetrics.Extract{Source: j.source, Extract: j.name, Mode: j.mode, RetainedWAL: -1, RetainedWALLimit: j.maxWAL}
 		start := time.Now()
 		t := extract.Target{Bucket: bucket, Domain: j.domain, Source: j.source, Extract: j.name, Out: out}
 		conn, err := connect(ctx, conns, j)
@@ -240,6 +241,8 @@ func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket stor
 		}
 		if err != nil {
 			failed++
+			ran.Failed = true
+			pushed = append(pushed, ran)
 			fmt.Fprintf(w, "%s.%s: FAILED: %v\n", j.source, j.name, err)
 			continue
 		}
@@ -255,20 +258,49 @@ func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket stor
 			line += ", up to " + res.Position.Watermark
 		}
 		fmt.Fprintf(w, "%s in %s\n", line, time.Since(start).Round(time.Millisecond))
-		warnRetainedWAL(ctx, w, conn, j)
+		ran.Rows, ran.RetainedWAL = int64(res.Rows), checkRetainedWAL(ctx, w, store, conn, j)
+		pushed = append(pushed, ran)
 	}
 	return failed
 }
 
-// warnRetainedWAL warns when a cdc slot keeps more WAL than allowed.
-func warnRetainedWAL(ctx context.Context, w io.Writer, conn *pgx.Conn, j extractJob) {
-	if j.cdc == nil || j.maxWAL <= 0 {
-		return
+// checkRetainedWAL measures how much WAL a cdc slot keeps (-1 for other
+// modes, or when it cannot), records it for status and warns when it is
+// more than allowed.
+func checkRetainedWAL(ctx context.Context, w io.Writer, store meta.Store, conn *pgx.Conn, j extractJob) int64 {
+	if j.cdc == nil {
+		return -1
 	}
 	n, err := j.cdc.RetainedWAL(ctx, conn)
-	if err == nil && n > j.maxWAL {
-		fmt.Fprintf(w, "WARNING: %s.%s: the slot %s keeps %s of WAL on the server (max_retained_wal %s): extract more often, or --drop-slot a slot no longer used\n",
-			j.source, j.name, j.cdc.Slot, config.ByteSize(n), config.ByteSize(j.maxWAL))
+	if err == nil {
+		err = store.RecordRetainedWAL(ctx, j.source, j.name, n)
+	}
+	if err != nil {
+		fmt.Fprintf(w, "WARNING: %s.%s: cannot measure the WAL the slot %s keeps: %v\n", j.source, j.name, j.cdc.Slot, err)
+		return -1
+	}
+	if n > j.maxWAL {
+		fmt.Fprintf(w, "WARNING: %s.%s: %s\n", j.source, j.name, walWarning(j.cdc.Slot, n, j.maxWAL))
+	}
+	return n
+}
+
+// walWarning says that a slot keeps more WAL than allowed, and what to do.
+func walWarning(slot string, n, limit int64) string {
+	return fmt.Sprintf("the slot %s keeps %s of WAL on the server (max_retained_wal %s): extract more often, or --drop-slot a slot no longer used",
+		slot, config.ByteSize(n), config.ByteSize(limit))
+}
+
+// pushExtractMetrics pushes the extracts' runs to metrics.pushgateway_url;
+// a Pushgateway that is down is reported, and fails nothing.
+func pushExtractMetrics(ctx context.Context, w io.Writer, m config.Metrics, runs []pushmetrics.Extract) {
+	if m.PushgatewayURL == "" || len(runs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := pushmetrics.PushExtracts(ctx, m.PushgatewayURL, m.Job, runs, time.Now()); err != nil {
+		fmt.Fprintf(w, "WARNING: could not push metrics: %v\n", err)
 	}
 }
 

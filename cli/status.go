@@ -72,8 +72,10 @@ type summaryOut struct {
 	Total   summaryRow   `json:"total"`
 	Runs    []meta.Run   `json:"runs"`
 	PastSLA []sla.Miss   `json:"past_sla"`
-	// Extracts are the positions of medallion extract's extracts.
-	Extracts []meta.ExtractState `json:"extracts"`
+	// Extracts are the positions of medallion extract's extracts, and
+	// the warnings about them (a cdc slot keeping too much WAL).
+	Extracts        []meta.ExtractState `json:"extracts"`
+	ExtractWarnings []string            `json:"extract_warnings"`
 }
 
 func (a *app) status(cmd *cobra.Command, o statusOptions) error {
@@ -184,6 +186,7 @@ func (a *app) summaryStatus(cmd *cobra.Command, cfg *config.Config, store meta.S
 	if out.Extracts == nil {
 		out.Extracts = []meta.ExtractState{}
 	}
+	out.ExtractWarnings = extractWarnings(cfg, out.Extracts)
 
 	w := cmd.OutOrStdout()
 	if o.format == "json" {
@@ -208,7 +211,7 @@ func (a *app) summaryStatus(cmd *cobra.Command, cfg *config.Config, store meta.S
 		fmt.Fprintln(w, "\nNo partitions tracked yet: `medallion run` discovers them from bronze.")
 	}
 	printPastSLA(w, out.PastSLA)
-	printExtracts(w, out.Extracts)
+	printExtracts(w, out.Extracts, out.ExtractWarnings)
 	if len(out.Runs) > 0 {
 		fmt.Fprintln(w, "\nLast runs:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -367,15 +370,16 @@ func truncate(s string, n int) string {
 	return s[:n-1] + "…"
 }
 
-// printExtracts lists each extract's position, how long since it last
-// succeeded, and its last error.
-func printExtracts(w io.Writer, extracts []meta.ExtractState) {
+// printExtracts lists each extract's position, its lag (how old its
+// watermark or snapshot is; for cdc, the WAL its slot keeps), how long
+// since it last succeeded, and its last error; then the warnings.
+func printExtracts(w io.Writer, extracts []meta.ExtractState, warnings []string) {
 	if len(extracts) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "\nExtracts:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tEXTRACT\tMODE\tROWS\tUP TO\tLAST SUCCESS\tERROR")
+	fmt.Fprintln(tw, "SOURCE\tEXTRACT\tMODE\tROWS\tUP TO\tLAG\tLAST SUCCESS\tERROR")
 	for _, e := range extracts {
 		upTo := extract.PositionText(e.Position)
 		if upTo == "" {
@@ -389,7 +393,40 @@ func printExtracts(w io.Writer, extracts []meta.ExtractState) {
 		if e.LastError != "" && !e.LastRunAt.Equal(e.LastSuccessAt) {
 			errMsg = truncate(e.LastError, 80)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Source, e.Extract, e.Mode, e.Rows, upTo, success, errMsg)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.Source, e.Extract, e.Mode, e.Rows, upTo, extractLag(e), success, errMsg)
 	}
 	tw.Flush()
+	for _, warn := range warnings {
+		fmt.Fprintln(w, "WARNING: "+warn)
+	}
+}
+
+// extractLag is how far behind an extract is: the WAL a cdc slot keeps,
+// else the age of its watermark or last snapshot.
+func extractLag(e meta.ExtractState) string {
+	if e.Mode == config.ModeCDC {
+		if e.RetainedWAL < 0 {
+			return "-"
+		}
+		return config.ByteSize(e.RetainedWAL).String() + " of WAL"
+	}
+	at, ok := extract.PositionTime(e.Position)
+	if !ok {
+		return "-"
+	}
+	return time.Since(at).Round(time.Second).String()
+}
+
+// extractWarnings names each cdc slot that kept more WAL than its
+// extract's max_retained_wal when it last ran.
+func extractWarnings(cfg *config.Config, extracts []meta.ExtractState) []string {
+	out := []string{}
+	for _, e := range extracts {
+		x, ok := cfg.Sources[e.Source].Extracts[e.Extract]
+		if !ok || e.Mode != config.ModeCDC || e.RetainedWAL <= x.RetainedWALLimit() {
+			continue
+		}
+		out = append(out, e.Source+"."+e.Extract+": "+walWarning(extract.SlotName(e.Source, e.Extract), e.RetainedWAL, x.RetainedWALLimit()))
+	}
+	return out
 }

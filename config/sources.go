@@ -66,6 +66,14 @@ func (e Extract) DomainName(name string) string {
 	return name
 }
 
+// RetainedWALLimit is MaxRetainedWAL, 1GiB when unset.
+func (e Extract) RetainedWALLimit() int64 {
+	if e.MaxRetainedWAL == 0 {
+		return 1 << 30
+	}
+	return int64(e.MaxRetainedWAL)
+}
+
 // SourceNames are the configured sources, sorted.
 func (c *Config) SourceNames() []string {
 	names := make([]string, 0, len(c.Sources))

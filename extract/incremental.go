@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -68,6 +69,18 @@ func PositionText(stored string) string {
 		return "LSN " + p.LSN
 	}
 	return p.Watermark
+}
+
+// PositionTime is the time of an incremental or snapshot position, when
+// its watermark is a timestamp (as PostgreSQL or RFC 3339 writes it).
+func PositionTime(stored string) (time.Time, bool) {
+	w := PositionText(stored)
+	for _, layout := range []string{"2006-01-02 15:04:05.999999-07", "2006-01-02 15:04:05.999999-07:00", time.RFC3339Nano} {
+		if t, err := time.Parse(layout, w); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // ParsePosition reads a stored position ("" is the zero Position).

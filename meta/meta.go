@@ -231,6 +231,9 @@ type ExtractState struct {
 	LastSuccessAt time.Time `json:"last_success_at,omitzero"`
 	LastError     string    `json:"last_error,omitempty"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// RetainedWAL (cdc) is how many bytes of WAL the server kept for the
+	// slot when the extract last looked; -1 if it never looked.
+	RetainedWAL int64 `json:"retained_wal"`
 }
 
 // Listing is what a run needs to list a domain's bronze files without
@@ -315,6 +318,8 @@ type Store interface {
 	// moved it). FailExtract records a failed run and leaves the position.
 	AdvanceExtract(ctx context.Context, s ExtractState, from string, at time.Time) error
 	FailExtract(ctx context.Context, source, extract, mode, message string, at time.Time) error
+	// RecordRetainedWAL notes the WAL a cdc extract's slot keeps.
+	RecordRetainedWAL(ctx context.Context, source, extract string, bytes int64) error
 	// ForgetExtract deletes an extract's state: its next run starts anew.
 	ForgetExtract(ctx context.Context, source, extract string) error
 

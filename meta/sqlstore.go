@@ -912,9 +912,14 @@ func scanExtract(sc interface{ Scan(...any) error }) (ExtractState, error) {
 		e                     ExtractState
 		run, success, updated timeCol
 		lastError             sql.NullString
+		wal                   sql.NullInt64
 	)
-	err := sc.Scan(&e.Source, &e.Extract, &e.Mode, &e.Position, &e.Rows, &run, &success, &lastError, &updated)
+	err := sc.Scan(&e.Source, &e.Extract, &e.Mode, &e.Position, &e.Rows, &run, &success, &lastError, &updated, &wal)
 	e.LastRunAt, e.LastSuccessAt, e.UpdatedAt, e.LastError = run.t, success.t, updated.t, lastError.String
+	e.RetainedWAL = -1
+	if wal.Valid {
+		e.RetainedWAL = wal.Int64
+	}
 	return e, err
 }
 
@@ -983,6 +988,13 @@ func (s *sqlStore) WaitForWork(ctx context.Context, d time.Duration) error {
 		return sleep(ctx, d)
 	}
 	return s.work.wait(ctx, d)
+}
+
+func (s *sqlStore) RecordRetainedWAL(ctx context.Context, source, extract string, bytes int64) error {
+	if _, err := s.db.ExecContext(ctx, s.d.stmts.get("RecordRetainedWAL"), source, extract, bytes); err != nil {
+		return fmt.Errorf("meta: record the retained WAL of extract %s.%s: %w", source, extract, err)
+	}
+	return nil
 }
 
 func (s *sqlStore) ForgetExtract(ctx context.Context, source, extract string) error {

@@ -668,9 +668,10 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		}
 		must(t, s.FailExtract(ctx, "app", "orders", "incremental", "column updated_at does not exist", t0.Add(4*time.Minute)))
 		must(t, s.AdvanceExtract(ctx, meta.ExtractState{Source: "app", Extract: "users", Mode: "cdc", Position: "0/16B3748", Rows: 3}, "", t0))
+		must(t, s.RecordRetainedWAL(ctx, "app", "users", 3<<30))
 		all, err := open(t).Extracts(ctx)
 		must(t, err)
-		if len(all) != 2 || all[0].Extract != "orders" || all[1].Position != "0/16B3748" {
+		if len(all) != 2 || all[0].Extract != "orders" || all[1].Position != "0/16B3748" || all[1].RetainedWAL != 3<<30 || all[0].RetainedWAL != -1 {
 			t.Fatalf("extracts: %+v", all)
 		}
 		must(t, s.ForgetExtract(ctx, "app", "users"))

@@ -109,11 +109,11 @@ INSERT INTO medallion_bronze_listing (domain, listed_all_at) VALUES (?1, ?2)
 ON CONFLICT (domain) DO UPDATE SET listed_all_at = excluded.listed_all_at;
 
 -- name: GetExtract
-SELECT source, extract, mode, position, rows_total, last_run_at, last_success_at, last_error, updated_at
+SELECT source, extract, mode, position, rows_total, last_run_at, last_success_at, last_error, updated_at, retained_wal
 FROM medallion_extracts WHERE source = ?1 AND extract = ?2;
 
 -- name: ListExtracts
-SELECT source, extract, mode, position, rows_total, last_run_at, last_success_at, last_error, updated_at
+SELECT source, extract, mode, position, rows_total, last_run_at, last_success_at, last_error, updated_at, retained_wal
 FROM medallion_extracts ORDER BY source, extract;
 
 -- name: AdvanceExtract
@@ -139,6 +139,9 @@ INSERT INTO medallion_extracts AS e (source, extract, mode, position, last_run_a
 VALUES (?1, ?2, ?3, '', ?4, ?5, ?4)
 ON CONFLICT (source, extract) DO UPDATE SET last_run_at = excluded.last_run_at, last_error = excluded.last_error,
     updated_at = excluded.updated_at;
+
+-- name: RecordRetainedWAL
+UPDATE medallion_extracts SET retained_wal = ?3 WHERE source = ?1 AND extract = ?2;
 
 -- name: ForgetExtract
 DELETE FROM medallion_extracts WHERE source = ?1 AND extract = ?2;
