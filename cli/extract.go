@@ -26,7 +26,7 @@ func (a *app) extractCommand() *cobra.Command {
 	var (
 		sources, extracts []string
 		interval          time.Duration
-		dropSlot          bool
+		dropSlot, reset   bool
 		to                string
 	)
 	cmd := &cobra.Command{
@@ -52,7 +52,9 @@ the bronze files are written: a crash in between extracts that batch again
 in the query, so the raw value never leaves the source.
 
 Exit code 1 if an extract failed (the others still run; the failed one keeps
-its position).
+its position). A watermark or key column whose type changed since the position
+was taken fails the extract, naming the column: --reset forgets the position,
+and the next run reads every row again.
 
 cdc captures the table's inserts, updates and deletes from the write-ahead log
 (wal_level = logical) through a replication slot and a publication it creates,
@@ -73,6 +75,9 @@ Examples:
 			if dropSlot {
 				return a.dropSlots(cmd, sources, extracts)
 			}
+			if reset {
+				return a.resetExtracts(cmd, sources, extracts)
+			}
 			return a.extract(cmd, sources, extracts, interval, to)
 		},
 	}
@@ -81,6 +86,7 @@ Examples:
 	cmd.Flags().DurationVar(&interval, "interval", 0, "keep extracting, every interval, until stopped (0: once)")
 	cmd.Flags().StringVar(&to, "to", "bronze", "bronze, or kafka: produce to the domain's topic on kafka.brokers, for the sink to carry")
 	cmd.Flags().BoolVar(&dropSlot, "drop-slot", false, "remove the replication slots (and publications) of the selected cdc extracts, and exit")
+	cmd.Flags().BoolVar(&reset, "reset", false, "forget the positions of the selected incremental and snapshot extracts, so their next run reads every row again, and exit")
 	return cmd
 }
 
@@ -315,6 +321,30 @@ func connect(ctx context.Context, conns map[string]*pgx.Conn, j extractJob) (*pg
 	}
 	conns[j.source] = c
 	return c, nil
+}
+
+// resetExtracts forgets the positions of the selected incremental and
+// snapshot extracts (a cdc extract's position belongs to its slot:
+// --drop-slot).
+func (a *app) resetExtracts(cmd *cobra.Command, sources, names []string) error {
+	ctx := cmd.Context()
+	_, jobs, store, err := a.openExtracts(ctx, sources, names)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	w := cmd.OutOrStdout()
+	for _, j := range jobs {
+		if j.cdc != nil {
+			fmt.Fprintf(w, "%s.%s: a cdc extract starts anew with --drop-slot\n", j.source, j.name)
+			continue
+		}
+		if err := store.ForgetExtract(ctx, j.source, j.name); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s.%s: position forgotten; the next run reads every row again\n", j.source, j.name)
+	}
+	return nil
 }
 
 // dropSlots removes the slots of the selected cdc extracts.

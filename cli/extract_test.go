@@ -17,9 +17,9 @@ import (
 // TestExtractCommand: medallion extract reads a PostgreSQL users table into
 // bronze, status shows the extract's position, and run takes the users
 // domain from there to gold; a broken extract fails alone and keeps its
-// position.
+// position, as does one whose key column changed type, until --reset.
 func TestExtractCommand(t *testing.T) {
-	url, _ := sourceDB(t, nil,
+	url, pg := sourceDB(t, nil,
 		`CREATE TABLE app_users (user_id text PRIMARY KEY, email text NOT NULL, name text, city text, signup_ts timestamptz,
 			updated_at timestamptz NOT NULL DEFAULT now(), is_test_account boolean NOT NULL DEFAULT false, year_of_birth int)`,
 		`INSERT INTO app_users (user_id, email, name, city, signup_ts, updated_at, year_of_birth)
@@ -66,6 +66,26 @@ func TestExtractCommand(t *testing.T) {
 	r = run(t, "query", "--config", cfg, "--format", "csv", "SELECT count(*) AS n FROM gold.restaurants_current")
 	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "\n7") {
 		t.Fatalf("gold after a snapshot extract and run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// A column that orders the extract changes type: the extract fails,
+	// names it and keeps its position until --reset.
+	if _, err := pg.Exec(context.Background(), "ALTER TABLE app_users ALTER COLUMN user_id TYPE varchar(20)"); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, "extract", "--config", cfg, "--source", "app", "--extract", "users")
+	if r.code != cli.ExitFailed || !strings.Contains(r.stdout, `column "user_id" is now character varying, but was text when the position was taken`) {
+		t.Fatalf("a changed column type: exit %d\n%s", r.code, r.stdout)
+	}
+	if r = run(t, "status", "--config", cfg); !strings.Contains(squash(r.stdout), "app users incremental 300 2024-01-15 11:00:00+00") {
+		t.Fatalf("the position moved after a changed column type:\n%s", r.stdout)
+	}
+	r = run(t, "extract", "--config", cfg, "--source", "app", "--extract", "users", "--reset")
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "app.users: position forgotten") {
+		t.Fatalf("--reset: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "extract", "--config", cfg, "--source", "app", "--extract", "users")
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "app.users: 300 rows") {
+		t.Fatalf("after --reset: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, "extract", "--config", cfg, "--source", "nope")
 	if r.code != cli.ExitUsage || !strings.Contains(r.stderr, `unknown source "nope" (configured: app, down)`) {

@@ -41,6 +41,9 @@ type Position struct {
 	Key       []string `json:"key,omitempty"`
 	// NextOffset is past the bronze offsets the extract has used.
 	NextOffset int64 `json:"next_offset,omitempty"`
+	// Types are the watermark's and key's column types when the position
+	// was taken: values of another type would not compare as they did.
+	Types map[string]string `json:"types,omitempty"`
 }
 
 // IsZero reports whether p is before every row.
@@ -151,6 +154,27 @@ func (x Incremental) reader(ctx context.Context, conn *pgx.Conn) (reader, error)
 	}
 	names, types, err := x.columnTypes(ctx, conn)
 	return reader{x: x, names: names, types: types}, err
+}
+
+// orderTypes are the types of the columns that order the extract.
+func (r reader) orderTypes() map[string]string {
+	out := map[string]string{}
+	for _, c := range append([]string{r.x.Watermark}, r.x.Key...) {
+		out[c] = r.types[c]
+	}
+	return out
+}
+
+// sameTypes refuses a position taken when a column that orders the
+// extract had another type.
+func (r reader) sameTypes(pos Position) error {
+	for _, c := range append([]string{r.x.Watermark}, r.x.Key...) {
+		if was, ok := pos.Types[c]; ok && was != r.types[c] {
+			return fmt.Errorf("incremental extract of %s: column %q is now %s, but was %s when the position was taken, so the position no longer compares as it did: "+
+				"start the extract anew with --reset (it reads every row again; silver's dedup absorbs them)", r.x.describe(), c, r.types[c], was)
+		}
+	}
+	return nil
 }
 
 func (r reader) read(ctx context.Context, conn *pgx.Conn, pos Position) (Batch, error) {

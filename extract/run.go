@@ -53,13 +53,16 @@ func (x Incremental) run(ctx context.Context, conn *pgx.Conn, store meta.Store, 
 	if err != nil {
 		return res, err
 	}
+	if err := r.sameTypes(pos); err != nil {
+		return res, fmt.Errorf("extract %s.%s: %w", t.Source, t.Extract, err)
+	}
 	for {
 		b, err := r.read(ctx, conn, pos)
 		if err != nil {
 			return res, fmt.Errorf("extract %s.%s: %w", t.Source, t.Extract, err)
 		}
 		next := b.Next
-		next.NextOffset = pos.NextOffset
+		next.NextOffset, next.Types = pos.NextOffset, r.orderTypes()
 		if len(b.Rows) > 0 {
 			w, err := t.Write(ctx, b.Rows, nextBase(pos.NextOffset, t.now()), map[string]string{
 				"source": t.Source, "extract": t.Extract, "watermark": b.Next.Watermark})
