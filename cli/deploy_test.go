@@ -28,11 +28,14 @@ func TestDeploymentFiles(t *testing.T) {
 			Environment map[string]string `yaml:"environment"`
 		} `yaml:"services"`
 		Volumes map[string]any `yaml:"volumes"`
+		Configs map[string]struct {
+			Content string `yaml:"content"`
+		} `yaml:"configs"`
 	}
 	if err := yaml.Unmarshal(data, &compose); err != nil {
 		t.Fatalf("docker-compose.yaml: %v", err)
 	}
-	for _, want := range []string{"postgres", "s3", "kafka", "sink", "scheduler", "worker", "serve", "medallion"} {
+	for _, want := range []string{"postgres", "s3", "kafka", "sink", "scheduler", "worker", "serve", "extract", "extract-snapshot", "medallion"} {
 		if _, ok := compose.Services[want]; !ok {
 			t.Errorf("docker-compose.yaml has no %s service", want)
 		}
@@ -49,6 +52,15 @@ func TestDeploymentFiles(t *testing.T) {
 				}
 			}
 		}
+	}
+	// The extract services' configuration file loads, with its built-in
+	// extracts filled in.
+	p := filepath.Join(t.TempDir(), "extract.yaml")
+	if err := os.WriteFile(p, []byte(compose.Configs["extract-sources"].Content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := config.Load(p); err != nil || cfg.Sources["app"].Extracts["orders"].Table != "orders" {
+		t.Errorf("the compose extract-sources config does not load: %v", err)
 	}
 	files, _ := filepath.Glob("../deploy/kubernetes/*.yaml")
 	if len(files) < 3 {
@@ -83,6 +95,7 @@ func TestDeploymentFiles(t *testing.T) {
 			t.Setenv("PGPASSWORD", "x")
 			t.Setenv("ANALYST_PASSWORD", "x")
 			t.Setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/x")
+			t.Setenv("APP_DB_PASSWORD", "x")
 			if _, err := config.Load(p); err != nil {
 				t.Errorf("%s: its medallion.yaml does not load: %v", f, err)
 			}
