@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 // by incremental, restaurants by snapshot, users by incremental with the
 // email masked at the source.
 func TestReferenceSourcesEqualKafkaPath(t *testing.T) {
-	url, _ := sourceDB(t, map[string]string{"wal_level": "logical", "max_replication_slots": "4", "max_wal_senders": "4"})
+	url, pg := sourceDB(t, map[string]string{"wal_level": "logical", "max_replication_slots": "4", "max_wal_senders": "4"})
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "raw-orders", "raw-restaurants", "raw-users"),
 		kfake.AllowAutoTopicCreation(), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	if err != nil {
@@ -72,4 +73,27 @@ func TestReferenceSourcesEqualKafkaPath(t *testing.T) {
 	// A snapshot is stamped with the time of the extract, not the time of
 	// the hourly snapshot the generator made last.
 	same("gold.restaurants_current", "SELECT * EXCLUDE (snapshot_ts, snapshot_date) FROM gold.restaurants_current ORDER BY ALL", viaCDC)
+
+	// A row that fails its domain's contract reaches quarantine, as it does
+	// from Kafka: a user whose email has no domain, and an order deleted in
+	// the database (the orders contract has no delete).
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO users (user_id, email, signup_ts, updated_at) VALUES ('u-bad', 'nobody', '2024-01-10 00:00:00+00', now())`,
+		`DELETE FROM orders WHERE order_id = (SELECT min(order_id) FROM orders)`,
+	} {
+		if _, err := pg.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range [][]string{{"extract", "--config", viaCDC}, {"run", "--config", viaCDC}} {
+		if r := run(t, s...); r.code != cli.ExitOK {
+			t.Fatalf("%v: exit %d\n%s\n%s", s, r.code, r.stdout, r.stderr)
+		}
+	}
+	r := run(t, "query", "--config", viaCDC, "--format", "csv",
+		"SELECT reason FROM quarantine.users WHERE payload LIKE '%u-bad%' UNION ALL SELECT reason FROM quarantine.orders WHERE payload LIKE '%\"op\":\"d\"%'")
+	if r.code != cli.ExitOK || r.stdout != "reason\nemail_domain is empty\nmissing user_id\n" {
+		t.Fatalf("quarantine: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
 }

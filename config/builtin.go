@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -94,10 +96,26 @@ func BuiltinDomains() ([]Domain, error) {
 	}
 	out := make([]Domain, 0, len(builtin.domains))
 	for _, d := range builtin.domains {
-		out = append(out, d)
+		out = append(out, d.clone())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// clone is a deep copy, so a caller changing its domains (tests mark gold
+// tables for export) never changes the registry's.
+func (d Domain) clone() Domain {
+	d.Topics = slices.Clone(d.Topics)
+	d.PrimaryKey = slices.Clone(d.PrimaryKey)
+	d.Gold = slices.Clone(d.Gold)
+	for i := range d.Gold {
+		d.Gold[i].MergeKeys = slices.Clone(d.Gold[i].MergeKeys)
+	}
+	if d.MaxRetries != nil {
+		n := *d.MaxRetries
+		d.MaxRetries = &n
+	}
+	return d
 }
 
 // BuiltinExtract is a built-in domain's extract for mode, if it has one,
@@ -111,5 +129,7 @@ func BuiltinExtract(domain, mode string) (Extract, []string, bool) {
 	}
 	sort.Strings(modes)
 	e, ok := builtin.extracts[domain][mode]
+	e.Key = slices.Clone(e.Key)
+	e.Mask = maps.Clone(e.Mask)
 	return e, modes, ok
 }

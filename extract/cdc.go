@@ -387,7 +387,7 @@ func (s *cdcStream) enrich(ctx context.Context) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	q := "SELECT row_to_json(e)::text FROM (" + s.x.Enrich + ") e"
+	q := "SELECT row_to_json(e)::text FROM (" + s.x.Enrich + "\n) e" // the query may end in a comment
 	rows, err := s.conn.Query(ctx, q, keys)
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ SELECT
         expect_str('email_sha256', j.email_sha256, false),
         CASE WHEN NOT regexp_full_match(j_str(j.email_sha256), '[0-9a-f]{64}') THEN 'email_sha256 is not a hex SHA-256' END,
         expect_str('email_domain', j.email_domain, NOT j_missing(j.email_sha256)),
+        CASE WHEN j_str(j.email_domain) = '' THEN 'email_domain is empty' END,
         expect_str('name', j.name, false),
         expect_str('city', j.city, false),
         expect_ts('signup_ts', j.signup_ts, true),
