@@ -478,3 +478,16 @@ func TestBuiltinExtracts(t *testing.T) {
 		t.Errorf("a mode without a built-in extract: %v", err)
 	}
 }
+
+// Changing the built-in domains one load returned changes no later load.
+func TestBuiltinDomainsAreCopies(t *testing.T) {
+	first, err := config.BuiltinDomains()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first[1].Gold[0].Export, first[1].Topics[0] = true, "changed"
+	again, _ := config.BuiltinDomains()
+	if again[1].Gold[0].Export || again[1].Topics[0] != "raw-orders" {
+		t.Fatalf("the registry changed with a caller's copy: %+v", again[1])
+	}
+}
