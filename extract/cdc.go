@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -215,6 +217,13 @@ func (x CDC) release(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn) {
 	}
 }
 
+// change is one captured row as a JSON object and, when the extract
+// enriches rows, the key its added columns are read by ("" for none).
+type change struct {
+	row []byte
+	key string
+}
+
 // cdcStream is one run's replication stream and what it has buffered.
 type cdcStream struct {
 	x          CDC
@@ -228,10 +237,10 @@ type cdcStream struct {
 	afterWrite func()
 	res        *Result
 
-	conn      *pgx.Conn        // for Enrich
-	tx        []map[string]any // the changes of the transaction being received
+	conn      *pgx.Conn // for Enrich
+	tx        []change  // the changes of the transaction being received
 	commit    time.Time
-	done      []map[string]any // the changes of committed transactions, not written yet
+	done      []change // the changes of committed transactions, not written yet
 	doneLSN   pglogrepl.LSN
 	writtenTo pglogrepl.LSN
 }
@@ -291,6 +300,7 @@ func (s *cdcStream) loop(ctx context.Context) error {
 				if err := s.flush(ctx); err != nil {
 					return err
 				}
+				lastChange = time.Now() // a long flush is not idleness
 			}
 		}
 	}
@@ -354,73 +364,79 @@ func (s *cdcStream) change(rel uint32, tuple *pglogrepl.TupleData, op string) er
 	if _, ok := row[s.x.Field]; !ok && s.x.Field != "" {
 		row[s.x.Field] = s.commit.UTC().Format(time.RFC3339Nano)
 	}
-	s.tx = append(s.tx, row)
+	b, err := json.Marshal(row)
+	if err != nil {
+		return err
+	}
+	c := change{row: b}
+	if s.x.Enrich != "" && op != "d" && row[s.x.EnrichKey] != nil {
+		c.key = fmt.Sprint(row[s.x.EnrichKey])
+	}
+	s.tx = append(s.tx, c)
 	return nil
 }
 
-// rows enriches the committed changes (Enrich) and encodes them.
+// rows are the committed changes, enriched (Enrich).
 func (s *cdcStream) rows(ctx context.Context) ([][]byte, error) {
+	var added map[string][]byte
 	if s.x.Enrich != "" {
-		if err := s.enrich(ctx); err != nil {
+		var err error
+		if added, err = s.enrich(ctx); err != nil {
 			return nil, fmt.Errorf("cdc extract of %s: the query adding columns: %w", s.x.Table, err)
 		}
 	}
 	out := make([][]byte, len(s.done))
-	for i, row := range s.done {
-		b, err := json.Marshal(row)
-		if err != nil {
-			return nil, err
+	for i, c := range s.done {
+		out[i] = c.row
+		if cols := added[c.key]; c.key != "" && cols != nil {
+			// The row is a JSON object: its added columns go before
+			// its closing brace.
+			out[i] = append(append(c.row[:len(c.row)-1:len(c.row)-1], cols...), '}')
 		}
-		out[i] = b
 	}
 	return out, nil
 }
 
-// enrich runs the Enrich query once for every changed key of the batch.
-func (s *cdcStream) enrich(ctx context.Context) error {
+// enrich runs the Enrich query once for the batch's changed keys, and
+// returns each key's added columns as JSON members (`,"items":[…]`).
+func (s *cdcStream) enrich(ctx context.Context) (map[string][]byte, error) {
 	var keys []string
-	for _, row := range s.done {
-		if row["op"] != "d" && row[s.x.EnrichKey] != nil {
-			keys = append(keys, fmt.Sprint(row[s.x.EnrichKey]))
+	for _, c := range s.done {
+		if c.key != "" {
+			keys = append(keys, c.key)
 		}
 	}
 	if len(keys) == 0 {
-		return nil
+		return nil, nil
 	}
 	q := "SELECT row_to_json(e)::text FROM (" + s.x.Enrich + "\n) e" // the query may end in a comment
 	rows, err := s.conn.Query(ctx, q, keys)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	added := map[string]map[string]json.RawMessage{}
+	added := map[string][]byte{}
 	for rows.Next() {
 		var text string
 		if err := rows.Scan(&text); err != nil {
-			return err
+			return nil, err
 		}
 		var cols map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(text), &cols); err != nil {
-			return err
+			return nil, err
 		}
 		key, ok := cols[s.x.EnrichKey]
 		if !ok {
-			return fmt.Errorf("it does not return the key column %s", s.x.EnrichKey)
+			return nil, fmt.Errorf("it does not return the key column %s", s.x.EnrichKey)
 		}
 		delete(cols, s.x.EnrichKey)
-		added[jsonText(key)] = cols
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, row := range s.done {
-		if row["op"] == "d" {
-			continue
+		var members []byte
+		for _, name := range slices.Sorted(maps.Keys(cols)) {
+			n, _ := json.Marshal(name)
+			members = append(append(append(append(members, ','), n...), ':'), cols[name]...)
 		}
-		for col, v := range added[fmt.Sprint(row[s.x.EnrichKey])] {
-			row[col] = v
-		}
+		added[jsonText(key)] = members
 	}
-	return nil
+	return added, rows.Err()
 }
 
 // jsonText is a JSON scalar as text: a string unquoted, else as written.

@@ -28,14 +28,10 @@ func PushExtracts(ctx context.Context, url, job string, runs []Extract, end time
 	instance, _ := os.Hostname()
 	reg := prometheus.NewRegistry()
 	labels := []string{"source", "extract", "mode"}
-	rows := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_extract_rows",
-		Help: "Rows the last extract run wrote."}, labels)
-	failed := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_extract_failed",
-		Help: "1 if the last extract run failed (its position did not move)."}, labels)
-	wal := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_extract_retained_wal_bytes",
-		Help: "WAL the source keeps for a cdc extract's replication slot."}, labels)
-	over := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_extract_retained_wal_over_limit",
-		Help: "1 if a cdc slot keeps more WAL than its max_retained_wal."}, labels)
+	rows := gaugeVec("medallion_extract_rows", "Rows the last extract run wrote.", labels)
+	failed := gaugeVec("medallion_extract_failed", "1 if the last extract run failed (its position did not move).", labels)
+	wal := gaugeVec("medallion_extract_retained_wal_bytes", "WAL the source keeps for a cdc extract's replication slot.", labels)
+	over := gaugeVec("medallion_extract_retained_wal_over_limit", "1 if a cdc slot keeps more WAL than its max_retained_wal.", labels)
 	reg.MustRegister(rows, failed, wal, over)
 	for _, r := range runs {
 		l := []string{r.Source, r.Extract, r.Mode}
@@ -54,10 +50,8 @@ func PushExtracts(ctx context.Context, url, job string, runs []Extract, end time
 		if r.Failed {
 			continue
 		}
-		success := prometheus.NewGauge(prometheus.GaugeOpts{Name: "medallion_extract_last_success_timestamp_seconds",
-			Help: "When the extract last ran without error."})
-		success.Set(float64(end.UnixMilli()) / 1000)
-		err := push.New(url, job).Collector(success).Grouping("source", r.Source).Grouping("extract", r.Extract).PushContext(ctx)
+		err := pushTime(ctx, push.New(url, job).Grouping("source", r.Source).Grouping("extract", r.Extract),
+			"medallion_extract_last_success_timestamp_seconds", "When the extract last ran without error.", end)
 		if err != nil {
 			return fmt.Errorf("push the last success of extract %s.%s to %s: %w", r.Source, r.Extract, url, err)
 		}

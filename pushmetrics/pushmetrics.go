@@ -28,14 +28,10 @@ func Push(ctx context.Context, url, job string, sum pipeline.Summary, end time.T
 	instance, _ := os.Hostname()
 	reg := prometheus.NewRegistry()
 	labels := []string{"domain"}
-	processed := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_partitions_processed",
-		Help: "Partitions the last run processed (done or failed), by domain."}, labels)
-	failed := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_partitions_failed",
-		Help: "Partitions that failed in the last run, by domain."}, labels)
-	unhealthy := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_partitions_unhealthy",
-		Help: "FAILED and DEAD partitions in the meta store after the last run, by domain."}, labels)
-	rows := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medallion_rows_processed",
-		Help: "Bronze rows the last run processed, by domain."}, labels)
+	processed := gaugeVec("medallion_partitions_processed", "Partitions the last run processed (done or failed), by domain.", labels)
+	failed := gaugeVec("medallion_partitions_failed", "Partitions that failed in the last run, by domain.", labels)
+	unhealthy := gaugeVec("medallion_partitions_unhealthy", "FAILED and DEAD partitions in the meta store after the last run, by domain.", labels)
+	rows := gaugeVec("medallion_rows_processed", "Bronze rows the last run processed, by domain.", labels)
 	duration := prometheus.NewGauge(prometheus.GaugeOpts{Name: "medallion_run_duration_seconds", Help: "How long the last run took."})
 	finished := prometheus.NewGauge(prometheus.GaugeOpts{Name: "medallion_run_finished_timestamp_seconds", Help: "When the last run ended."})
 	reg.MustRegister(processed, failed, unhealthy, rows, duration, finished)
@@ -55,13 +51,22 @@ func Push(ctx context.Context, url, job string, sum pipeline.Summary, end time.T
 		if d.Failed > 0 || d.Dead > 0 || d.Unhealthy > 0 {
 			continue
 		}
-		success := prometheus.NewGauge(prometheus.GaugeOpts{Name: "medallion_last_success_timestamp_seconds",
-			Help: "When a run or worker last left the domain with no FAILED or DEAD partition."})
-		success.Set(float64(end.UnixMilli()) / 1000)
-		err := push.New(url, job).Collector(success).Grouping("domain", d.Domain).PushContext(ctx)
+		err := pushTime(ctx, push.New(url, job).Grouping("domain", d.Domain), "medallion_last_success_timestamp_seconds",
+			"When a run or worker last left the domain with no FAILED or DEAD partition.", end)
 		if err != nil {
 			return fmt.Errorf("push the last success of %s to %s: %w", d.Domain, url, err)
 		}
 	}
 	return nil
+}
+
+func gaugeVec(name, help string, labels []string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
+// pushTime pushes one gauge set to t, in seconds, to the group p.
+func pushTime(ctx context.Context, p *push.Pusher, name, help string, t time.Time) error {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	g.Set(float64(t.UnixMilli()) / 1000)
+	return p.Collector(g).PushContext(ctx)
 }
