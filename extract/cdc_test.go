@@ -91,6 +91,16 @@ func TestCDC(t *testing.T) {
 		t.Fatalf("a run with nothing new: %+v %v", res, err)
 	}
 
+	// A flush that takes longer than the idle time does not end the run:
+	// the second transaction is captured by the same run.
+	execSQL(t, c, `INSERT INTO orders (order_id, status) VALUES ('o-3', 'placed')`)
+	execSQL(t, c, `INSERT INTO orders (order_id, status) VALUES ('o-4', 'placed')`)
+	slow := x
+	slow.Batch = 1
+	if res, err := slow.Run(ctx, c, url, store, target, func() { time.Sleep(2 * x.Idle) }); err != nil || res.Rows != 2 || res.Batches != 2 {
+		t.Fatalf("a run whose flushes outlast the idle time: %+v %v", res, err)
+	}
+
 	// Stopped between the bronze files and the position: the changes come
 	// again, and then the position moves past them.
 	execSQL(t, c, `UPDATE orders SET status = 'delivered', updated_at = now() WHERE order_id = 'o-1'`)
