@@ -428,7 +428,7 @@ func TestSources(t *testing.T) {
 	t.Setenv("APP_DB_PASSWORD", "s3cret")
 	dir := write(t, map[string]string{
 		"medallion.yaml": "sources:\n  app:\n    url: postgres://reader:${APP_DB_PASSWORD}@db:5432/app\n    extracts:\n" +
-			"      users: {mode: incremental, table: users, watermark: updated_at, key: [user_id], mask: {email: sha256}}\n" +
+			"      users: {mode: incremental, table: users, watermark: updated_at, key: user_id, mask: {email: sha256}}\n" +
 			"      mine: {domain: orders, mode: incremental, query_file: sql/mine.sql, watermark: updated_at, key: [id], batch: 500}\n",
 	})
 	cfg, err := config.Load(filepath.Join(dir, "medallion.yaml"))

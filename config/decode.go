@@ -97,6 +97,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v.Set(s)
 	default:
+		if n.Kind == yaml.ScalarNode && n.Tag != "!!null" && v.Type() == reflect.TypeFor[[]string]() {
+			// A list of one may be written as its item: key: id.
+			n = &yaml.Node{Kind: yaml.SequenceNode, Line: n.Line, Content: []*yaml.Node{n}}
+		}
 		if n.Kind == yaml.SequenceNode {
 			for i, item := range n.Content {
 				itemPath := fmt.Sprintf("%s[%d]", path, i)
