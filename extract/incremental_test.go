@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +159,54 @@ func TestIncrementalNeedsToSeeTransactions(t *testing.T) {
 	bad := extract.Incremental{From: "users", Watermark: "modified_at", Key: []string{"id"}}
 	if _, err := bad.Read(ctx, c, extract.Position{}); err == nil || err.Error() != `incremental extract of users: no column "modified_at"` {
 		t.Fatalf("a missing watermark column: %v", err)
+	}
+}
+
+// collectOut keeps the rows written to it, and fails the write numbered
+// failAt (1-based; 0 never).
+type collectOut struct {
+	writes, failAt int
+	ids            []int64
+}
+
+func (o *collectOut) Write(_ context.Context, _ extract.Target, rows [][]byte, _ map[string]string) (extract.Written, error) {
+	o.writes++
+	if o.writes == o.failAt {
+		return extract.Written{}, errors.New("storage is down")
+	}
+	for _, r := range rows {
+		var v struct{ ID int64 }
+		if err := json.Unmarshal(r, &v); err != nil {
+			return extract.Written{}, err
+		}
+		o.ids = append(o.ids, v.ID)
+	}
+	return extract.Written{}, nil
+}
+
+// TestIncrementalWriteFailsWhileReadingAhead: the batch after the one being
+// written is read meanwhile; when that write fails, the run stops with the
+// position after the last written batch, the batch read ahead is dropped,
+// the connection is usable, and the next run reads on from the position:
+// every row once, none lost.
+func TestIncrementalWriteFailsWhileReadingAhead(t *testing.T) {
+	ctx, c, _ := cluster(t)
+	execSQL(t, c, `INSERT INTO users (id, email, updated_at) SELECT i, 'u' || i || '@example.com', '2024-01-15 06:00:00+00' FROM generate_series(1, 2500) i`)
+	store, target := localTarget(t, "users")
+	x := extract.Incremental{From: "users", Watermark: "updated_at", Key: []string{"id"}, Batch: 1000}
+	out := &collectOut{failAt: 2}
+	target.Out = out
+	if _, err := x.Run(ctx, c, store, target, nil); err == nil || !strings.Contains(err.Error(), "storage is down") {
+		t.Fatalf("a run whose second write fails: %v", err)
+	}
+	st, err := store.Extract(ctx, "app", "users")
+	if err != nil || !strings.Contains(st.Position, `"key":["1000"]`) || st.Rows != 1000 {
+		t.Fatalf("the position after a failed write: %+v %v", st, err)
+	}
+	execSQL(t, c, "SELECT 1") // the connection outlives the reader
+	out.failAt = 0
+	res, err := x.Run(ctx, c, store, target, nil)
+	if err != nil || res.Rows != 1500 || len(out.ids) != 2500 || out.ids[1000] != 1001 || out.ids[2499] != 2500 {
+		t.Fatalf("the next run: %+v %v, %d ids", res, err, len(out.ids))
 	}
 }

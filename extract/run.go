@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -56,10 +57,12 @@ func (x Incremental) run(ctx context.Context, conn *pgx.Conn, store meta.Store, 
 	if err := r.sameTypes(pos); err != nil {
 		return res, fmt.Errorf("extract %s.%s: %w", t.Source, t.Extract, err)
 	}
-	for {
-		b, err := r.read(ctx, conn, pos)
-		if err != nil {
-			return res, fmt.Errorf("extract %s.%s: %w", t.Source, t.Extract, err)
+	reads, stop := r.readAhead(ctx, conn, pos)
+	defer stop()
+	for got := range reads {
+		b := got.batch
+		if got.err != nil {
+			return res, fmt.Errorf("extract %s.%s: %w", t.Source, t.Extract, got.err)
 		}
 		next := b.Next
 		next.NextOffset, next.Types = pos.NextOffset, r.orderTypes()
@@ -82,11 +85,55 @@ func (x Incremental) run(ctx context.Context, conn *pgx.Conn, store meta.Store, 
 		}
 		res.Position = next
 		if len(b.Rows) == 0 {
-			return res, nil
+			break
 		}
 		res.Batches++
 		res.Rows += len(b.Rows)
 		from, pos = state.Position, next
+	}
+	return res, nil
+}
+
+// readResult is one batch read ahead, or why it could not be.
+type readResult struct {
+	batch Batch
+	err   error
+}
+
+// readAhead reads the batches past pos one after another on conn, each
+// while the one before is being written (the server's query and the
+// bronze encoding overlap on two cores); the channel ends after an empty
+// batch or an error. Only positions move the extract: a batch read ahead
+// of a failed write is dropped. stop ends the reading and waits until conn
+// is free again, without cancelling a query (which would close conn for
+// the source's other extracts).
+func (r reader) readAhead(ctx context.Context, conn *pgx.Conn, pos Position) (<-chan readResult, func()) {
+	out, done := make(chan readResult, 1), make(chan struct{})
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			b, err := r.read(ctx, conn, pos)
+			select {
+			case out <- readResult{b, err}:
+			case <-done:
+				return
+			}
+			if err != nil || len(b.Rows) == 0 {
+				return
+			}
+			pos = b.Next
+		}
+	}()
+	var once sync.Once
+	return out, func() {
+		once.Do(func() { close(done) })
+		for range out { // until the reader has let conn go
+		}
 	}
 }
 
