@@ -94,6 +94,7 @@ Examples:
 type extractJob struct {
 	source, name string
 	url, mode    string
+	table        string // "" for a query
 	run          func(ctx context.Context, conn *pgx.Conn, store meta.Store, t extract.Target) (extract.Result, error)
 	domain       config.Domain
 	// cdc is set for a cdc extract (its slot, for --drop-slot and the
@@ -193,7 +194,7 @@ func extractJobs(cfg *config.Config, sources, names []string) ([]extractJob, err
 }
 
 func newExtractJob(source, name, url string, e config.Extract, d config.Domain) extractJob {
-	j := extractJob{source: source, name: name, url: url, mode: e.Mode, domain: d}
+	j := extractJob{source: source, name: name, url: url, mode: e.Mode, domain: d, table: e.Table}
 	from := e.Table
 	if e.Query != "" {
 		from = e.Query
@@ -237,7 +238,7 @@ func runExtracts(ctx context.Context, w io.Writer, store meta.Store, bucket stor
 	for _, j := range jobs {
 		ran := pushmetrics.Extract{Source: j.source, Extract: j.name, Mode: j.mode, RetainedWAL: -1, RetainedWALLimit: j.maxWAL}
 		start := time.Now()
-		t := extract.Target{Bucket: bucket, Domain: j.domain, Source: j.source, Extract: j.name, Out: out}
+		t := extract.Target{Bucket: bucket, Domain: j.domain, Source: j.source, Extract: j.name, Table: j.table, Out: out}
 		conn, err := connect(ctx, conns, j)
 		var res extract.Result
 		if err == nil {

@@ -27,6 +27,8 @@ type Target struct {
 	Domain  config.Domain
 	Source  string
 	Extract string
+	// Table is the table read, for the headers ("" for a query).
+	Table string
 	// Out, if set, receives the rows instead of bronze (extract --to kafka).
 	Out Output
 	// Now pins the clock (tests); nil is time.Now.
@@ -66,6 +68,9 @@ func (t Target) Write(ctx context.Context, rows [][]byte, base int64, headers ma
 	w := Written{NextOffset: base}
 	if len(rows) == 0 {
 		return w, nil
+	}
+	if t.Table != "" {
+		headers["table"] = t.Table
 	}
 	if t.Out != nil {
 		ow, err := t.Out.Write(ctx, t, rows, headers)

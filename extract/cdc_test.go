@@ -22,6 +22,23 @@ type change struct {
 	Status  string `json:"status"`
 }
 
+// headersOf is the envelope headers of the first bronze record.
+func headersOf(t *testing.T, target extract.Target) string {
+	t.Helper()
+	for o, err := range target.Bucket.List(context.Background(), bronze.DomainPrefix(target.Domain.Name)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := readObject(t, target.Bucket, o.Key)
+		recs, err := bronze.Decode(strings.NewReader(string(raw)), int64(len(raw)))
+		if err != nil || len(recs) == 0 {
+			t.Fatal(err)
+		}
+		return recs[0].Headers
+	}
+	return ""
+}
+
 func changes(t *testing.T, target extract.Target) []change {
 	t.Helper()
 	var out []change
@@ -61,6 +78,7 @@ func TestCDC(t *testing.T) {
 	execSQL(t, c, `CREATE TABLE orders (order_id text PRIMARY KEY, status text NOT NULL, amount numeric(10,2),
 		created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())`)
 	store, target := localTarget(t, "orders")
+	target.Table = "orders"
 	orders := target.Domain
 	x := extract.CDC{Table: "orders", Slot: "medallion_app_orders", Field: orders.TimestampField, Idle: 500 * time.Millisecond}
 
@@ -82,6 +100,9 @@ func TestCDC(t *testing.T) {
 	}
 	if strings.Join(ops, " ") != "c:o-1:placed c:o-2:placed u:o-1:accepted u:o-1:preparing d:o-2:" {
 		t.Fatalf("captured %v", ops)
+	}
+	if h := headersOf(t, target); !strings.Contains(h, `"table":"orders"`) || !strings.Contains(h, `"lsn":"`) || !strings.Contains(h, `"source":"app"`) {
+		t.Fatalf("the envelope's headers: %s", h)
 	}
 	st, err := store.Extract(ctx, "app", "orders")
 	if err != nil || st.Mode != "cdc" || !strings.Contains(st.Position, `"lsn":"`) || st.Rows != 5 {
