@@ -55,6 +55,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if path != "" {
 		d.lines[path] = n.Line
 	}
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" && v.Type() == reflect.TypeFor[[]string]() {
+		// A list of one may be written as its item (key: id); the item is
+		// interpolated once, as a list's items are.
+		n = &yaml.Node{Kind: yaml.SequenceNode, Line: n.Line, Content: []*yaml.Node{n}}
+	}
 	if n.Kind == yaml.ScalarNode {
 		if !d.interpolate(n, path) {
 			return
@@ -97,10 +102,6 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v.Set(s)
 	default:
-		if n.Kind == yaml.ScalarNode && n.Tag != "!!null" && v.Type() == reflect.TypeFor[[]string]() {
-			// A list of one may be written as its item: key: id.
-			n = &yaml.Node{Kind: yaml.SequenceNode, Line: n.Line, Content: []*yaml.Node{n}}
-		}
 		if n.Kind == yaml.SequenceNode {
 			for i, item := range n.Content {
 				itemPath := fmt.Sprintf("%s[%d]", path, i)

@@ -159,7 +159,7 @@ func (x Incremental) reader(ctx context.Context, conn *pgx.Conn) (reader, error)
 // orderTypes are the types of the columns that order the extract.
 func (r reader) orderTypes() map[string]string {
 	out := map[string]string{}
-	for _, c := range append([]string{r.x.Watermark}, r.x.Key...) {
+	for _, c := range r.x.orderColumns() {
 		out[c] = r.types[c]
 	}
 	return out
@@ -168,7 +168,7 @@ func (r reader) orderTypes() map[string]string {
 // sameTypes refuses a position taken when a column that orders the
 // extract had another type.
 func (r reader) sameTypes(pos Position) error {
-	for _, c := range append([]string{r.x.Watermark}, r.x.Key...) {
+	for _, c := range r.x.orderColumns() {
 		if was, ok := pos.Types[c]; ok && was != r.types[c] {
 			return fmt.Errorf("incremental extract of %s: column %q is now %s, but was %s when the position was taken, so the position no longer compares as it did: "+
 				"start the extract anew with --reset (it reads every row again; silver's dedup absorbs them)", r.x.describe(), c, r.types[c], was)
@@ -237,6 +237,10 @@ func (x Incremental) check() error {
 	return nil
 }
 
+// orderColumns are the columns that order the extract: the watermark,
+// then the key.
+func (x Incremental) orderColumns() []string { return append([]string{x.Watermark}, x.Key...) }
+
 func (x Incremental) describe() string { return relation{x.From, x.Mask}.name() }
 
 // columnTypes maps the watermark and key columns to their types, from the
@@ -248,7 +252,7 @@ func (x Incremental) columnTypes(ctx context.Context, conn *pgx.Conn) ([]string,
 	if err != nil {
 		return nil, nil, fmt.Errorf("incremental extract of %s: %w", x.describe(), err)
 	}
-	for _, c := range append([]string{x.Watermark}, x.Key...) {
+	for _, c := range x.orderColumns() {
 		if _, ok := types[c]; !ok {
 			return nil, nil, fmt.Errorf("incremental extract of %s: no column %q", x.describe(), c)
 		}
@@ -268,7 +272,7 @@ func (x Incremental) columnTypes(ctx context.Context, conn *pgx.Conn) ([]string,
 // for it, with NULLs.
 func (x Incremental) query(names []string, types map[string]string, pos Position) (string, []any, error) {
 	ident := func(c string) string { return "t." + pgx.Identifier{c}.Sanitize() }
-	cols := append([]string{x.Watermark}, x.Key...)
+	cols := x.orderColumns()
 	var sel, order, outCols, lhs, rhs []string
 	var args []any
 	for i, c := range cols {

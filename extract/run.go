@@ -46,11 +46,7 @@ func (x Incremental) run(ctx context.Context, conn *pgx.Conn, store meta.Store, 
 	if err != nil {
 		return res, fmt.Errorf("extract %s.%s: %w", t.Source, t.Extract, err)
 	}
-	from, err := position(ctx, store, t)
-	if err != nil {
-		return res, err
-	}
-	pos, err := ParsePosition(from)
+	from, pos, err := storedPosition(ctx, store, t)
 	if err != nil {
 		return res, err
 	}
@@ -135,6 +131,17 @@ func (r reader) readAhead(ctx context.Context, conn *pgx.Conn, pos Position) (<-
 		for range out { // until the reader has let conn go
 		}
 	}
+}
+
+// storedPosition is the stored position of t's incremental or snapshot
+// extract, as stored (for the compare-and-set) and parsed.
+func storedPosition(ctx context.Context, store meta.Store, t Target) (string, Position, error) {
+	from, err := position(ctx, store, t)
+	if err != nil {
+		return "", Position{}, err
+	}
+	pos, err := ParsePosition(from)
+	return from, pos, err
 }
 
 // position is the stored position of t's extract ("" before its first).

@@ -32,11 +32,7 @@ func (x Snapshot) Run(ctx context.Context, conn *pgx.Conn, store meta.Store, t T
 
 func (x Snapshot) run(ctx context.Context, conn *pgx.Conn, store meta.Store, t Target, afterWrite func()) (Result, error) {
 	var res Result
-	from, err := position(ctx, store, t)
-	if err != nil {
-		return res, err
-	}
-	pos, err := ParsePosition(from)
+	from, pos, err := storedPosition(ctx, store, t)
 	if err != nil {
 		return res, err
 	}

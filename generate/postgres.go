@@ -70,6 +70,9 @@ type version struct {
 	v      map[string]any
 }
 
+// versionField is the field whose time orders a domain's versions.
+var versionField = map[string]string{"orders": "updated_at", "restaurants": "snapshot_ts", "users": "updated_at"}
+
 func versionsOf(msgs []Message) ([]version, error) {
 	var out []version
 	for _, m := range msgs {
@@ -82,7 +85,7 @@ func versionsOf(msgs []Message) ([]version, error) {
 		if err := dec.Decode(&v); err != nil {
 			return nil, fmt.Errorf("generate: a %s message: %w", m.Domain, err)
 		}
-		at, _ := v[map[string]string{"orders": "updated_at", "restaurants": "snapshot_ts", "users": "updated_at"}[m.Domain]].(string)
+		at, _ := v[versionField[m.Domain]].(string)
 		out = append(out, version{domain: m.Domain, at: at, v: v})
 	}
 	// The timestamps are all of one format (UTC, milliseconds): as text
