@@ -35,7 +35,8 @@ func TestExtractCommand(t *testing.T) {
 		"      restaurants: {mode: snapshot, query: \"SELECT r.*, '[]'::json AS menu_items FROM app_restaurants r\"}\n"
 	sources += "  down:\n    url: postgres://postgres@" + testenv.FreeAddr(t) + "/app\n    extracts:\n" +
 		"      users: {mode: incremental, table: app_users, watermark: updated_at, key: [user_id]}\n"
-	cfg := projectWith(t, sources)
+	// A Pushgateway that is down is reported and fails nothing.
+	cfg := projectWith(t, sources+"metrics:\n  pushgateway_url: http://"+testenv.FreeAddr(t)+"\n")
 
 	r := run(t, "extract", "--config", cfg)
 	if !strings.Contains(r.stdout, "down.users: FAILED: source down: ") {
@@ -47,7 +48,7 @@ func TestExtractCommand(t *testing.T) {
 		t.Fatalf("extract: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, "extract", "--config", cfg, "--source", "app", "--extract", "users")
-	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "app.users: 0 rows") {
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "app.users: 0 rows") || !strings.Contains(r.stdout, "WARNING: could not push metrics: push the extracts' metrics to http://") {
 		t.Fatalf("extract with nothing new: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, "status", "--config", cfg)
