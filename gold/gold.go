@@ -81,9 +81,11 @@ func mergeTable(ctx context.Context, conn *sql.Conn, l *lake.Lake, exp *Exporter
 		}
 	}
 	target := "gold_" + g.Table
-	if err := stageTarget(ctx, conn, l, def.ID, scope, src, cols, target, stageDir); err != nil {
+	base, err := stageTarget(ctx, conn, l, def.ID, scope, src, cols, target, stageDir)
+	if err != nil {
 		return 0, lake.Commit{}, err
 	}
+	scope.Base = &base // the MERGE keeps stored rows: they must still be live at the commit
 	if _, err := conn.ExecContext(ctx, mergeSQL(g, cols, target, src)); err != nil {
 		return 0, lake.Commit{}, fmt.Errorf("merge into %s: %w", def.ID, err)
 	}
@@ -145,53 +147,42 @@ func partitionScope(ctx context.Context, conn *sql.Conn, src, column, domainKey 
 }
 
 // stageTarget loads the table's current rows in scope into the TEMP table
-// target (empty, shaped like src, when there are none).
-func stageTarget(ctx context.Context, conn *sql.Conn, l *lake.Lake, id lake.TableID, scope lake.Scope, src string, cols []duck.Column, target, stageDir string) error {
-	var files []lake.DataFile
-	if scope.Column == "" {
-		all, err := l.Files(ctx, id, nil, lake.Snapshot{})
-		if err != nil {
-			return err
-		}
-		files = all
-	} else {
-		for _, d := range scope.Dates {
-			part, err := l.Files(ctx, id, &lake.Partition{Column: scope.Column, Date: d}, lake.Snapshot{})
-			if err != nil {
-				return err
-			}
-			files = append(files, part...)
-		}
+// target (empty, shaped like src, when there are none) and returns the
+// files they came from.
+func stageTarget(ctx context.Context, conn *sql.Conn, l *lake.Lake, id lake.TableID, scope lake.Scope, src string, cols []duck.Column, target, stageDir string) (lake.Base, error) {
+	base, err := l.ScopeFiles(ctx, id, scope)
+	if err != nil {
+		return base, err
 	}
 	// A damaged or missing file of a partitioned table is left out: mode
 	// partition makes the scope's rows exactly src's, so the write repairs
 	// it. A current-state table's rows come only from its stored rows.
-	files, damaged, err := l.Intact(ctx, id, files)
+	files, damaged, err := l.Intact(ctx, id, base.Files)
 	if err != nil {
-		return fmt.Errorf("stage %s: %w", id, err)
+		return base, fmt.Errorf("stage %s: %w", id, err)
 	}
 	if len(damaged) > 0 && scope.Column == "" {
-		return fmt.Errorf("stage %s: a live file is damaged (%s); its rows cannot be rebuilt from one partition's bronze", id, damaged[0])
+		return base, fmt.Errorf("stage %s: a live file is damaged (%s); its rows cannot be rebuilt from one partition's bronze", id, damaged[0])
 	}
 	from := src + " WHERE false"
 	if len(files) > 0 {
 		paths, err := l.Fetch(ctx, files, stageDir)
 		if err != nil {
-			return fmt.Errorf("stage %s: %w", id, err)
+			return base, fmt.Errorf("stage %s: %w", id, err)
 		}
 		if from, err = l.Relation(ctx, conn, id, lake.Snapshot{}, paths); err != nil {
-			return fmt.Errorf("stage %s: %w", id, err)
+			return base, fmt.Errorf("stage %s: %w", id, err)
 		}
 	}
 	have, err := duck.DescribeQuery(ctx, conn, "SELECT * FROM "+from)
 	if err != nil {
-		return fmt.Errorf("stage %s: %w", id, err)
+		return base, fmt.Errorf("stage %s: %w", id, err)
 	}
 	_, err = conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM %s", target, asColumns(cols, have), from))
 	if err != nil {
-		return fmt.Errorf("stage %s: %w", id, err)
+		return base, fmt.Errorf("stage %s: %w", id, err)
 	}
-	return nil
+	return base, nil
 }
 
 // asColumns selects the stored rows with the SQL's columns: a column the

@@ -511,3 +511,62 @@ func writeConcurrently(t *testing.T, b bundle, def lake.TableDef, n int, lakeOf 
 		}
 	}
 }
+
+// TestWriteRefusesAStaleBase: a write whose rows were computed from files
+// another writer has since replaced fails with ErrConflict before writing
+// any data file; computed again from the fresh base, it commits.
+func TestWriteRefusesAStaleBase(t *testing.T) {
+	for name, newBundle := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := newBundle(t)
+			ctx := context.Background()
+			c := conn(t, b.duck)
+			id := lake.TableID{Namespace: "gold", Name: "current"}
+			def := lake.TableDef{ID: id}
+			events(t, c, "2024-01-15", 10, 1)
+			if _, err := b.lake.Write(ctx, c, def, "src", lake.Scope{}, b.stage); err != nil {
+				t.Fatal(err)
+			}
+			stale, err := b.lake.ScopeFiles(ctx, id, lake.Scope{})
+			if err != nil || len(stale.Files) != 1 {
+				t.Fatalf("base: %+v %v", stale, err)
+			}
+			events(t, c, "2024-01-15", 20, 1) // another writer's rows
+			if _, err := b.lake.Write(ctx, c, def, "src", lake.Scope{}, b.stage); err != nil {
+				t.Fatal(err)
+			}
+			objects := len(list(t, b.lake.Bucket(), "warehouse/gold/current/data/"))
+			events(t, c, "2024-01-15", 30, 1)
+			_, err = b.lake.Write(ctx, c, def, "src", lake.Scope{Base: &stale}, b.stage)
+			if !errors.Is(err, lake.ErrConflict) {
+				t.Fatalf("a write from a stale base: %v, want ErrConflict", err)
+			}
+			if n := len(list(t, b.lake.Bucket(), "warehouse/gold/current/data/")); n != objects {
+				t.Fatalf("the refused write left %d data files, want %d", n, objects)
+			}
+			fresh, err := b.lake.ScopeFiles(ctx, id, lake.Scope{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, err := b.lake.Write(ctx, c, def, "src", lake.Scope{Base: &fresh}, b.stage); err != nil || !w.Changed {
+				t.Fatalf("a write from the fresh base: %+v %v", w, err)
+			}
+			if n, _ := read(t, b, c, id, nil, lake.Snapshot{}); n != 30 {
+				t.Fatalf("%d rows after the fresh write, want 30", n)
+			}
+		})
+	}
+}
+
+// list is the keys under prefix.
+func list(t *testing.T, b storage.Bucket, prefix string) []string {
+	t.Helper()
+	var keys []string
+	for o, err := range b.List(context.Background(), prefix) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, o.Key)
+	}
+	return keys
+}

@@ -41,6 +41,86 @@ type TableDef struct {
 type Scope struct {
 	Column string
 	Dates  []medtype.Date
+	// Base, when set, is the scope's live files the rows were computed
+	// from (ScopeFiles). Write then fails with ErrConflict if another
+	// writer has changed them since: the table's commit check only covers
+	// the moments between Write's own load and commit, and a MERGE into
+	// stored rows staged before that would overwrite the other writer's
+	// rows (Retry recomputes them from the fresh ones).
+	Base *Base
+}
+
+// Base is what a write's rows were computed from: the live files of a
+// scope at one snapshot.
+type Base struct {
+	Files []DataFile
+}
+
+// ScopeFiles plans the live files of scope, all at the table's current
+// snapshot (none for a missing table), as the Base of a write.
+func (l *Lake) ScopeFiles(ctx context.Context, id TableID, scope Scope) (Base, error) {
+	t, err := l.cat.LoadTable(ctx, id.ident())
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		return Base{}, nil
+	}
+	if err != nil {
+		return Base{}, fmt.Errorf("load table %s: %w", id, err)
+	}
+	var b Base
+	for _, p := range scope.partitions() {
+		files, err := planFiles(ctx, t, p, Snapshot{})
+		if err != nil {
+			return Base{}, fmt.Errorf("plan %s: %w", id, err)
+		}
+		b.Files = append(b.Files, files...)
+	}
+	return b, nil
+}
+
+// value is the partition's date as a fingerprint's key ("" for the whole
+// table).
+func (p *Partition) value() string {
+	if p == nil {
+		return ""
+	}
+	return p.Date.String()
+}
+
+// partitions are the scope's partitions, each once; one nil for the
+// whole table.
+func (s Scope) partitions() []*Partition {
+	if s.Column == "" {
+		return []*Partition{nil}
+	}
+	var parts []*Partition
+	seen := map[medtype.Date]bool{}
+	for _, d := range s.Dates {
+		if !seen[d] {
+			seen[d] = true
+			parts = append(parts, &Partition{Column: s.Column, Date: d})
+		}
+	}
+	return parts
+}
+
+// unchanged reports whether live, the scope's files now, are still the
+// base's (always, without a base).
+func (b *Base) unchanged(live [][]DataFile) bool {
+	if b == nil {
+		return true
+	}
+	var now, then []string
+	for _, files := range live {
+		for _, f := range files {
+			now = append(now, f.URI)
+		}
+	}
+	for _, f := range b.Files {
+		then = append(then, f.URI)
+	}
+	slices.Sort(now)
+	slices.Sort(then)
+	return slices.Equal(now, then)
 }
 
 // PartitionScope is the scope of one date partition.
@@ -74,62 +154,20 @@ func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src stri
 	if err != nil {
 		return Commit{}, err
 	}
-	parts := []*Partition{nil}
-	if scope.Column != "" {
-		parts = parts[:0]
-		inScope := map[string]bool{}
-		for _, d := range scope.Dates {
-			if !inScope[d.String()] {
-				inScope[d.String()] = true
-				parts = append(parts, &Partition{Column: scope.Column, Date: d})
-			}
-		}
-		for value := range prints {
-			if !inScope[value] {
-				return Commit{}, fmt.Errorf("write %s: the rows include %s = %s, outside the partitions written (%v)", def.ID, scope.Column, value, scope.Dates)
-			}
-		}
+	parts, live, err := planScope(ctx, t, def.ID, scope, prints)
+	if err != nil {
+		return Commit{}, err
 	}
 	var (
 		oldURIs, newURIs []string
 		rows             int64
 	)
-	for _, p := range parts {
-		value := ""
-		if p != nil {
-			value = p.Date.String()
-		}
-		fp := prints[value]
-		current, err := planFiles(ctx, t, p, Snapshot{})
-		if err != nil {
-			return Commit{}, asConflict(err)
-		}
+	for i, p := range parts {
+		fp := prints[p.value()]
 		rows += fp.rows
-		var have []string
-		for _, f := range current {
-			have = append(have, f.URI)
-		}
-		same, err := l.holds(ctx, current, fp)
-		switch {
-		case err != nil:
+		have, want, err := l.replace(ctx, conn, def, src, p, live[i], fp, stageDir)
+		if err != nil {
 			return Commit{}, err
-		case same && (!l.force || fp.rows == 0):
-			continue // this partition already holds exactly these rows
-		}
-		var want []string
-		if fp.rows > 0 {
-			key, err := l.freshKey(ctx, l.dataKey(def, p, fp.hash), have)
-			if err != nil {
-				return Commit{}, err
-			}
-			want = []string{l.bucket.URI(key)}
-			rel := src
-			if p != nil {
-				rel = fmt.Sprintf("(SELECT * FROM %s WHERE %s = DATE %s)", src, duck.Ident(p.Column), duck.Literal(value))
-			}
-			if err := l.writeFile(ctx, conn, def, rel, key, stageDir); err != nil {
-				return Commit{}, err
-			}
 		}
 		oldURIs = append(oldURIs, have...)
 		newURIs = append(newURIs, want...)
@@ -146,6 +184,65 @@ func (l *Lake) Write(ctx context.Context, conn *sql.Conn, def TableDef, src stri
 		return Commit{}, asConflict(fmt.Errorf("commit %s: %w", def.ID, err))
 	}
 	return Commit{SnapshotID: snapshotID(nt), Sequence: sequence(nt), TableUUID: nt.Metadata().TableUUID().String(), Changed: true, Replaced: len(oldURIs)}, nil
+}
+
+// planScope is the scope's partitions and the live files of each; it
+// refuses rows outside the scope, and fails with ErrConflict when the
+// scope's files are no longer its base.
+func planScope(ctx context.Context, t *table.Table, id TableID, scope Scope, prints map[string]print) ([]*Partition, [][]DataFile, error) {
+	parts := scope.partitions()
+	if scope.Column != "" {
+		inScope := map[string]bool{}
+		for _, p := range parts {
+			inScope[p.value()] = true
+		}
+		for value := range prints {
+			if !inScope[value] {
+				return nil, nil, fmt.Errorf("write %s: the rows include %s = %s, outside the partitions written (%v)", id, scope.Column, value, scope.Dates)
+			}
+		}
+	}
+	live := make([][]DataFile, len(parts))
+	for i, p := range parts {
+		var err error
+		if live[i], err = planFiles(ctx, t, p, Snapshot{}); err != nil {
+			return nil, nil, asConflict(err)
+		}
+	}
+	if !scope.Base.unchanged(live) {
+		return nil, nil, fmt.Errorf("%w: %s changed after its rows were read for this write", ErrConflict, id)
+	}
+	return parts, live, nil
+}
+
+// replace writes src's rows of partition p (the whole table when nil) as a
+// new data file unless the partition's live files already hold them, and
+// returns the URIs the commit removes and adds (none when it holds them).
+func (l *Lake) replace(ctx context.Context, conn *sql.Conn, def TableDef, src string, p *Partition, live []DataFile, fp print, stageDir string) (have, want []string, err error) {
+	for _, f := range live {
+		have = append(have, f.URI)
+	}
+	same, err := l.holds(ctx, live, fp)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case same && (!l.force || fp.rows == 0):
+		return nil, nil, nil // this partition already holds exactly these rows
+	case fp.rows == 0:
+		return have, nil, nil
+	}
+	key, err := l.freshKey(ctx, l.dataKey(def, p, fp.hash), have)
+	if err != nil {
+		return nil, nil, err
+	}
+	rel := src
+	if p != nil {
+		rel = fmt.Sprintf("(SELECT * FROM %s WHERE %s = DATE %s)", src, duck.Ident(p.Column), duck.Literal(p.value()))
+	}
+	if err := l.writeFile(ctx, conn, def, rel, key, stageDir); err != nil {
+		return nil, nil, err
+	}
+	return have, []string{l.bucket.URI(key)}, nil
 }
 
 // dataKey is warehouse/<ns>/<table>/data/[<col>=<date>/]<fingerprint>.parquet

@@ -20,6 +20,7 @@ import (
 // Env is a fresh lake in a test's temp folder; t.Cleanup closes it.
 type Env struct {
 	Bucket *filesystem.Bucket
+	Store  meta.Store
 	Lake   *lake.Lake
 	Duck   *duck.DB
 }
@@ -47,7 +48,7 @@ func New(t testing.TB) Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return Env{Bucket: b, Lake: l, Duck: db}
+	return Env{Bucket: b, Store: store, Lake: l, Duck: db}
 }
 
 // Domain binds the built-in domain name.
