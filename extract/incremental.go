@@ -148,12 +148,29 @@ type reader struct {
 	types map[string]string
 }
 
+// reader describes x's relation, and checks that the role sees other
+// sessions' transactions (the horizon needs their starts). It turns JIT
+// off for the session: a batch's keyset query is too short for the
+// compilation to pay (it took more time than the query itself).
 func (x Incremental) reader(ctx context.Context, conn *pgx.Conn) (reader, error) {
 	if err := x.check(); err != nil {
 		return reader{}, err
 	}
 	names, types, err := x.columnTypes(ctx, conn)
-	return reader{x: x, names: names, types: types}, err
+	if err != nil {
+		return reader{}, err
+	}
+	var seeAll bool
+	if err := conn.QueryRow(ctx, "SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')").Scan(&seeAll); err != nil {
+		return reader{}, fmt.Errorf("incremental extract of %s: %w", x.describe(), err)
+	}
+	if !seeAll {
+		return reader{}, ErrCannotSeeTransactions
+	}
+	if _, err := conn.Exec(ctx, "SET jit = off"); err != nil {
+		return reader{}, fmt.Errorf("incremental extract of %s: %w", x.describe(), err)
+	}
+	return reader{x: x, names: names, types: types}, nil
 }
 
 // orderTypes are the types of the columns that order the extract.
@@ -191,23 +208,16 @@ func (r reader) read(ctx context.Context, conn *pgx.Conn, pos Position) (Batch, 
 	out := Batch{Next: pos}
 	for rows.Next() {
 		var (
-			seeAll bool
-			row    []byte
-			w      *string
-			key    = make([]*string, len(x.Key))
+			row []byte
+			w   *string
+			key = make([]*string, len(x.Key))
 		)
-		dest := []any{&seeAll, &row, &w}
+		dest := []any{&row, &w}
 		for i := range key {
 			dest = append(dest, &key[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return Batch{}, fmt.Errorf("read %s: %w", x.describe(), err)
-		}
-		if !seeAll {
-			return Batch{}, ErrCannotSeeTransactions
-		}
-		if row == nil {
-			continue // the one row of an empty read
 		}
 		next := Position{Watermark: *w, Key: make([]string, len(key))}
 		for i, k := range key {
@@ -267,18 +277,16 @@ func (x Incremental) columnTypes(ctx context.Context, conn *pgx.Conn) ([]string,
 }
 
 // query is the read: the rows past pos (compared as the columns' types)
-// and before the horizon, in order. Its first column says whether the role
-// sees every session's transactions; an empty read still returns one row
-// for it, with NULLs.
+// and before the horizon, in order, straight from an index on (watermark,
+// key) when there is one (no window or sort on the rows themselves).
 func (x Incremental) query(names []string, types map[string]string, pos Position) (string, []any, error) {
 	ident := func(c string) string { return "t." + pgx.Identifier{c}.Sanitize() }
 	cols := x.orderColumns()
-	var sel, order, outCols, lhs, rhs []string
+	var sel, order, lhs, rhs []string
 	var args []any
 	for i, c := range cols {
 		sel = append(sel, fmt.Sprintf("%s::text AS c%d", ident(c), i))
 		order = append(order, ident(c))
-		outCols = append(outCols, fmt.Sprintf("r.c%d", i))
 	}
 	where := "t." + pgx.Identifier{x.Watermark}.Sanitize() + " < h.horizon::" + types[x.Watermark]
 	if !pos.IsZero() {
@@ -298,21 +306,16 @@ func (x Incremental) query(names []string, types map[string]string, pos Position
 		batch = 10_000
 	}
 	// The horizon: the start of the oldest transaction open on the server
-	// (other than this one), or of this statement. A role without
-	// pg_read_all_stats (superusers have it) reads other sessions'
-	// xact_start as NULL, so the read refuses it.
+	// (other than this one), or of this statement.
 	q := fmt.Sprintf(`WITH h AS (
 	SELECT least(statement_timestamp(), (SELECT min(xact_start) FROM pg_stat_activity
-		WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid())) AS horizon,
-		pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS see_all
-), r AS (
-	SELECT row_number() OVER (ORDER BY %[3]s) AS n, row_to_json(t) AS row, %[1]s
-	FROM %[2]s t, h
-	WHERE %[4]s
-	ORDER BY %[3]s
-	LIMIT %[5]d
+		WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid())) AS horizon
 )
-SELECT h.see_all, r.row, %[6]s FROM h LEFT JOIN r ON true ORDER BY r.n`,
-		strings.Join(sel, ", "), relation{x.From, x.Mask}.masked(names), strings.Join(order, ", "), where, batch, strings.Join(outCols, ", "))
+SELECT row_to_json(t) AS row, %[1]s
+FROM %[2]s t, h
+WHERE %[4]s
+ORDER BY %[3]s
+LIMIT %[5]d`,
+		strings.Join(sel, ", "), relation{x.From, x.Mask}.masked(names), strings.Join(order, ", "), where, batch)
 	return q, args, nil
 }
