@@ -187,6 +187,10 @@ func (x CDC) run(ctx context.Context, conn *pgx.Conn, replURL string, store meta
 			return res, err
 		}
 	}
+	var target pglogrepl.LSN
+	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn()::text").Scan(&target); err != nil {
+		return res, fmt.Errorf("cdc extract of %s: %w", x.Table, err)
+	}
 	repl, err := pgconn.Connect(ctx, ReplicationURL(replURL))
 	if err != nil {
 		return res, fmt.Errorf("cdc extract of %s: replication connection: %w", x.Table, err)
@@ -198,7 +202,7 @@ func (x CDC) run(ctx context.Context, conn *pgx.Conn, replURL string, store meta
 		return res, fmt.Errorf("cdc extract of %s: start replication on slot %s: %w", x.Table, x.Slot, err)
 	}
 	s := &cdcStream{x: x, t: t, store: store, repl: repl, conn: conn, state: st, from: from, relations: map[uint32]*pglogrepl.RelationMessage{},
-		types: pgtype.NewMap(), afterWrite: afterWrite, res: &res}
+		types: pgtype.NewMap(), afterWrite: afterWrite, res: &res, target: target}
 	return res, s.loop(ctx)
 }
 
@@ -243,7 +247,24 @@ type cdcStream struct {
 	done      []change // the changes of committed transactions, not written yet
 	doneLSN   pglogrepl.LSN
 	writtenTo pglogrepl.LSN
+
+	// target is the server's WAL end when the run started, decoded how
+	// far the server's decoding has read (its keepalives' WAL end): until
+	// it passes target, decoding progress counts as activity, so a run
+	// does not end while the server is still decoding a large
+	// transaction committed before it started.
+	target, decoded pglogrepl.LSN
+	inTx            bool // between a Begin and its Commit
 }
+
+// stallLimit ends a run that has seen neither a change nor the server's
+// decoding move for this long, caught up or not (the next run goes on
+// from the position).
+const stallLimit = 30 * time.Second
+
+// caughtUp says the server has decoded and sent every transaction that
+// committed before the run started.
+func (s *cdcStream) caughtUp() bool { return s.decoded >= s.target && !s.inTx }
 
 func (s *cdcStream) loop(ctx context.Context) error {
 	idle := s.x.Idle
@@ -256,7 +277,7 @@ func (s *cdcStream) loop(ctx context.Context) error {
 	}
 	lastChange := time.Now()
 	for {
-		if time.Since(lastChange) > idle {
+		if quiet := time.Since(lastChange); quiet > idle && (s.caughtUp() || quiet > stallLimit) {
 			return s.flush(ctx)
 		}
 		rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
@@ -264,6 +285,9 @@ func (s *cdcStream) loop(ctx context.Context) error {
 		cancel()
 		if err != nil {
 			if pgconn.Timeout(err) && ctx.Err() == nil {
+				if err := s.ping(ctx); err != nil {
+					return err
+				}
 				continue
 			}
 			return fmt.Errorf("cdc extract of %s: %w", s.x.Table, err)
@@ -281,6 +305,9 @@ func (s *cdcStream) loop(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			if s.progressed(k.ServerWALEnd) {
+				lastChange = time.Now()
+			}
 			if k.ReplyRequested {
 				if err := s.confirm(ctx); err != nil {
 					return err
@@ -291,6 +318,7 @@ func (s *cdcStream) loop(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			s.progressed(xld.WALStart)
 			committed, err := s.decode(xld.WALData)
 			if err != nil {
 				return fmt.Errorf("cdc extract of %s: %w", s.x.Table, err)
@@ -306,6 +334,26 @@ func (s *cdcStream) loop(ctx context.Context) error {
 	}
 }
 
+// progressed records that the server's decoding has read up to end, and
+// reports whether that moved it on while it was still short of target.
+func (s *cdcStream) progressed(end pglogrepl.LSN) bool {
+	behind := s.decoded < s.target
+	if end <= s.decoded {
+		return false
+	}
+	s.decoded = end
+	return behind
+}
+
+// ping asks the server how far its decoding has read, while that is
+// short of target (the reply is a keepalive); it confirms nothing new.
+func (s *cdcStream) ping(ctx context.Context) error {
+	if s.decoded >= s.target {
+		return nil
+	}
+	return pglogrepl.SendStandbyStatusUpdate(ctx, s.repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: s.writtenTo, ReplyRequested: true})
+}
+
 // decode handles one pgoutput message; it reports whether it ended a
 // transaction.
 func (s *cdcStream) decode(data []byte) (bool, error) {
@@ -317,7 +365,7 @@ func (s *cdcStream) decode(data []byte) (bool, error) {
 	case *pglogrepl.RelationMessage:
 		s.relations[m.RelationID] = m
 	case *pglogrepl.BeginMessage:
-		s.tx, s.commit = nil, m.CommitTime
+		s.tx, s.commit, s.inTx = nil, m.CommitTime, true
 	case *pglogrepl.InsertMessage:
 		return false, s.change(m.RelationID, m.Tuple, "c")
 	case *pglogrepl.UpdateMessage:
@@ -326,7 +374,7 @@ func (s *cdcStream) decode(data []byte) (bool, error) {
 		return false, s.change(m.RelationID, m.OldTuple, "d")
 	case *pglogrepl.CommitMessage:
 		s.done = append(s.done, s.tx...)
-		s.tx = nil
+		s.tx, s.inTx = nil, false
 		s.doneLSN = m.TransactionEndLSN
 		return true, nil
 	}

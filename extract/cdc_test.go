@@ -122,6 +122,19 @@ func TestCDC(t *testing.T) {
 		t.Fatalf("a run whose flushes outlast the idle time: %+v %v", res, err)
 	}
 
+	// A run does not end while the server is still decoding what committed
+	// before it started: the server reads 300,000 changes of an unpublished
+	// table for longer than the idle time before the order inserted after
+	// them in the same transaction, and this run captures that order.
+	execSQL(t, c, `CREATE TABLE audit (id int, note text)`)
+	execSQL(t, c, `BEGIN; INSERT INTO audit SELECT i, 'note ' || i FROM generate_series(1, 300000) i;
+		INSERT INTO orders (order_id, status) VALUES ('o-5', 'placed'); COMMIT`)
+	quick := x
+	quick.Idle = 50 * time.Millisecond
+	if res, err := quick.Run(ctx, c, url, store, target, nil); err != nil || res.Rows != 1 {
+		t.Fatalf("a run started while the server still decodes a large transaction: %+v %v", res, err)
+	}
+
 	// Stopped between the bronze files and the position: the changes come
 	// again, and then the position moves past them.
 	execSQL(t, c, `UPDATE orders SET status = 'delivered', updated_at = now() WHERE order_id = 'o-1'`)
