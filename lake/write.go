@@ -70,7 +70,7 @@ func (l *Lake) ScopeFiles(ctx context.Context, id TableID, scope Scope) (Base, e
 	for _, p := range scope.partitions() {
 		files, err := planFiles(ctx, t, p, Snapshot{})
 		if err != nil {
-			return Base{}, fmt.Errorf("plan %s: %w", id, err)
+			return Base{}, asConflict(fmt.Errorf("plan %s: %w", id, err)) // a maintain expired the snapshot meanwhile
 		}
 		b.Files = append(b.Files, files...)
 	}
