@@ -346,23 +346,35 @@ func baseExpired(err error) bool {
 	return errors.As(err, &pe) && errors.Is(pe.Err, fs.ErrNotExist) && strings.Contains(pe.Path, "/metadata/")
 }
 
+// retryFor bounds how long Retry keeps recomputing after lost races. Every
+// lost race is another writer's commit, so the writers as a whole progress;
+// a bound in time rather than in attempts lets one writer among several on
+// a current-state table (whose whole gold job is the race window) win in
+// the end instead of failing its partition.
+const retryFor = 2 * time.Minute
+
 // Retry runs fn until it succeeds, fails with something other than
-// ErrConflict, or has lost maxAttempts races. iceberg-go's own retry does not
-// fire with the SQL catalog, and the caller must recompute anyway because a
-// current-state table's new content depends on the content it replaces.
+// ErrConflict, or has lost races for retryFor. iceberg-go's own retry does
+// not fire with the SQL catalog, and the caller must recompute anyway
+// because a current-state table's new content depends on the content it
+// replaces. The waits between attempts are random up to a bound that
+// doubles from 25 ms to 2 s ("full jitter"), so that writers that collided
+// do not collide again.
 func Retry(ctx context.Context, fn func() error) error {
-	const maxAttempts = 8
+	start := time.Now()
 	var err error
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
+	for attempt := 1; ; attempt++ {
 		if err = fn(); !errors.Is(err, ErrConflict) {
 			return err
 		}
-		backoff := time.Duration(attempt*attempt)*20*time.Millisecond + time.Duration(rand.IntN(20))*time.Millisecond
+		if time.Since(start) > retryFor {
+			return fmt.Errorf("gave up after %d conflicting commits in %s: %w", attempt, time.Since(start).Round(time.Second), err)
+		}
+		bound := min(2*time.Second, 25*time.Millisecond<<min(attempt, 7))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(time.Duration(rand.Int64N(int64(bound)) + 1)):
 		}
 	}
-	return fmt.Errorf("gave up after %d conflicting commits: %w", maxAttempts, err)
 }

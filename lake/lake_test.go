@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
@@ -569,4 +570,31 @@ func list(t *testing.T, b storage.Bucket, prefix string) []string {
 		keys = append(keys, o.Key)
 	}
 	return keys
+}
+
+// TestRetryOutlastsManyLostRaces: Retry recomputes for as long as it loses
+// races (here nine, more than the eight attempts it once gave up after),
+// returns other errors at once, and stops when its context ends.
+func TestRetryOutlastsManyLostRaces(t *testing.T) {
+	ctx := context.Background()
+	calls := 0
+	err := lake.Retry(ctx, func() error {
+		if calls++; calls <= 9 {
+			return fmt.Errorf("%w: another writer", lake.ErrConflict)
+		}
+		return nil
+	})
+	if err != nil || calls != 10 {
+		t.Fatalf("after nine lost races: %v, %d calls", err, calls)
+	}
+	calls = 0
+	other := errors.New("disk full")
+	if err := lake.Retry(ctx, func() error { calls++; return other }); !errors.Is(err, other) || calls != 1 {
+		t.Fatalf("another error: %v, %d calls", err, calls)
+	}
+	stopped, stop := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer stop()
+	if err := lake.Retry(stopped, func() error { return lake.ErrConflict }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a cancelled retry: %v", err)
+	}
 }
