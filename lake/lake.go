@@ -126,6 +126,15 @@ func (l *Lake) Load(ctx context.Context, id TableID) (*table.Table, error) {
 	return t, nil
 }
 
+// loadIfExists is Load, with no table and no error for a missing one.
+func (l *Lake) loadIfExists(ctx context.Context, id TableID) (*table.Table, error) {
+	t, err := l.Load(ctx, id)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		return nil, nil
+	}
+	return t, err
+}
+
 // Exists reports whether the table exists.
 func (l *Lake) Exists(ctx context.Context, id TableID) (bool, error) {
 	return l.cat.CheckTableExists(ctx, id.ident())
@@ -175,12 +184,9 @@ type Snapshot struct {
 // partition is set (the table must be partitioned by a date column). A
 // missing table has no files.
 func (l *Lake) Files(ctx context.Context, id TableID, partition *Partition, at Snapshot) ([]DataFile, error) {
-	t, err := l.cat.LoadTable(ctx, id.ident())
-	if errors.Is(err, catalog.ErrNoSuchTable) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load table %s: %w", id, err)
+	t, err := l.loadIfExists(ctx, id)
+	if t == nil {
+		return nil, err
 	}
 	return planFiles(ctx, t, partition, at)
 }

@@ -59,22 +59,28 @@ type Base struct {
 // ScopeFiles plans the live files of scope, all at the table's current
 // snapshot (none for a missing table), as the Base of a write.
 func (l *Lake) ScopeFiles(ctx context.Context, id TableID, scope Scope) (Base, error) {
-	t, err := l.cat.LoadTable(ctx, id.ident())
-	if errors.Is(err, catalog.ErrNoSuchTable) {
-		return Base{}, nil
+	t, err := l.loadIfExists(ctx, id)
+	if t == nil {
+		return Base{}, err
 	}
+	live, err := planParts(ctx, t, scope.partitions())
 	if err != nil {
-		return Base{}, fmt.Errorf("load table %s: %w", id, err)
+		return Base{}, fmt.Errorf("plan %s: %w", id, err)
 	}
-	var b Base
-	for _, p := range scope.partitions() {
-		files, err := planFiles(ctx, t, p, Snapshot{})
-		if err != nil {
-			return Base{}, asConflict(fmt.Errorf("plan %s: %w", id, err)) // a maintain expired the snapshot meanwhile
+	return Base{Files: slices.Concat(live...)}, nil
+}
+
+// planParts plans the live files of each partition (a snapshot a maintain
+// expired meanwhile is a conflict).
+func planParts(ctx context.Context, t *table.Table, parts []*Partition) ([][]DataFile, error) {
+	live := make([][]DataFile, len(parts))
+	for i, p := range parts {
+		var err error
+		if live[i], err = planFiles(ctx, t, p, Snapshot{}); err != nil {
+			return nil, asConflict(err)
 		}
-		b.Files = append(b.Files, files...)
 	}
-	return b, nil
+	return live, nil
 }
 
 // value is the partition's date as a fingerprint's key ("" for the whole
@@ -109,18 +115,17 @@ func (b *Base) unchanged(live [][]DataFile) bool {
 	if b == nil {
 		return true
 	}
-	var now, then []string
-	for _, files := range live {
-		for _, f := range files {
-			now = append(now, f.URI)
-		}
+	return slices.Equal(uris(slices.Concat(live...)), uris(b.Files))
+}
+
+// uris are the files' URIs, sorted.
+func uris(files []DataFile) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.URI
 	}
-	for _, f := range b.Files {
-		then = append(then, f.URI)
-	}
-	slices.Sort(now)
-	slices.Sort(then)
-	return slices.Equal(now, then)
+	slices.Sort(out)
+	return out
 }
 
 // PartitionScope is the scope of one date partition.
@@ -202,12 +207,9 @@ func planScope(ctx context.Context, t *table.Table, id TableID, scope Scope, pri
 			}
 		}
 	}
-	live := make([][]DataFile, len(parts))
-	for i, p := range parts {
-		var err error
-		if live[i], err = planFiles(ctx, t, p, Snapshot{}); err != nil {
-			return nil, nil, asConflict(err)
-		}
+	live, err := planParts(ctx, t, parts)
+	if err != nil {
+		return nil, nil, err
 	}
 	if !scope.Base.unchanged(live) {
 		return nil, nil, fmt.Errorf("%w: %s changed after its rows were read for this write", ErrConflict, id)
