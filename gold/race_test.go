@@ -12,6 +12,7 @@ import (
 	"github.com/medallionlake/medallion/bronze"
 	"github.com/medallionlake/medallion/config"
 	"github.com/medallionlake/medallion/domains"
+	"github.com/medallionlake/medallion/duck"
 	"github.com/medallionlake/medallion/gold"
 	"github.com/medallionlake/medallion/internal/laketest"
 	"github.com/medallionlake/medallion/lake"
@@ -69,24 +70,21 @@ func TestCurrentTableKeepsAConcurrentMerge(t *testing.T) {
 	close(g.release)
 	must(t, <-done)
 
-	c, err := e.Duck.Conn(ctx)
+	conn, err := e.Duck.Conn(ctx)
 	must(t, err)
-	defer c.Close()
-	for table, want := range map[string]string{"users_current": "7 u-0,u-1,u-2,u-3,u-4,u-5,u-6", "signups_daily": "7"} {
+	defer conn.Close()
+	for table, c := range map[string]struct{ sel, want string }{
+		"users_current": {"count(*) || ' ' || string_agg(user_id, ',' ORDER BY user_id)", "7 u-0,u-1,u-2,u-3,u-4,u-5,u-6"},
+		"signups_daily": {"CAST(sum(signups) AS VARCHAR)", "7"},
+	} {
 		files, err := e.Lake.Files(ctx, lake.TableID{Namespace: "gold", Name: table}, nil, lake.Snapshot{})
 		must(t, err)
-		var paths []string
-		for _, f := range files {
-			paths = append(paths, "'"+strings.TrimPrefix(f.URI, "file://")+"'")
-		}
-		q := "SELECT count(*) || ' ' || string_agg(user_id, ',' ORDER BY user_id) FROM read_parquet([" + strings.Join(paths, ",") + "])"
-		if table == "signups_daily" {
-			q = "SELECT CAST(sum(signups) AS VARCHAR) FROM read_parquet([" + strings.Join(paths, ",") + "])"
-		}
+		paths, err := e.Lake.Fetch(ctx, files, t.TempDir())
+		must(t, err)
 		var got string
-		must(t, c.QueryRowContext(ctx, q).Scan(&got))
-		if got != want {
-			t.Errorf("gold.%s after two concurrent merges: %s, want %s", table, got, want)
+		must(t, conn.QueryRowContext(ctx, "SELECT "+c.sel+" FROM "+duck.ReadParquet(paths, false)).Scan(&got))
+		if got != c.want {
+			t.Errorf("gold.%s after two concurrent merges: %s, want %s", table, got, c.want)
 		}
 	}
 }
