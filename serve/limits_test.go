@@ -22,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/medallionlake/medallion/serve"
 )
@@ -335,5 +336,50 @@ func TestServeLargeStatement(t *testing.T) {
 	other := analyst(t, addr)
 	if err := other.QueryRow(ctx, "SELECT count(*) FROM gold.orders_daily").Scan(&n); err != nil || n == 0 {
 		t.Fatalf("after a refused statement: %d %v", n, err)
+	}
+}
+
+// TestServeShutdownAnswersALateSync: a client's Sync that reaches the
+// server after its statement finished and Shutdown began is still
+// answered with ReadyForQuery, so the client sees the statement succeed
+// (psql-wire drops what it reads once closed; a client whose Sync came
+// with its Execute hit this as an unexpected EOF after every row).
+func TestServeShutdownAnswersALateSync(t *testing.T) {
+	s := startWith(t, 1, nil, "127.0.0.1:0")
+	ctx := context.Background()
+	hj, err := analyst(t, s.addr).PgConn().Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hj.Conn.Close()
+	fe := hj.Frontend
+	fe.SendParse(&pgproto3.Parse{Query: "SELECT 42"})
+	fe.SendBind(&pgproto3.Bind{})
+	fe.SendExecute(&pgproto3.Execute{})
+	fe.Send(&pgproto3.Flush{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for done := false; !done; {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, done = msg.(*pgproto3.CommandComplete)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.srv.Shutdown(ctx) }()
+	time.Sleep(20 * time.Millisecond)
+	fe.SendSync(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	hj.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	msg, err := fe.Receive()
+	if _, ok := msg.(*pgproto3.ReadyForQuery); !ok || err != nil {
+		t.Fatalf("the Sync after Shutdown began: %T %v, want ReadyForQuery", msg, err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
 	}
 }

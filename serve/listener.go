@@ -97,6 +97,19 @@ func (c *clientConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// quiet waits until no connection has sent anything for d, or ctx ends.
+func (l *listener) quiet(ctx context.Context, d time.Duration) {
+	tick := time.NewTicker(d / 5)
+	defer tick.Stop()
+	for time.Since(time.Unix(0, l.wrote.Load())) < d {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 func (c *clientConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.l.open.Add(-1)

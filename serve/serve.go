@@ -229,7 +229,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // stop cancels running statements and gives them a moment to tell their
-// clients; then it closes the protocol server, which waits for the
+// clients, waits until the connections have been quiet for settleTime;
+// then it closes the protocol server, which waits for the
 // commands in progress to send their last messages (closing the
 // connections first cut a finished statement's CommandComplete), and the
 // connections. A client that stops reading would hold that wait: once no
@@ -241,6 +242,7 @@ func (s *Server) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), stallTimeout)
 	defer cancel()
 	s.waitIdle(ctx)
+	s.ln.quiet(ctx, settleTime)
 	closed := make(chan error, 1)
 	go func() { closed <- s.wire.Close() }()
 	tick := time.NewTicker(stallTimeout / 10)
@@ -263,6 +265,13 @@ func (s *Server) stop() error {
 // stallTimeout is how long a stopping server waits for a client that has
 // stopped reading.
 const stallTimeout = 5 * time.Second
+
+// settleTime is how long no connection may have sent anything before a
+// stopping server closes the protocol server, once no statement runs: a
+// client's Sync that arrived with its last Execute is still to be answered
+// with ReadyForQuery, and psql-wire drops messages it reads after Close
+// (the client then saw its finished statement fail with an unexpected EOF).
+const settleTime = 250 * time.Millisecond
 
 // waitIdle waits until no statement runs or waits, or ctx ends; once the
 // server is stopping, no new statement starts.
